@@ -1,0 +1,324 @@
+/*
+ * sess/session.h - the session lifecycle: create, validate, rotate,
+ * regenerate, update data, destroy, list and revoke.
+ *
+ * A sess_ctx ties together a configuration, a store and a keyring.  It is
+ * thread-safe: every call may run on any thread at once.  Keys can be
+ * swapped at run time (sess_ctx_reload_keys) without dropping sessions.
+ *
+ * Secrets.  Session IDs and CSRF tokens cross this API only as the
+ * caller's strings and in sess_issued / sess_view, which the caller wipes
+ * with sess_wipe() when done.  The library stores only SHA-256(ID) and
+ * never logs an ID: events carry the non-secret handle.
+ *
+ * Time comes from one place, the context's clock (sess_ctx_set_clock), so
+ * tests move time without sleeping.
+ */
+#ifndef SESS_SESSION_H
+#define SESS_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sess/error.h"
+#include "sess/keys.h"
+#include "sess/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default)
+
+#define SESS_ID_LEN 43        /* 256 bits, base64url without padding */
+#define SESS_HANDLE_LEN 22    /* 128 bits, base64url without padding */
+#define SESS_CSRF_LEN 43      /* 256 bits, base64url without padding */
+#define SESS_USER_ID_MAX 256  /* bytes of UTF-8 */
+#define SESS_UA_MAX 512       /* User-Agent bytes kept for listing */
+#define SESS_IP_MAX 45        /* longest textual IPv6 (INET6_ADDRSTRLEN-1) */
+#define SESS_DATA_MAX (64u * 1024u) /* opaque per-session data */
+
+typedef enum sess_bind_action {
+    SESS_BIND_REJECT = 0,
+    SESS_BIND_LOG = 1
+} sess_bind_action;
+
+/* Policy of a context.  Times are seconds. */
+typedef struct sess_config {
+    uint32_t idle_timeout;              /* 1800 */
+    uint32_t absolute_timeout;          /* 86400 */
+    uint32_t remember_idle_timeout;     /* 604800 (7 days) */
+    uint32_t remember_absolute_timeout; /* 2592000 (30 days) */
+    uint32_t rotate_interval;           /* 300; 0 = never */
+    uint32_t rotation_grace;            /* 30 */
+    uint32_t max_per_user;              /* 3; 0 = unlimited */
+    sess_limit_policy limit_policy;     /* EVICT_OLDEST */
+    uint8_t ip_prefix_v4;               /* 24; 0 = IP not bound */
+    uint8_t ip_prefix_v6;               /* 64; 0 = IP not bound */
+    bool bind_user_agent;               /* true */
+    sess_bind_action bind_action;       /* REJECT */
+    bool csrf_enabled;                  /* true */
+} sess_config;
+
+void sess_config_defaults(sess_config *cfg);
+
+/* Check ranges and combinations; SESS_ECONFIG with a message naming the
+ * field otherwise. */
+int sess_config_check(const sess_config *cfg, sess_err *err);
+
+typedef struct sess_ctx sess_ctx;
+
+/* Clock in Unix seconds. */
+typedef uint64_t (*sess_clock_fn)(void *user);
+
+/* Security events (DESIGN invariant 13).  Strings are valid only during the
+ * call; they never contain IDs or tokens. */
+typedef enum sess_event_type {
+    SESS_EVENT_BINDING_MISMATCH,
+    SESS_EVENT_REUSE_AFTER_GRACE,
+    SESS_EVENT_CSRF_FAILURE,
+    SESS_EVENT_LIMIT_EVICTION,
+    SESS_EVENT_LIMIT_DENIED,
+    SESS_EVENT_REVOKE,
+    SESS_EVENT_CORRUPT_RECORD
+} sess_event_type;
+
+typedef struct sess_event {
+    sess_event_type type;
+    uint64_t at;
+    const char *handle;     /* may be NULL */
+    const char *user_id;    /* may be NULL; not NUL-safe: see user_id_len */
+    size_t user_id_len;
+    const char *ip;         /* client address, may be NULL */
+    const char *detail;     /* e.g. "ip" / "user_agent", may be NULL */
+} sess_event;
+
+const char *sess_event_name(sess_event_type t);
+
+typedef void (*sess_event_fn)(void *user, const sess_event *ev);
+
+/*
+ * Create a context.  It takes ownership of "store" and "keys" (also on
+ * failure).  "cfg" is copied.  Free with sess_ctx_free().
+ */
+int sess_ctx_new(const sess_config *cfg, sess_store *store,
+                 sess_keyring *keys, sess_ctx **out, sess_err *err);
+void sess_ctx_free(sess_ctx *ctx);
+
+/* Not thread-safe against running calls: set these before serving. */
+void sess_ctx_set_clock(sess_ctx *ctx, sess_clock_fn fn, void *user);
+void sess_ctx_set_event_handler(sess_ctx *ctx, sess_event_fn fn, void *user);
+
+/* Current time by the context's clock. */
+uint64_t sess_ctx_now(const sess_ctx *ctx);
+
+const sess_config *sess_ctx_config(const sess_ctx *ctx);
+
+/* Swap in a new keyring (ownership taken, also on failure).  Sessions
+ * sealed under keys that "keys" no longer has become unreadable, so the
+ * call refuses a keyring that drops a key id still in use by the current
+ * one unless "allow_drop".  Thread-safe. */
+int sess_ctx_reload_keys(sess_ctx *ctx, sess_keyring *keys, bool allow_drop,
+                         sess_err *err);
+
+/* The client as the application or proxy saw it. */
+typedef struct sess_client {
+    const char *ip;           /* textual IPv4 or IPv6; required */
+    const char *user_agent;   /* NUL-terminated, may be NULL */
+} sess_client;
+
+/* A newly issued ID with its companions.  Secret: sess_wipe() it. */
+typedef struct sess_issued {
+    char id[SESS_ID_LEN + 1];
+    char handle[SESS_HANDLE_LEN + 1];
+    char csrf_token[SESS_CSRF_LEN + 1];
+    uint64_t expires_at;       /* absolute deadline */
+    uint64_t idle_expires_at;  /* idle deadline */
+    bool remember;
+} sess_issued;
+
+typedef struct sess_create_req {
+    const char *user_id;       /* 1..SESS_USER_ID_MAX bytes, valid UTF-8 */
+    size_t user_id_len;
+    sess_client client;
+    const char *data;          /* opaque bytes (the daemon: JSON text) */
+    size_t data_len;           /* <= SESS_DATA_MAX */
+    bool remember;
+    bool elevated;
+} sess_create_req;
+
+typedef struct sess_evicted {
+    size_t n;
+    char handle[SESS_EVICT_MAX][SESS_HANDLE_LEN + 1];
+} sess_evicted;
+
+/*
+ * Create a session with a fresh ID (never one the caller chose: fixation).
+ * Enforces the per-user limit atomically.  Returns SESS_OK, SESS_LIMIT
+ * (policy deny), SESS_EINVAL (bad user id, IP or data), or a store error.
+ * "evicted" may be NULL.
+ */
+int sess_create(sess_ctx *ctx, const sess_create_req *req, sess_issued *out,
+                sess_evicted *evicted, sess_err *err);
+
+typedef enum sess_reason {
+    SESS_REASON_NONE = 0,
+    SESS_REASON_UNKNOWN,
+    SESS_REASON_EXPIRED_IDLE,
+    SESS_REASON_EXPIRED_ABSOLUTE,
+    SESS_REASON_BINDING_MISMATCH,
+    SESS_REASON_REVOKED
+} sess_reason;
+
+/* "unknown", "expired_idle", ... as in the HTTP API; "" for NONE. */
+const char *sess_reason_name(sess_reason r);
+
+/* Flags for sess_validate. */
+#define SESS_VALIDATE_WANT_DATA 0x1u   /* copy the data into the view */
+#define SESS_VALIDATE_NO_ROTATE 0x2u   /* never rotate on this call */
+#define SESS_VALIDATE_NO_TOUCH  0x4u   /* do not move the idle deadline */
+
+/* What a validation learnt.  Secret parts: csrf_token, successor. */
+typedef struct sess_view {
+    sess_reason reason;                 /* NONE when valid */
+    char user_id[SESS_USER_ID_MAX + 1]; /* NUL-terminated copy */
+    size_t user_id_len;
+    char handle[SESS_HANDLE_LEN + 1];
+    char csrf_token[SESS_CSRF_LEN + 1];
+    bool elevated;
+    bool remember;
+    uint64_t created_at;
+    uint64_t expires_at;
+    uint64_t idle_expires_at;
+    uint64_t last_seen_at;
+    uint64_t data_version;
+    char *data;          /* with WANT_DATA: malloc'd copy, NUL-terminated */
+    size_t data_len;
+    bool rotated;        /* the ID was rotated: give the client successor */
+    sess_issued successor;
+} sess_view;
+
+/*
+ * Validate a session ID for a client.  Checks, in order: format, absolute
+ * timeout, idle timeout, revoked, binding; then touches (coalesced) and
+ * may rotate.  Returns SESS_OK (view filled), SESS_REJECTED (view->reason
+ * says why), or a store/crypto error (the caller must not clear the cookie
+ * on an error: the session may well be alive).  Free with sess_view_clear.
+ */
+int sess_validate(sess_ctx *ctx, const char *id, size_t id_len,
+                  const sess_client *client, unsigned flags, sess_view *view,
+                  sess_err *err);
+
+/* Free the data of "view" and wipe its secrets. */
+void sess_view_clear(sess_view *view);
+
+/*
+ * Replace the ID of a valid session by a new one at once (login, privilege
+ * change): the old ID is dead immediately, with no grace (fixation).
+ * "elevated" is -1 to keep, 0 or 1 to set.  Checks binding like validate.
+ * Returns SESS_OK, SESS_REJECTED (*reason set), or an error.
+ */
+int sess_regenerate(sess_ctx *ctx, const char *id, size_t id_len,
+                    const sess_client *client, int elevated,
+                    sess_issued *out, sess_reason *reason, sess_err *err);
+
+/*
+ * Replace the session's data.  With "expect_version" >= 0, succeed only if
+ * the stored version equals it (else SESS_CONFLICT).  The new version goes
+ * to "*new_version".  SESS_REJECTED (*reason) for a dead session.
+ */
+int sess_set_data(sess_ctx *ctx, const char *id, size_t id_len,
+                  const char *data, size_t data_len, int64_t expect_version,
+                  uint64_t *new_version, sess_reason *reason, sess_err *err);
+
+/* Destroy the session (logout).  SESS_OK or SESS_NOTFOUND. */
+int sess_destroy(sess_ctx *ctx, const char *id, size_t id_len, sess_err *err);
+
+/*
+ * Check a CSRF token for a session in constant time.  The token of the
+ * previous ID is accepted during the rotation grace window (a form
+ * rendered just before a rotation).  SESS_OK, SESS_CSRF, SESS_REJECTED.
+ */
+int sess_csrf_verify(sess_ctx *ctx, const char *id, size_t id_len,
+                     const char *token, size_t token_len, sess_reason *reason,
+                     sess_err *err);
+
+/*
+ * Check "token" against a view returned by sess_validate, in constant time.
+ * Returns true when it matches.  Does not emit an event.
+ */
+bool sess_csrf_matches(const sess_view *view, const char *token,
+                       size_t token_len);
+
+/* One session as an admin sees it: never the ID. */
+typedef struct sess_summary {
+    char handle[SESS_HANDLE_LEN + 1];
+    uint64_t created_at;
+    uint64_t last_seen_at;
+    uint64_t expires_at;
+    char ip[SESS_IP_MAX + 1];
+    char user_agent[SESS_UA_MAX + 1];
+    bool elevated;
+    bool remember;
+} sess_summary;
+
+/* List a user's live sessions, oldest first.  "*out" is malloc'd; the
+ * caller frees it with free().  "*n" may be 0 (and *out NULL). */
+int sess_list_user(sess_ctx *ctx, const char *user_id, size_t user_id_len,
+                   sess_summary **out, size_t *n, sess_err *err);
+
+/* Revoke one session by handle (22 chars).  SESS_OK or SESS_NOTFOUND. */
+int sess_revoke_handle(sess_ctx *ctx, const char *handle, size_t handle_len,
+                       sess_err *err);
+
+/* Revoke all of a user's sessions except "except_handle" (may be NULL). */
+int sess_revoke_user(sess_ctx *ctx, const char *user_id, size_t user_id_len,
+                     const char *except_handle, size_t *revoked,
+                     sess_err *err);
+
+/* Delete up to "max" expired records; "removed" may be NULL. */
+int sess_purge_expired(sess_ctx *ctx, size_t max, size_t *removed,
+                       sess_err *err);
+
+/* SESS_OK when the store answers. */
+int sess_ping(sess_ctx *ctx, sess_err *err);
+
+/* Report an event found outside the library (say a forward-auth request
+ * refused for a cross-site Origin): it is counted and handed to the event
+ * handler like the library's own.  CSRF failures count in csrf_failures. */
+void sess_emit_event(sess_ctx *ctx, const sess_event *ev);
+
+/* Counters since the context was made (monotonic, relaxed atomics). */
+typedef struct sess_stats {
+    uint64_t created;
+    uint64_t validate_ok;
+    uint64_t validate_unknown;
+    uint64_t validate_expired_idle;
+    uint64_t validate_expired_absolute;
+    uint64_t validate_binding_mismatch;
+    uint64_t validate_revoked;
+    uint64_t validate_error;
+    uint64_t rotations;
+    uint64_t regenerations;
+    uint64_t destroyed;
+    uint64_t evictions;
+    uint64_t limit_denied;
+    uint64_t binding_mismatches;   /* including action=log */
+    uint64_t csrf_failures;
+    uint64_t touches_written;
+    uint64_t reuse_after_grace;
+    uint64_t stored_records;       /* from the store, at the time of call */
+} sess_stats;
+
+int sess_get_stats(sess_ctx *ctx, sess_stats *out, sess_err *err);
+
+/* Wipe "len" bytes at "p" so the compiler cannot elide it. */
+void sess_wipe(void *p, size_t len);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SESS_SESSION_H */

@@ -1,0 +1,197 @@
+/*
+ * sess/store.h - the storage interface: a versioned method table (the
+ * shape of SQLite's VFS) with backends registered by name, chosen by URL.
+ *
+ * Division of labour.  The core above a store owns all policy: hashing of
+ * IDs, record encoding and encryption, timeouts, binding, CSRF.  A backend
+ * sees opaque bytes only (the sealed record and a few clear metadata fields
+ * it needs to index and expire) and owns atomicity, because only it has the
+ * primitive (an LMDB write transaction, a mutex, a Redis script on a slot).
+ * So the table speaks in a few operations that must each be atomic.
+ *
+ * Every session has three things a backend keeps consistent:
+ *   key    -> entry            the record, under SHA-256 of the session ID
+ *   handle -> key              for admin calls by handle
+ *   user   -> {key...}         the per-user index (list, revoke, limit)
+ * An entry with SESS_ENTRY_UNINDEXED (the tombstone a rotated ID leaves for
+ * its grace window) lives only under its key: no handle, no user index.
+ *
+ * Rules for backends:
+ *   - Entries whose expires_at <= the "now" given are treated as absent by
+ *     every operation and may be deleted at any time.
+ *   - Memory returned through sess_store_buf belongs to the buffer; a
+ *     backend grows it with sess_store_buf_reserve().
+ *   - Methods are called from many threads at once.
+ *   - Members of sess_store_methods are only ever appended; "version" says
+ *     how many a backend fills in.
+ */
+#ifndef SESS_STORE_H
+#define SESS_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sess/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#pragma GCC visibility push(default)
+
+#define SESS_STORE_KEY_BYTES 32     /* SHA-256 of a session ID */
+#define SESS_STORE_HANDLE_BYTES 16  /* raw handle (base64url: 22 chars) */
+#define SESS_STORE_USER_BYTES 32    /* SHA-256 of the user id */
+#define SESS_STORE_BLOB_MAX (128u * 1024u) /* sealed record, upper bound */
+
+#define SESS_ENTRY_UNINDEXED 0x1u
+
+/* A session as a backend sees it: clear metadata plus the sealed blob. */
+typedef struct sess_entry {
+    uint8_t key[SESS_STORE_KEY_BYTES];
+    uint8_t handle[SESS_STORE_HANDLE_BYTES];
+    uint8_t user[SESS_STORE_USER_BYTES];
+    uint64_t created_at;   /* Unix seconds; the eviction order */
+    uint64_t expires_at;   /* Unix seconds; gone at or after this time */
+    uint32_t flags;        /* SESS_ENTRY_* */
+    const uint8_t *blob;   /* sealed record, opaque to the backend */
+    size_t blob_len;
+} sess_entry;
+
+/* A growable byte buffer the caller owns and frees with sess_store_buf_free. */
+typedef struct sess_store_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} sess_store_buf;
+
+int sess_store_buf_reserve(sess_store_buf *b, size_t need);
+void sess_store_buf_free(sess_store_buf *b);
+
+/* Per-user limit applied by insert. */
+typedef enum sess_limit_policy {
+    SESS_LIMIT_EVICT_OLDEST = 0,  /* remove oldest (smallest created_at) */
+    SESS_LIMIT_DENY = 1           /* refuse the new session: SESS_LIMIT */
+} sess_limit_policy;
+
+typedef struct sess_store_limit {
+    uint32_t max_per_user;        /* 0 = unlimited */
+    sess_limit_policy policy;
+} sess_store_limit;
+
+#define SESS_EVICT_MAX 64
+
+/* Handles evicted by an insert, filled by the backend. */
+typedef struct sess_store_evicted {
+    size_t n;
+    uint8_t handle[SESS_EVICT_MAX][SESS_STORE_HANDLE_BYTES];
+} sess_store_evicted;
+
+/* Called once per entry by list_user; return non-zero to stop. */
+typedef int (*sess_store_list_fn)(void *ctx, const sess_entry *e);
+
+typedef enum sess_durability {
+    SESS_DURABILITY_PROCESS = 0,  /* survives the process dying (kill -9) */
+    SESS_DURABILITY_FSYNC = 1     /* survives power loss too */
+} sess_durability;
+
+typedef struct sess_store_options {
+    sess_durability durability;
+    uint64_t map_size;            /* LMDB map size in bytes, 0 = default */
+} sess_store_options;
+
+typedef struct sess_store sess_store;
+
+typedef struct sess_store_methods {
+    int version;                  /* 1 */
+    const char *scheme;           /* URL scheme, e.g. "lmdb", "memory" */
+
+    /* Open the store named by "url" (scheme included).  */
+    int (*open)(const char *url, const sess_store_options *opt,
+                sess_store **out, sess_err *err);
+    void (*close)(sess_store *st);
+
+    /* Fetch the live entry under "key" into "e"; its blob points into
+     * "buf".  SESS_OK or SESS_NOTFOUND. */
+    int (*get)(sess_store *st, const uint8_t *key, uint64_t now,
+               sess_entry *e, sess_store_buf *buf, sess_err *err);
+
+    /* Insert "e" with its handle and user-index entries, enforcing "lim"
+     * in the same atomic step: live entries of the user are counted; when
+     * the count is >= max, EVICT_OLDEST deletes the oldest until one place
+     * is free and reports their handles, DENY returns SESS_LIMIT and
+     * changes nothing.  SESS_EXISTS if the key is taken. */
+    int (*insert)(sess_store *st, const sess_entry *e,
+                  const sess_store_limit *lim, uint64_t now,
+                  sess_store_evicted *evicted, sess_err *err);
+
+    /* Compare-and-swap the entry under e->key: succeeds only if the
+     * current blob equals "expect" byte for byte (SESS_CONFLICT if not,
+     * SESS_NOTFOUND if absent).  Handle and user index are unchanged. */
+    int (*update)(sess_store *st, const sess_entry *e,
+                  const uint8_t *expect, size_t expect_len, uint64_t now,
+                  sess_err *err);
+
+    /* Move a session to a new key in one atomic step: if the entry under
+     * "old_key" still has blob "expect" (else SESS_CONFLICT/NOTFOUND),
+     * write "next" (handle and user index now point to next->key), and
+     * either delete the old entry ("old_tomb" NULL) or overwrite it with
+     * "old_tomb" (flag SESS_ENTRY_UNINDEXED, same key). */
+    int (*replace)(sess_store *st, const uint8_t *old_key,
+                   const uint8_t *expect, size_t expect_len,
+                   const sess_entry *old_tomb, const sess_entry *next,
+                   uint64_t now, sess_err *err);
+
+    /* Delete the entry under "key" with its index entries.
+     * SESS_OK or SESS_NOTFOUND.  The removed entry's handle is copied to
+     * "handle_out" when not NULL. */
+    int (*remove)(sess_store *st, const uint8_t *key, uint8_t *handle_out,
+                  sess_err *err);
+
+    /* Key of the live session with this handle.  SESS_OK/SESS_NOTFOUND. */
+    int (*find_handle)(sess_store *st, const uint8_t *handle, uint64_t now,
+                       uint8_t *key_out, sess_err *err);
+
+    /* Call "fn" for every live session of "user" (order unspecified). */
+    int (*list_user)(sess_store *st, const uint8_t *user, uint64_t now,
+                     sess_store_list_fn fn, void *ctx, sess_err *err);
+
+    /* Atomically delete every session of "user" except the one whose
+     * handle is "except" (may be NULL); the number deleted goes to "*n". */
+    int (*remove_user)(sess_store *st, const uint8_t *user,
+                       const uint8_t *except, uint64_t now, size_t *n,
+                       sess_err *err);
+
+    /* Delete up to "max" entries that expired before "now". */
+    int (*purge)(sess_store *st, uint64_t now, size_t max, size_t *removed,
+                 sess_err *err);
+
+    /* SESS_OK when the store answers. */
+    int (*ping)(sess_store *st, sess_err *err);
+
+    /* Number of stored entries (live or not yet purged), for metrics. */
+    int (*count)(sess_store *st, uint64_t *n, sess_err *err);
+} sess_store_methods;
+
+/* Base of every backend's store struct (first member). */
+struct sess_store {
+    const sess_store_methods *methods;
+};
+
+/* Register a backend (its scheme must be unique).  Built-ins ("memory",
+ * "lmdb") are registered already.  Not thread-safe: call at start-up. */
+int sess_store_register(const sess_store_methods *m);
+
+/* Open a store by URL: "memory:", "lmdb:PATH", ...  Caller closes with
+ * sess_store_close(). */
+int sess_store_open(const char *url, const sess_store_options *opt,
+                    sess_store **out, sess_err *err);
+void sess_store_close(sess_store *st);
+
+#pragma GCC visibility pop
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SESS_STORE_H */

@@ -1,0 +1,163 @@
+/*
+ * util.c - random bytes from the kernel, SHA-256, base64url, constant-time
+ * comparison, wiping and UTF-8 validation for the rest of libsess.
+ *
+ * Randomness comes only from getrandom(2) (DESIGN invariant 1); it blocks
+ * until the kernel pool is initialised and never falls back to anything
+ * weaker.  Hashing and comparison use OpenSSL, never home-made code.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "util.h"
+
+int sess__random(void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t got = getrandom(p, len, 0);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return SESS_ERANDOM;
+        }
+        p += got;
+        len -= (size_t)got;
+    }
+    return SESS_OK;
+}
+
+void sess__sha256(const void *data, size_t len, uint8_t out[32])
+{
+    SHA256(data, len, out);
+}
+
+void sess__sha256_labeled(const char *label, const void *data, size_t len,
+                          uint8_t out[32])
+{
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned int olen = 32;
+    /* The label's NUL terminator is hashed too, so "ab"+"c" != "a"+"bc".
+     * EVP calls only fail on allocation; abort rather than return a
+     * predictable digest. */
+    if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) ||
+        !EVP_DigestUpdate(c, label, strlen(label) + 1) ||
+        !EVP_DigestUpdate(c, data, len) || !EVP_DigestFinal_ex(c, out, &olen))
+        abort();
+    EVP_MD_CTX_free(c);
+}
+
+static const char b64url_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+void sess__b64url_encode(const uint8_t *in, size_t n, char *out)
+{
+    size_t i = 0, o = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = b64url_alphabet[(v >> 18) & 63];
+        out[o++] = b64url_alphabet[(v >> 12) & 63];
+        out[o++] = b64url_alphabet[(v >> 6) & 63];
+        out[o++] = b64url_alphabet[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        out[o++] = b64url_alphabet[(v >> 18) & 63];
+        out[o++] = b64url_alphabet[(v >> 12) & 63];
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        out[o++] = b64url_alphabet[(v >> 18) & 63];
+        out[o++] = b64url_alphabet[(v >> 12) & 63];
+        out[o++] = b64url_alphabet[(v >> 6) & 63];
+    }
+    out[o] = '\0';
+}
+
+/* Value of a base64url character, or -1.  A table lookup, so decoding a
+ * secret does not branch on its characters beyond validity. */
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return -1;
+}
+
+int sess__b64url_decode(const char *in, size_t in_len, uint8_t *out, size_t n)
+{
+    if (in_len != SESS_B64URL_LEN(n))
+        return SESS_EINVAL;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < in_len; i++) {
+        int v = b64url_value((unsigned char)in[i]);
+        if (v < 0)
+            return SESS_EINVAL;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    /* Leftover bits must be zero: one canonical spelling per value. */
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+        return SESS_EINVAL;
+    return o == n ? SESS_OK : SESS_EINVAL;
+}
+
+bool sess__ct_equal(const void *a, const void *b, size_t len)
+{
+    return CRYPTO_memcmp(a, b, len) == 0;
+}
+
+void sess__wipe(void *p, size_t len)
+{
+    if (p && len)
+        OPENSSL_cleanse(p, len);
+}
+
+void sess_wipe(void *p, size_t len)
+{
+    sess__wipe(p, len);
+}
+
+bool sess__utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = p[i];
+        size_t need;
+        uint32_t cp;
+        if (c == 0)
+            return false;
+        if (c < 0x80) { i++; continue; }
+        if (c >= 0xC2 && c <= 0xDF) { need = 1; cp = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { need = 2; cp = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { need = 3; cp = c & 0x07; }
+        else return false;
+        if (len - i <= need)
+            return false;
+        for (size_t k = 1; k <= need; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        /* overlong, surrogate, or beyond U+10FFFF */
+        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
+            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+            return false;
+        i += need + 1;
+    }
+    return true;
+}

@@ -1,0 +1,81 @@
+/*
+ * util.h - small internal helpers shared by libsess modules: error
+ * detail, random bytes, SHA-256, base64url, wiping, checked integers.
+ *
+ * Nothing here is public API (sess__ prefix, hidden visibility).
+ */
+#ifndef SESS_UTIL_H
+#define SESS_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sess/error.h"
+
+/* Set "err" (may be NULL) to "code" with a printf-style message and return
+ * "code", so callers can write: return sess__fail(err, SESS_EIO, "...").
+ * Messages must never contain IDs, tokens or keys. */
+int sess__fail(sess_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Fill "buf" with "len" bytes from the kernel CSPRNG (getrandom(2)),
+ * retrying on EINTR and short reads.  SESS_OK or SESS_ERANDOM. */
+int sess__random(void *buf, size_t len);
+
+/* SHA-256 of "len" bytes at "data" into "out" (32 bytes). */
+void sess__sha256(const void *data, size_t len, uint8_t out[32]);
+
+/* SHA-256 of a domain-separation label followed by data.  Used to derive
+ * unrelated values from one input (user index key, handle). */
+void sess__sha256_labeled(const char *label, const void *data, size_t len,
+                          uint8_t out[32]);
+
+/* base64url without padding (RFC 4648 section 5).  Encoded length of "n"
+ * bytes: (4n + 2) / 3.  "out" gets that many characters plus a NUL. */
+#define SESS_B64URL_LEN(n) (((n) * 4 + 2) / 3)
+void sess__b64url_encode(const uint8_t *in, size_t n, char *out);
+
+/* Strict decode: exactly SESS_B64URL_LEN(n) characters of the alphabet,
+ * with the unused low bits of the last character zero (so each byte string
+ * has one encoding).  SESS_OK or SESS_EINVAL. */
+int sess__b64url_decode(const char *in, size_t in_len, uint8_t *out, size_t n);
+
+/* Constant-time equality of two buffers of the same length. */
+bool sess__ct_equal(const void *a, const void *b, size_t len);
+
+/* Zero memory so the compiler cannot elide it (OPENSSL_cleanse). */
+void sess__wipe(void *p, size_t len);
+
+/* True when "s" ("len" bytes) is well-formed UTF-8 without NUL bytes, no
+ * overlong forms and no surrogates (RFC 3629 section 4). */
+bool sess__utf8_valid(const char *s, size_t len);
+
+/* Little-endian integer helpers for record encoding. */
+static inline void sess__put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t sess__get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static inline void sess__put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint32_t sess__get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+#endif /* SESS_UTIL_H */

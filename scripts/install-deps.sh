@@ -1,0 +1,29 @@
+#!/bin/sh
+# install-deps.sh - install the Debian 12 packages sessiond needs to build,
+# run and test, when any is missing.  Idempotent and quiet when all are
+# present, so `make test` can call it every time.  Needs root (or sudo) only
+# when something is missing.
+set -eu
+
+PACKAGES="build-essential cmake pkg-config git python3 curl ca-certificates
+libssl-dev liblmdb-dev lmdb-utils libhiredis-dev libmicrohttpd-dev libjansson-dev
+libinih-dev libcurl4-openssl-dev libcmocka-dev clang libclang-rt-14-dev valgrind"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "install-deps: run as root (missing:$missing)" >&2; exit 1; }
+    SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

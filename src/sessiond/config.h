@@ -1,0 +1,125 @@
+/*
+ * config.h - sessiond's configuration: one table of keys (section, name,
+ * type, default, setter, help) from which the INI reader, the environment
+ * reader, --set, validation, --help and docs/configuration.md all come.
+ *
+ * Precedence (API.md): --set and other flags > environment > config file >
+ * defaults.  Unknown keys and bad values are errors that name the key.
+ */
+#ifndef SESSIOND_CONFIG_H
+#define SESSIOND_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <limits.h>
+#include <stdio.h>
+
+#include "sess.h"
+
+#define SESSIOND_PATH_MAX 1024
+#define SESSIOND_TRUSTED_MAX 32
+#define SESSIOND_ORIGINS_MAX 16
+#define SESSIOND_ORIGIN_MAX 256
+
+/* A CIDR block, e.g. 10.0.0.0/8 or fd00::/8, stored masked. */
+typedef struct sessiond_cidr {
+    int family;            /* AF_INET or AF_INET6 */
+    uint8_t addr[16];      /* network byte order; IPv4 uses the first 4 */
+    uint8_t prefix;        /* bits */
+} sessiond_cidr;
+
+typedef enum { SESSIOND_LOG_ERROR, SESSIOND_LOG_WARN, SESSIOND_LOG_INFO,
+               SESSIOND_LOG_DEBUG } sessiond_log_level;
+typedef enum { SESSIOND_LOG_TEXT, SESSIOND_LOG_JSON } sessiond_log_format;
+
+typedef struct sessiond_config {
+    /* [server] */
+    char listen[SESSIOND_PATH_MAX];     /* "HOST:PORT", "[v6]:PORT" or "unix:PATH" */
+    uint64_t max_body_bytes;            /* 65536 */
+    uint32_t threads;                   /* 0 = number of cores */
+    uint32_t connection_timeout;        /* idle keep-alive seconds, 60 */
+    uint32_t max_connections;           /* 4096 */
+    sess_environment env;               /* development */
+    char keys_dir[SESSIOND_PATH_MAX];   /* "./var/keys" */
+    char api_keys_file[SESSIOND_PATH_MAX]; /* "" = none */
+
+    /* [store] */
+    char store_url[SESSIOND_PATH_MAX];  /* "lmdb:./var/sessions" */
+    sess_durability durability;         /* process */
+    uint64_t map_size;                  /* LMDB map size, bytes (1 GiB) */
+    uint32_t purge_interval;            /* seconds between purges, 60 */
+
+    /* [session] and [binding] and [csrf] enabled: the library's policy */
+    sess_config session;
+
+    /* [binding] trusted_proxies */
+    sessiond_cidr trusted_proxies[SESSIOND_TRUSTED_MAX];
+    size_t n_trusted_proxies;
+
+    /* [cookie]: defaults depend on env, so they are applied after env is
+     * known; the "*_set" flags say which keys were given explicitly. */
+    sess_cookie_profile cookie;
+
+    /* [csrf] allowed_origins: full origins ("https://shop.example") that
+     * may send unsafe requests besides the request's own host. */
+    char allowed_origins[SESSIOND_ORIGINS_MAX][SESSIOND_ORIGIN_MAX];
+    size_t n_allowed_origins;
+
+    /* [log] */
+    sessiond_log_level log_level;       /* info */
+    sessiond_log_format log_format;     /* text in development, else json */
+    char security_events[SESSIOND_PATH_MAX]; /* "stderr" or a file path */
+
+    /* Command line only. */
+    char config_file[SESSIOND_PATH_MAX];
+    bool check_config;                  /* --check-config */
+} sessiond_config;
+
+/* What sessiond_config_load() asks main() to do. */
+typedef enum {
+    SESSIOND_CONFIG_RUN = 0,            /* serve */
+    SESSIOND_CONFIG_EXIT_OK,            /* --help / --version printed */
+    SESSIOND_CONFIG_CHECK_OK,           /* --check-config passed */
+    SESSIOND_CONFIG_ERROR               /* message in errbuf: exit 2 */
+} sessiond_config_outcome;
+
+/*
+ * Build the configuration from defaults, the file named by --config (or
+ * SESSIOND_CONFIG), the environment ("envp" style array, NULL-terminated;
+ * SESSIOND_LISTEN, SESSIOND_STORE, SESSIOND_ENV, SESSIOND_KEYS,
+ * SESSIOND_API_KEYS and SESSIOND_<SECTION>_<KEY> for every table key) and
+ * the command line, then validate it as a whole (cookie profile for the
+ * environment, timeouts, listen address).  --help and --version print to
+ * stdout.  On SESSIOND_CONFIG_ERROR "errbuf" holds one line naming the key
+ * (e.g. "session.idle_timeout: expected a whole number of seconds, got
+ * 'abc'") - never a secret value.
+ */
+sessiond_config_outcome sessiond_config_load(sessiond_config *cfg, int argc,
+                                             char **argv, char **envp,
+                                             char *errbuf, size_t errlen);
+
+/* Set one key from text ("session.idle_timeout", "600"), as --set does. */
+int sessiond_config_set(sessiond_config *cfg, const char *section_key,
+                        const char *value, char *errbuf, size_t errlen);
+
+/* Parse an INI text (for the fuzz target and tests); same rules as the
+ * file: unknown keys and bad values fail with the line number. */
+int sessiond_config_parse_ini(sessiond_config *cfg, const char *text,
+                              size_t len, char *errbuf, size_t errlen);
+
+/* Defaults only (env = development, cookie profile included). */
+void sessiond_config_defaults(sessiond_config *cfg);
+
+/* Whole-configuration checks run after all sources are applied. */
+int sessiond_config_validate(sessiond_config *cfg, char *errbuf,
+                             size_t errlen);
+
+/* True when "ip" (textual) is inside one of the trusted proxy blocks. */
+bool sessiond_config_is_trusted_proxy(const sessiond_config *cfg,
+                                      const char *ip);
+
+/* Print the key table (name, default, help) as text, for --help. */
+void sessiond_config_print_keys(FILE *out);
+
+#endif /* SESSIOND_CONFIG_H */
