@@ -1,7 +1,7 @@
 /*
  * sess.h - the public API of libsess, the session library under sessiond.
  *
- * This header and the ones it includes (include/sess/*.h) are the whole
+ * This header and the ones it includes (include/sess/ headers) are the whole
  * API: the daemon and sessctl use nothing else.  The library is built with
  * hidden visibility, so anything not declared here is not exported.
  *

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include "sess/session.h"
 #include "util.h"
 
 int sess__random(void *buf, size_t len)

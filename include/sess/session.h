@@ -186,6 +186,7 @@ typedef struct sess_view {
     size_t user_id_len;
     char handle[SESS_HANDLE_LEN + 1];
     char csrf_token[SESS_CSRF_LEN + 1];
+    char prev_csrf_token[SESS_CSRF_LEN + 1]; /* "" unless still accepted */
     bool elevated;
     bool remember;
     uint64_t created_at;

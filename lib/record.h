@@ -1,0 +1,75 @@
+/*
+ * record.h - the plaintext session record and its versioned binary
+ * encoding.  Records are only ever stored sealed (crypto.h); this module
+ * turns the struct into bytes and back, and nothing else: no general
+ * object serialiser ever touches a record (DESIGN invariant 3).
+ *
+ * Encoding, version 1, little-endian, every length bounded on decode:
+ *
+ *   u8 version (1) | u8 state | u8 flags | u8 ip_family
+ *   u64 created_at | issued_at | last_seen_at | idle_expires_at |
+ *       abs_expires_at | data_version | prev_csrf_until | grace_until
+ *   16 handle | 32 csrf | 32 prev_csrf | 16 ip | 32 ua_hash
+ *   32 succ_key | SESS__WRAP_BYTES succ_wrap
+ *   u16 user_len | user | u16 ua_len | ua | u32 data_len | data
+ */
+#ifndef SESS_RECORD_H
+#define SESS_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "sess/session.h"
+
+#define SESS__RECORD_V1 1
+
+typedef enum sess__state {
+    SESS__ACTIVE = 1,   /* a live session */
+    SESS__ROTATED = 2,  /* tombstone of a rotated ID: successor in grace */
+    SESS__REVOKED = 3   /* tombstone of a regenerated ID: dead at once */
+} sess__state;
+
+#define SESS__F_ELEVATED 0x1u
+#define SESS__F_REMEMBER 0x2u
+#define SESS__F_HAS_UA 0x4u
+
+typedef struct sess__record {
+    uint8_t state;
+    uint8_t flags;
+    uint8_t ip_family;            /* 4 or 6 */
+    uint64_t created_at;          /* login time; fixed for the session */
+    uint64_t issued_at;           /* when the current ID was issued */
+    uint64_t last_seen_at;        /* last persisted touch */
+    uint64_t idle_expires_at;
+    uint64_t abs_expires_at;
+    uint64_t data_version;
+    uint64_t prev_csrf_until;     /* previous CSRF token accepted until */
+    uint64_t grace_until;         /* ROTATED: successor served until */
+    uint8_t handle[SESS_STORE_HANDLE_BYTES];
+    uint8_t csrf[32];
+    uint8_t prev_csrf[32];
+    uint8_t ip[16];               /* full client address at login */
+    uint8_t ua_hash[32];          /* SHA-256 of the full User-Agent */
+    uint8_t succ_key[SESS_STORE_KEY_BYTES];
+    uint8_t succ_wrap[SESS__WRAP_BYTES];
+    uint16_t user_len;
+    uint16_t ua_len;              /* truncated copy, for listing */
+    uint32_t data_len;
+    char user[SESS_USER_ID_MAX];
+    char ua[SESS_UA_MAX];
+    const char *data;             /* not owned: points into the decode
+                                   * buffer or the caller's data */
+} sess__record;
+
+/* Bytes needed to encode "r". */
+size_t sess__record_size(const sess__record *r);
+
+/* Encode "r" into "out" (at least sess__record_size bytes). */
+void sess__record_encode(const sess__record *r, uint8_t *out);
+
+/* Decode "len" bytes; r->data points into "in".  SESS_OK/SESS_ECORRUPT. */
+int sess__record_decode(const uint8_t *in, size_t len, sess__record *r);
+
+#endif /* SESS_RECORD_H */

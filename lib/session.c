@@ -1,0 +1,1242 @@
+/*
+ * session.c - the session lifecycle over a store: create, validate (with
+ * coalesced touch and periodic rotation), regenerate, data update,
+ * destroy, CSRF, listing and revocation.  This is where the security
+ * invariants of DESIGN.md live; backends below only keep bytes atomically.
+ *
+ * Keys of a session.  The client holds ID (43 chars, 256 random bits).
+ * The store key is SHA-256(ID); the handle is derived from the store key
+ * of the ID issued at login (or at the last regenerate) and survives
+ * periodic rotation; the user index key is a labelled SHA-256 of the user
+ * id.  None of these lets anyone rebuild an ID (invariant 2).
+ *
+ * Rotation (invariant 5).  When the ID is older than rotate_interval, the
+ * first request to notice writes, in one atomic store operation, the new
+ * record under the new key and a ROTATED tombstone under the old key.  The
+ * tombstone holds the successor ID encrypted under a key derived from the
+ * old ID (which is never stored), so for rotation_grace seconds every
+ * request that still carries the old ID gets the same successor, and a
+ * dump of the store still cannot produce a usable ID.  Requests that lose
+ * the race see the tombstone on re-read and get the winner's successor.
+ * regenerate replaces the ID with a REVOKED tombstone instead: dead at once.
+ *
+ * Touch coalescing.  The idle deadline is persisted only when it would move
+ * by at least 1/20 of the idle timeout (at least one second), so steady
+ * traffic costs one write per session per interval, not one per request.
+ * The effective idle timeout is therefore between 95% and 100% of the one
+ * configured.
+ *
+ * Expired records stay in the store (unreadable to every index operation)
+ * for SESS__RETAIN seconds so validate can say "expired_idle" rather than
+ * "unknown"; the purge removes them after that.
+ *
+ * Threads.  A context is shared by all threads.  The keyring pointer is
+ * guarded by a rwlock (read on every seal/open, write on reload).  Each
+ * thread has its own scratch buffers (pthread key), so the validate path
+ * does not allocate once warm.  Counters are relaxed atomics.
+ */
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sess/cookie.h"
+#include "sess/session.h"
+#include "crypto.h"
+#include "record.h"
+#include "util.h"
+
+#define SESS__RETAIN 600u         /* seconds an expired record is kept */
+#define SESS__ATTEMPTS 8          /* retries of a lost compare-and-swap */
+
+/* ---- context ------------------------------------------------------------ */
+
+typedef struct stats_atomic {
+    _Atomic uint64_t created, validate_ok, validate_unknown,
+        validate_expired_idle, validate_expired_absolute,
+        validate_binding_mismatch, validate_revoked, validate_error, rotations,
+        regenerations, destroyed, evictions, limit_denied, binding_mismatches,
+        csrf_failures, touches_written, reuse_after_grace;
+} stats_atomic;
+
+struct sess_ctx {
+    sess_config cfg;
+    sess_store *store;
+    pthread_rwlock_t keys_lock;
+    sess_keyring *keys;
+    sess_clock_fn clock;
+    void *clock_user;
+    sess_event_fn on_event;
+    void *event_user;
+    stats_atomic st;
+};
+
+#define COUNT(ctx, field) \
+    atomic_fetch_add_explicit(&(ctx)->st.field, 1, memory_order_relaxed)
+
+static uint64_t wall_clock(void *user)
+{
+    struct timespec ts;
+    (void)user;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec;
+}
+
+void sess_config_defaults(sess_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->idle_timeout = 1800;
+    cfg->absolute_timeout = 86400;
+    cfg->remember_idle_timeout = 604800;
+    cfg->remember_absolute_timeout = 2592000;
+    cfg->rotate_interval = 300;
+    cfg->rotation_grace = 30;
+    cfg->max_per_user = 3;
+    cfg->limit_policy = SESS_LIMIT_EVICT_OLDEST;
+    cfg->ip_prefix_v4 = 24;
+    cfg->ip_prefix_v6 = 64;
+    cfg->bind_user_agent = true;
+    cfg->bind_action = SESS_BIND_REJECT;
+    cfg->csrf_enabled = true;
+}
+
+int sess_config_check(const sess_config *c, sess_err *err)
+{
+    const uint32_t year = 366u * 86400u;
+    if (c->idle_timeout == 0 || c->idle_timeout > year)
+        return sess__fail(err, SESS_ECONFIG,
+                          "session.idle_timeout: must be 1..%u seconds", year);
+    if (c->absolute_timeout < c->idle_timeout || c->absolute_timeout > 10 * year)
+        return sess__fail(err, SESS_ECONFIG,
+                          "session.absolute_timeout: must be >= idle_timeout "
+                          "and at most ten years");
+    if (c->remember_idle_timeout == 0 || c->remember_idle_timeout > year)
+        return sess__fail(err, SESS_ECONFIG,
+                          "session.remember_idle_timeout: must be 1..%u seconds",
+                          year);
+    if (c->remember_absolute_timeout < c->remember_idle_timeout ||
+        c->remember_absolute_timeout > 10 * year)
+        return sess__fail(err, SESS_ECONFIG,
+                          "session.remember_absolute_timeout: must be >= "
+                          "remember_idle_timeout and at most ten years");
+    if (c->rotate_interval && c->rotation_grace >= c->rotate_interval &&
+        c->rotate_interval > 1)
+        return sess__fail(err, SESS_ECONFIG,
+                          "session.rotation_grace: must be shorter than "
+                          "rotate_interval");
+    if (c->rotation_grace > 3600)
+        return sess__fail(err, SESS_ECONFIG,
+                          "session.rotation_grace: at most 3600 seconds");
+    if (c->max_per_user > 1000)
+        return sess__fail(err, SESS_ECONFIG,
+                          "session.max_per_user: at most 1000 (0 = unlimited)");
+    if (c->limit_policy != SESS_LIMIT_EVICT_OLDEST &&
+        c->limit_policy != SESS_LIMIT_DENY)
+        return sess__fail(err, SESS_ECONFIG, "session.limit_policy: unknown policy");
+    if (c->ip_prefix_v4 > 32)
+        return sess__fail(err, SESS_ECONFIG, "binding.ip_prefix_v4: 0..32");
+    if (c->ip_prefix_v6 > 128)
+        return sess__fail(err, SESS_ECONFIG, "binding.ip_prefix_v6: 0..128");
+    if (c->bind_action != SESS_BIND_REJECT && c->bind_action != SESS_BIND_LOG)
+        return sess__fail(err, SESS_ECONFIG, "binding.action: unknown action");
+    return SESS_OK;
+}
+
+int sess_ctx_new(const sess_config *cfg, sess_store *store, sess_keyring *keys,
+                 sess_ctx **out, sess_err *err)
+{
+    sess_ctx *ctx = NULL;
+    int rc;
+
+    if (!cfg || !store || !keys || !out) {
+        rc = sess__fail(err, SESS_EINVAL, "sess_ctx_new: missing argument");
+        goto fail;
+    }
+    if ((rc = sess_config_check(cfg, err)) != SESS_OK)
+        goto fail;
+    if (!sess_keyring_count(keys)) {
+        rc = sess__fail(err, SESS_ECONFIG, "keyring is empty");
+        goto fail;
+    }
+    ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        rc = sess__fail(err, SESS_ENOMEM, "out of memory");
+        goto fail;
+    }
+    ctx->cfg = *cfg;
+    ctx->store = store;
+    ctx->keys = keys;
+    ctx->clock = wall_clock;
+    pthread_rwlock_init(&ctx->keys_lock, NULL);
+    *out = ctx;
+    return SESS_OK;
+fail:
+    if (store)
+        sess_store_close(store);
+    sess_keyring_free(keys);
+    return rc;
+}
+
+void sess_ctx_free(sess_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    sess_store_close(ctx->store);
+    sess_keyring_free(ctx->keys);
+    pthread_rwlock_destroy(&ctx->keys_lock);
+    free(ctx);
+}
+
+void sess_ctx_set_clock(sess_ctx *ctx, sess_clock_fn fn, void *user)
+{
+    ctx->clock = fn ? fn : wall_clock;
+    ctx->clock_user = user;
+}
+
+void sess_ctx_set_event_handler(sess_ctx *ctx, sess_event_fn fn, void *user)
+{
+    ctx->on_event = fn;
+    ctx->event_user = user;
+}
+
+uint64_t sess_ctx_now(const sess_ctx *ctx)
+{
+    return ctx->clock(ctx->clock_user);
+}
+
+const sess_config *sess_ctx_config(const sess_ctx *ctx)
+{
+    return &ctx->cfg;
+}
+
+int sess_ctx_reload_keys(sess_ctx *ctx, sess_keyring *keys, bool allow_drop,
+                         sess_err *err)
+{
+    int rc = SESS_OK;
+    if (!keys || !sess_keyring_count(keys)) {
+        sess_keyring_free(keys);
+        return sess__fail(err, SESS_ECONFIG, "new keyring is empty");
+    }
+    pthread_rwlock_wrlock(&ctx->keys_lock);
+    for (size_t i = 0; !allow_drop && i < ctx->keys->n; i++) {
+        const sess__key *k = &ctx->keys->keys[i];
+        if (!sess__keyring_find(keys, k->kid, k->kid_len)) {
+            rc = sess__fail(err, SESS_ECONFIG,
+                            "new keyring lacks key id '%s'; sessions sealed "
+                            "with it would be lost", k->kid);
+            break;
+        }
+    }
+    if (rc == SESS_OK) {
+        sess_keyring *old = ctx->keys;
+        ctx->keys = keys;
+        keys = old;
+    }
+    pthread_rwlock_unlock(&ctx->keys_lock);
+    sess_keyring_free(keys);
+    return rc;
+}
+
+const char *sess_reason_name(sess_reason r)
+{
+    static const char *const names[] = {"", "unknown", "expired_idle",
+                                        "expired_absolute", "binding_mismatch",
+                                        "revoked"};
+    return (unsigned)r < sizeof names / sizeof names[0] ? names[r] : "unknown";
+}
+
+const char *sess_event_name(sess_event_type t)
+{
+    static const char *const names[] = {
+        "binding_mismatch", "reuse_after_grace", "csrf_failure",
+        "limit_eviction",   "limit_denied",      "revoke",
+        "corrupt_record"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "unknown";
+}
+
+void sess_emit_event(sess_ctx *ctx, const sess_event *ev)
+{
+    if (ev->type == SESS_EVENT_CSRF_FAILURE)
+        COUNT(ctx, csrf_failures);
+    if (ctx->on_event)
+        ctx->on_event(ctx->event_user, ev);
+}
+
+/* ---- per-thread scratch ------------------------------------------------ */
+
+/* A record as loaded: the store entry, its sealed blob, the plaintext. */
+typedef struct loaded {
+    uint8_t key[SESS_STORE_KEY_BYTES];
+    sess_entry entry;
+    sess__record rec;
+    sess_store_buf blob;
+    sess_store_buf pt;
+} loaded;
+
+typedef struct scratch {
+    loaded a, b;                  /* presented ID, and its successor */
+    sess_store_buf enc;           /* encoded plaintext before sealing */
+    sess_store_buf seal[2];       /* sealed outputs */
+} scratch;
+
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static pthread_key_t scratch_key;
+
+static void scratch_free(void *p)
+{
+    scratch *s = p;
+    sess_store_buf *bufs[] = {&s->a.blob, &s->a.pt, &s->b.blob, &s->b.pt,
+                              &s->enc, &s->seal[0], &s->seal[1]};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        sess__wipe(bufs[i]->data, bufs[i]->cap);
+        sess_store_buf_free(bufs[i]);
+    }
+    sess__wipe(s, sizeof *s);
+    free(s);
+}
+
+static void scratch_init(void)
+{
+    pthread_key_create(&scratch_key, scratch_free);
+}
+
+static scratch *thread_scratch(void)
+{
+    scratch *s;
+    pthread_once(&scratch_once, scratch_init);
+    s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (s)
+            pthread_setspecific(scratch_key, s);
+    }
+    return s;
+}
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void user_key(const char *user, size_t len, uint8_t out[32])
+{
+    sess__sha256_labeled("sessiond user v1", user, len, out);
+}
+
+static void handle_of(const uint8_t skey[32], uint8_t out[SESS_STORE_HANDLE_BYTES])
+{
+    uint8_t h[32];
+    sess__sha256_labeled("sessiond handle v1", skey, 32, h);
+    memcpy(out, h, SESS_STORE_HANDLE_BYTES);
+}
+
+static void handle_text(const uint8_t *raw, char out[SESS_HANDLE_LEN + 1])
+{
+    sess__b64url_encode(raw, SESS_STORE_HANDLE_BYTES, out);
+}
+
+/* Parse a textual address; IPv4-mapped IPv6 becomes IPv4 so one client is
+ * one address whatever socket family the proxy used. */
+static bool parse_ip(const char *text, uint8_t *family, uint8_t out[16])
+{
+    struct in6_addr a6;
+    memset(out, 0, 16);
+    if (!text || strlen(text) > SESS_IP_MAX)
+        return false;
+    if (inet_pton(AF_INET, text, out) == 1) {
+        *family = 4;
+        return true;
+    }
+    if (inet_pton(AF_INET6, text, &a6) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+            memcpy(out, a6.s6_addr + 12, 4);
+            *family = 4;
+        } else {
+            memcpy(out, a6.s6_addr, 16);
+            *family = 6;
+        }
+        return true;
+    }
+    return false;
+}
+
+static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+    unsigned full = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, full) != 0)
+        return false;
+    if (rest) {
+        uint8_t mask = (uint8_t)(0xFF00u >> rest);
+        return (a[full] & mask) == (b[full] & mask);
+    }
+    return true;
+}
+
+static void ua_digest(const char *ua, uint8_t out[32])
+{
+    sess__sha256_labeled("sessiond user-agent v1", ua ? ua : "",
+                         ua ? strlen(ua) : 0, out);
+}
+
+static void emit(sess_ctx *ctx, sess_event_type type, const sess__record *r,
+                 const uint8_t *handle_raw, const char *ip, const char *detail)
+{
+    char handle[SESS_HANDLE_LEN + 1];
+    sess_event ev = {.type = type, .at = sess_ctx_now(ctx), .ip = ip,
+                     .detail = detail};
+    if (!ctx->on_event)
+        return;
+    if (!handle_raw && r)
+        handle_raw = r->handle;
+    if (handle_raw) {
+        handle_text(handle_raw, handle);
+        ev.handle = handle;
+    }
+    if (r) {
+        ev.user_id = r->user;
+        ev.user_id_len = r->user_len;
+    }
+    ctx->on_event(ctx->event_user, &ev);
+}
+
+static uint32_t idle_for(const sess_ctx *ctx, const sess__record *r)
+{
+    return (r->flags & SESS__F_REMEMBER) ? ctx->cfg.remember_idle_timeout
+                                         : ctx->cfg.idle_timeout;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Load and open the record under "L->key".  SESS_OK, SESS_NOTFOUND, or an
+ * error.  Records that fail to open are reported and read as not found:
+ * they can never be used again. */
+static int load(sess_ctx *ctx, loaded *L, sess_err *err)
+{
+    int rc;
+    /* now = 0: see even expired records, so the reason can be precise. */
+    rc = ctx->store->methods->get(ctx->store, L->key, 0, &L->entry, &L->blob, err);
+    if (rc != SESS_OK)
+        return rc;
+    pthread_rwlock_rdlock(&ctx->keys_lock);
+    rc = sess__open(ctx->keys, L->key, L->entry.blob, L->entry.blob_len, &L->pt,
+                    err);
+    pthread_rwlock_unlock(&ctx->keys_lock);
+    if (rc == SESS_OK)
+        rc = sess__record_decode(L->pt.data, L->pt.len, &L->rec);
+    if (rc == SESS_ENOKEY || rc == SESS_ECORRUPT) {
+        emit(ctx, SESS_EVENT_CORRUPT_RECORD, NULL, L->entry.handle, NULL,
+             rc == SESS_ENOKEY ? "unknown key id" : "authentication failed");
+        return SESS_NOTFOUND;
+    }
+    return rc;
+}
+
+/* Encode and seal "r" for storage key "key" into "out", filling "e". */
+static int seal_record(sess_ctx *ctx, scratch *S, const sess__record *r,
+                       const uint8_t *key, sess_store_buf *out, sess_entry *e,
+                       sess_err *err)
+{
+    size_t n = sess__record_size(r);
+    int rc;
+    if (sess_store_buf_reserve(&S->enc, n) != SESS_OK)
+        return sess__fail(err, SESS_ENOMEM, "out of memory encoding record");
+    sess__record_encode(r, S->enc.data);
+    pthread_rwlock_rdlock(&ctx->keys_lock);
+    rc = sess__seal(ctx->keys, key, S->enc.data, n, out, err);
+    pthread_rwlock_unlock(&ctx->keys_lock);
+    sess__wipe(S->enc.data, n);
+    if (rc != SESS_OK)
+        return rc;
+    memset(e, 0, sizeof *e);
+    memcpy(e->key, key, SESS_STORE_KEY_BYTES);
+    memcpy(e->handle, r->handle, SESS_STORE_HANDLE_BYTES);
+    user_key(r->user, r->user_len, e->user);
+    e->created_at = r->created_at;
+    e->blob = out->data;
+    e->blob_len = out->len;
+    if (r->state == SESS__ACTIVE) {
+        e->expires_at = min_u64(r->idle_expires_at, r->abs_expires_at) + SESS__RETAIN;
+    } else {
+        e->flags = SESS_ENTRY_UNINDEXED;
+        e->expires_at = (r->state == SESS__ROTATED ? r->grace_until : r->issued_at) +
+                        SESS__RETAIN;
+    }
+    return SESS_OK;
+}
+
+/* Map a store result of a lookup to a reason for the caller. */
+static int reject(sess_reason *out, sess_reason r)
+{
+    if (out)
+        *out = r;
+    return SESS_REJECTED;
+}
+
+/* Checks of a live record in DESIGN order: absolute, idle, revoked, binding.
+ * "client" NULL skips binding (calls that carry no client). */
+static sess_reason check_record(sess_ctx *ctx, const sess__record *r,
+                                const sess_client *client, uint64_t now)
+{
+    if (r->state == SESS__REVOKED || r->state == SESS__ROTATED)
+        return SESS_REASON_REVOKED;
+    if (now >= r->abs_expires_at)
+        return SESS_REASON_EXPIRED_ABSOLUTE;
+    if (now >= r->idle_expires_at)
+        return SESS_REASON_EXPIRED_IDLE;
+    if (!client)
+        return SESS_REASON_NONE;
+
+    /* Binding (invariant 6): exact, component by component. */
+    const char *what = NULL;
+    uint8_t fam, ip[16];
+    if (!parse_ip(client->ip, &fam, ip) || fam != r->ip_family) {
+        if ((r->ip_family == 4 ? ctx->cfg.ip_prefix_v4 : ctx->cfg.ip_prefix_v6) ||
+            (fam == 4 ? ctx->cfg.ip_prefix_v4 : ctx->cfg.ip_prefix_v6))
+            what = "ip";
+    } else {
+        unsigned bits = fam == 4 ? ctx->cfg.ip_prefix_v4 : ctx->cfg.ip_prefix_v6;
+        if (!prefix_equal(ip, r->ip, bits))
+            what = "ip";
+    }
+    if (!what && ctx->cfg.bind_user_agent) {
+        uint8_t h[32];
+        ua_digest(client->user_agent, h);
+        if (!sess__ct_equal(h, r->ua_hash, 32))
+            what = "user_agent";
+    }
+    if (!what)
+        return SESS_REASON_NONE;
+    COUNT(ctx, binding_mismatches);
+    emit(ctx, SESS_EVENT_BINDING_MISMATCH, r, NULL, client->ip, what);
+    return ctx->cfg.bind_action == SESS_BIND_REJECT ? SESS_REASON_BINDING_MISMATCH
+                                                    : SESS_REASON_NONE;
+}
+
+/* The live session behind a presented ID. */
+typedef struct found {
+    loaded *L;                    /* S->a, or S->b when via_grace */
+    bool via_grace;               /* ID is a rotated one within its grace */
+    char succ_id[SESS_ID_LEN + 1];
+} found;
+
+/*
+ * Resolve "id" to its live session.  Handles the rotation grace: an old ID
+ * within rotation_grace resolves to its successor.  Returns SESS_OK,
+ * SESS_REJECTED (*reason), or an error.
+ */
+static int find_live(sess_ctx *ctx, scratch *S, const char *id, size_t id_len,
+                     const sess_client *client, uint64_t now, found *f,
+                     sess_reason *reason, sess_err *err)
+{
+    int rc;
+    sess_reason r;
+
+    memset(f, 0, sizeof *f);
+    if (sess_id_check(id, id_len) != SESS_OK)
+        return reject(reason, SESS_REASON_UNKNOWN);
+    sess__sha256(id, id_len, S->a.key);
+    rc = load(ctx, &S->a, err);
+    if (rc == SESS_NOTFOUND)
+        return reject(reason, SESS_REASON_UNKNOWN);
+    if (rc != SESS_OK)
+        return rc;
+    f->L = &S->a;
+
+    if (S->a.rec.state == SESS__ROTATED) {
+        uint8_t raw[32];
+        if (now >= S->a.rec.grace_until) {
+            /* An ID rotated away and used after its grace: a stale tab,
+             * or a stolen cookie being replayed. */
+            COUNT(ctx, reuse_after_grace);
+            emit(ctx, SESS_EVENT_REUSE_AFTER_GRACE, &S->a.rec, NULL,
+                 client ? client->ip : NULL, NULL);
+            return reject(reason, SESS_REASON_REVOKED);
+        }
+        if (sess__unwrap32((const uint8_t *)id, id_len, S->a.key, 32,
+                           S->a.rec.succ_wrap, raw) != SESS_OK)
+            return reject(reason, SESS_REASON_UNKNOWN);
+        sess__b64url_encode(raw, 32, f->succ_id);
+        sess__wipe(raw, sizeof raw);
+        memcpy(S->b.key, S->a.rec.succ_key, 32);
+        rc = load(ctx, &S->b, err);
+        if (rc == SESS_NOTFOUND)
+            return reject(reason, SESS_REASON_REVOKED);
+        if (rc != SESS_OK)
+            return rc;
+        f->L = &S->b;
+        f->via_grace = true;
+    }
+    r = check_record(ctx, &f->L->rec, client, now);
+    if (r != SESS_REASON_NONE)
+        return reject(reason, r);
+    return SESS_OK;
+}
+
+static void fill_issued(const sess__record *r, const char *id, sess_issued *out)
+{
+    memcpy(out->id, id, SESS_ID_LEN + 1);
+    handle_text(r->handle, out->handle);
+    sess__b64url_encode(r->csrf, 32, out->csrf_token);
+    out->expires_at = r->abs_expires_at;
+    out->idle_expires_at = r->idle_expires_at;
+    out->remember = (r->flags & SESS__F_REMEMBER) != 0;
+}
+
+/* A fresh ID: 256 bits from getrandom, its text and its store key. */
+static int new_id(char id[SESS_ID_LEN + 1], uint8_t key[32])
+{
+    uint8_t raw[32];
+    if (sess__random(raw, sizeof raw) != SESS_OK)
+        return SESS_ERANDOM;
+    sess__b64url_encode(raw, sizeof raw, id);
+    sess__wipe(raw, sizeof raw);
+    sess__sha256(id, SESS_ID_LEN, key);
+    return SESS_OK;
+}
+
+/* ---- create --------------------------------------------------------------- */
+
+int sess_create(sess_ctx *ctx, const sess_create_req *req, sess_issued *out,
+                sess_evicted *evicted, sess_err *err)
+{
+    scratch *S = thread_scratch();
+    sess__record r;
+    sess_entry e;
+    sess_store_limit lim = {ctx->cfg.max_per_user, ctx->cfg.limit_policy};
+    sess_store_evicted ev = {.n = 0};
+    uint8_t key[32];
+    uint64_t now = sess_ctx_now(ctx);
+    int rc = SESS_OK;
+
+    memset(out, 0, sizeof *out);
+    if (evicted)
+        evicted->n = 0;
+    if (!S)
+        return sess__fail(err, SESS_ENOMEM, "out of memory");
+    if (!req->user_id || req->user_id_len == 0 ||
+        req->user_id_len > SESS_USER_ID_MAX ||
+        !sess__utf8_valid(req->user_id, req->user_id_len))
+        return sess__fail(err, SESS_EINVAL,
+                          "user_id must be 1-%d bytes of UTF-8 without NUL",
+                          SESS_USER_ID_MAX);
+    if (req->data_len > SESS_DATA_MAX || (req->data_len && !req->data))
+        return sess__fail(err, SESS_EINVAL, "data larger than %u bytes",
+                          SESS_DATA_MAX);
+
+    memset(&r, 0, sizeof r);
+    if (!parse_ip(req->client.ip, &r.ip_family, r.ip))
+        return sess__fail(err, SESS_EINVAL, "client.ip is not an IPv4 or IPv6 address");
+    r.state = SESS__ACTIVE;
+    r.flags = (req->elevated ? SESS__F_ELEVATED : 0) |
+              (req->remember ? SESS__F_REMEMBER : 0);
+    r.created_at = r.issued_at = r.last_seen_at = now;
+    r.abs_expires_at = now + (req->remember ? ctx->cfg.remember_absolute_timeout
+                                            : ctx->cfg.absolute_timeout);
+    r.idle_expires_at = min_u64(now + idle_for(ctx, &r), r.abs_expires_at);
+    memcpy(r.user, req->user_id, req->user_id_len);
+    r.user_len = (uint16_t)req->user_id_len;
+    ua_digest(req->client.user_agent, r.ua_hash);
+    if (req->client.user_agent) {
+        /* The listing copy is printable ASCII only; binding uses the hash
+         * of the full header. */
+        size_t n = strnlen(req->client.user_agent, SESS_UA_MAX);
+        for (size_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)req->client.user_agent[i];
+            r.ua[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+        }
+        r.ua_len = (uint16_t)n;
+        r.flags |= SESS__F_HAS_UA;
+    }
+    r.data = req->data_len ? req->data : "";
+    r.data_len = (uint32_t)req->data_len;
+
+    for (int attempt = 0; attempt < SESS__ATTEMPTS; attempt++) {
+        if (new_id(out->id, key) != SESS_OK ||
+            sess__random(r.csrf, sizeof r.csrf) != SESS_OK) {
+            rc = sess__fail(err, SESS_ERANDOM, "getrandom failed");
+            break;
+        }
+        handle_of(key, r.handle);
+        rc = seal_record(ctx, S, &r, key, &S->seal[0], &e, err);
+        if (rc != SESS_OK)
+            break;
+        ev.n = 0;
+        rc = ctx->store->methods->insert(ctx->store, &e, &lim, now, &ev, err);
+        if (rc != SESS_EXISTS)  /* a 256-bit collision: only ever a bug */
+            break;
+    }
+    sess__wipe(key, sizeof key);
+    if (rc == SESS_LIMIT) {
+        COUNT(ctx, limit_denied);
+        emit(ctx, SESS_EVENT_LIMIT_DENIED, &r, NULL, req->client.ip, NULL);
+        sess__wipe(out, sizeof *out);
+        sess__wipe(&r, sizeof r);
+        return sess__fail(err, SESS_LIMIT, "user has %u sessions already",
+                          ctx->cfg.max_per_user);
+    }
+    if (rc != SESS_OK) {
+        sess__wipe(out, sizeof *out);
+        sess__wipe(&r, sizeof r);
+        return rc;
+    }
+    COUNT(ctx, created);
+    for (size_t i = 0; i < ev.n; i++) {
+        atomic_fetch_add_explicit(&ctx->st.evictions, 1, memory_order_relaxed);
+        emit(ctx, SESS_EVENT_LIMIT_EVICTION, &r, ev.handle[i], NULL,
+             "evicted by a new login");
+        if (evicted && evicted->n < SESS_EVICT_MAX)
+            handle_text(ev.handle[i], evicted->handle[evicted->n++]);
+    }
+    fill_issued(&r, out->id, out);
+    sess__wipe(&r, sizeof r);
+    return SESS_OK;
+}
+
+/* ---- validate ------------------------------------------------------------- */
+
+static void count_reason(sess_ctx *ctx, sess_reason r)
+{
+    switch (r) {
+    case SESS_REASON_NONE: COUNT(ctx, validate_ok); break;
+    case SESS_REASON_UNKNOWN: COUNT(ctx, validate_unknown); break;
+    case SESS_REASON_EXPIRED_IDLE: COUNT(ctx, validate_expired_idle); break;
+    case SESS_REASON_EXPIRED_ABSOLUTE: COUNT(ctx, validate_expired_absolute); break;
+    case SESS_REASON_BINDING_MISMATCH: COUNT(ctx, validate_binding_mismatch); break;
+    case SESS_REASON_REVOKED: COUNT(ctx, validate_revoked); break;
+    }
+}
+
+/*
+ * Rotate the ID of the live session in "S->a" (ID "id").  On success
+ * "succ_id" holds the successor and S->a.rec the successor's record.  If
+ * another request rotated first, its successor is used instead.
+ */
+static int rotate(sess_ctx *ctx, scratch *S, const char *id, size_t id_len,
+                  const sess_client *client, uint64_t now, found *f,
+                  sess_reason *reason, sess_err *err)
+{
+    for (int attempt = 0; attempt < SESS__ATTEMPTS; attempt++) {
+        sess__record next = S->a.rec, tomb = S->a.rec;
+        sess_entry e_next, e_tomb;
+        uint8_t nkey[32], raw[32];
+        int rc;
+
+        if (new_id(f->succ_id, nkey) != SESS_OK ||
+            sess__random(next.csrf, 32) != SESS_OK)
+            return sess__fail(err, SESS_ERANDOM, "getrandom failed");
+        memcpy(next.prev_csrf, S->a.rec.csrf, 32);
+        next.prev_csrf_until = now + ctx->cfg.rotation_grace;
+        next.issued_at = now;
+        next.last_seen_at = now;
+        next.idle_expires_at = min_u64(now + idle_for(ctx, &next), next.abs_expires_at);
+
+        tomb.state = SESS__ROTATED;
+        tomb.grace_until = now + ctx->cfg.rotation_grace;
+        tomb.data_len = 0;
+        tomb.data = "";
+        memcpy(tomb.succ_key, nkey, 32);
+        rc = sess__b64url_decode(f->succ_id, SESS_ID_LEN, raw, 32);
+        if (rc == SESS_OK)
+            rc = sess__wrap32((const uint8_t *)id, id_len, S->a.key, 32, raw,
+                              tomb.succ_wrap);
+        sess__wipe(raw, sizeof raw);
+        if (rc != SESS_OK)
+            return sess__fail(err, SESS_ECRYPTO, "wrapping the successor failed");
+
+        rc = seal_record(ctx, S, &next, nkey, &S->seal[0], &e_next, err);
+        if (rc == SESS_OK)
+            rc = seal_record(ctx, S, &tomb, S->a.key, &S->seal[1], &e_tomb, err);
+        sess__wipe(&tomb, sizeof tomb);
+        if (rc == SESS_OK)
+            rc = ctx->store->methods->replace(ctx->store, S->a.key,
+                                              S->a.entry.blob, S->a.entry.blob_len,
+                                              &e_tomb, &e_next, now, err);
+        sess__wipe(nkey, sizeof nkey);
+        if (rc == SESS_OK) {
+            COUNT(ctx, rotations);
+            S->a.rec = next;
+            /* rec.data still points into S->a.pt, which is unchanged. */
+            f->via_grace = true;
+            sess__wipe(&next, sizeof next);
+            return SESS_OK;
+        }
+        sess__wipe(&next, sizeof next);
+        if (rc != SESS_CONFLICT && rc != SESS_NOTFOUND)
+            return rc;
+        /* Lost the race (or a touch moved the record): look again. */
+        rc = find_live(ctx, S, id, id_len, client, now, f, reason, err);
+        if (rc != SESS_OK || f->via_grace)
+            return rc;
+    }
+    return sess__fail(err, SESS_EINTERNAL, "rotation kept conflicting");
+}
+
+/* Persist a later idle deadline when it moves far enough (coalescing). */
+static void touch(sess_ctx *ctx, scratch *S, loaded *L, uint64_t now)
+{
+    uint32_t idle = idle_for(ctx, &L->rec);
+    uint64_t next_idle = min_u64(now + idle, L->rec.abs_expires_at);
+    uint64_t step = idle / 20 ? idle / 20 : 1;
+    sess__record r;
+    sess_entry e;
+
+    if (next_idle < L->rec.idle_expires_at + step)
+        return;
+    r = L->rec;
+    r.last_seen_at = now;
+    r.idle_expires_at = next_idle;
+    if (seal_record(ctx, S, &r, L->key, &S->seal[0], &e, NULL) == SESS_OK &&
+        ctx->store->methods->update(ctx->store, &e, L->entry.blob,
+                                    L->entry.blob_len, now, NULL) == SESS_OK) {
+        COUNT(ctx, touches_written);
+        L->rec.last_seen_at = now;
+        L->rec.idle_expires_at = next_idle;
+    }
+    /* A conflict means another request touched or rotated it: fine. */
+    sess__wipe(&r, sizeof r);
+}
+
+static void fill_view(const sess__record *r, uint64_t now, sess_view *v)
+{
+    memcpy(v->user_id, r->user, r->user_len);
+    v->user_id[r->user_len] = '\0';
+    v->user_id_len = r->user_len;
+    handle_text(r->handle, v->handle);
+    sess__b64url_encode(r->csrf, 32, v->csrf_token);
+    if (now < r->prev_csrf_until)
+        sess__b64url_encode(r->prev_csrf, 32, v->prev_csrf_token);
+    v->elevated = (r->flags & SESS__F_ELEVATED) != 0;
+    v->remember = (r->flags & SESS__F_REMEMBER) != 0;
+    v->created_at = r->created_at;
+    v->expires_at = r->abs_expires_at;
+    v->idle_expires_at = r->idle_expires_at;
+    v->last_seen_at = r->last_seen_at;
+    v->data_version = r->data_version;
+}
+
+int sess_validate(sess_ctx *ctx, const char *id, size_t id_len,
+                  const sess_client *client, unsigned flags, sess_view *view,
+                  sess_err *err)
+{
+    scratch *S = thread_scratch();
+    uint64_t now = sess_ctx_now(ctx);
+    sess_reason reason = SESS_REASON_NONE;
+    found f;
+    int rc;
+
+    memset(view, 0, sizeof *view);
+    if (!S)
+        return sess__fail(err, SESS_ENOMEM, "out of memory");
+    rc = find_live(ctx, S, id, id_len, client, now, &f, &reason, err);
+    if (rc == SESS_OK && !f.via_grace) {
+        const sess__record *r = &S->a.rec;
+        if (!(flags & SESS_VALIDATE_NO_ROTATE) && ctx->cfg.rotate_interval &&
+            now >= r->issued_at + ctx->cfg.rotate_interval)
+            rc = rotate(ctx, S, id, id_len, client, now, &f, &reason, err);
+        else if (!(flags & SESS_VALIDATE_NO_TOUCH))
+            touch(ctx, S, &S->a, now);
+    }
+    if (rc == SESS_REJECTED) {
+        view->reason = reason;
+        count_reason(ctx, reason);
+        return rc;
+    }
+    if (rc != SESS_OK) {
+        COUNT(ctx, validate_error);
+        return rc;
+    }
+    const sess__record *r = &f.L->rec;
+    fill_view(r, now, view);
+    if (f.via_grace) {
+        view->rotated = true;
+        fill_issued(r, f.succ_id, &view->successor);
+    }
+    sess__wipe(f.succ_id, sizeof f.succ_id);
+    if (flags & SESS_VALIDATE_WANT_DATA) {
+        view->data = malloc((size_t)r->data_len + 1);
+        if (!view->data) {
+            sess_view_clear(view);
+            return sess__fail(err, SESS_ENOMEM, "out of memory copying data");
+        }
+        memcpy(view->data, r->data, r->data_len);
+        view->data[r->data_len] = '\0';
+        view->data_len = r->data_len;
+    }
+    count_reason(ctx, SESS_REASON_NONE);
+    return SESS_OK;
+}
+
+void sess_view_clear(sess_view *view)
+{
+    if (!view)
+        return;
+    free(view->data);
+    sess__wipe(view, sizeof *view);
+}
+
+/* ---- regenerate, data, destroy, CSRF -------------------------------------- */
+
+int sess_regenerate(sess_ctx *ctx, const char *id, size_t id_len,
+                    const sess_client *client, int elevated, sess_issued *out,
+                    sess_reason *reason, sess_err *err)
+{
+    scratch *S = thread_scratch();
+    uint64_t now = sess_ctx_now(ctx);
+    int rc = SESS_OK;
+
+    memset(out, 0, sizeof *out);
+    if (reason)
+        *reason = SESS_REASON_NONE;
+    if (!S)
+        return sess__fail(err, SESS_ENOMEM, "out of memory");
+    for (int attempt = 0; attempt < SESS__ATTEMPTS; attempt++) {
+        found f;
+        sess_entry e_next, e_tomb;
+        uint8_t nkey[32];
+
+        rc = find_live(ctx, S, id, id_len, client, now, &f, reason, err);
+        sess__wipe(f.succ_id, sizeof f.succ_id);
+        if (rc != SESS_OK)
+            return rc;
+        sess__record next = f.L->rec, tomb = f.L->rec;
+        /* Privilege change: a new ID, a new handle, a new CSRF token, and
+         * the old ID dead at once (no grace), against fixation. */
+        if (new_id(out->id, nkey) != SESS_OK ||
+            sess__random(next.csrf, 32) != SESS_OK)
+            return sess__fail(err, SESS_ERANDOM, "getrandom failed");
+        handle_of(nkey, next.handle);
+        memset(next.prev_csrf, 0, 32);
+        next.prev_csrf_until = 0;
+        next.issued_at = next.last_seen_at = now;
+        next.idle_expires_at = min_u64(now + idle_for(ctx, &next), next.abs_expires_at);
+        if (elevated == 0)
+            next.flags &= (uint8_t)~SESS__F_ELEVATED;
+        else if (elevated > 0)
+            next.flags |= SESS__F_ELEVATED;
+        tomb.state = SESS__REVOKED;
+        tomb.issued_at = now;
+        tomb.data_len = 0;
+        tomb.data = "";
+        rc = seal_record(ctx, S, &next, nkey, &S->seal[0], &e_next, err);
+        if (rc == SESS_OK)
+            rc = seal_record(ctx, S, &tomb, f.L->key, &S->seal[1], &e_tomb, err);
+        if (rc == SESS_OK)
+            rc = ctx->store->methods->replace(ctx->store, f.L->key, f.L->entry.blob,
+                                              f.L->entry.blob_len, &e_tomb, &e_next,
+                                              now, err);
+        sess__wipe(nkey, sizeof nkey);
+        sess__wipe(&tomb, sizeof tomb);
+        if (rc == SESS_OK) {
+            COUNT(ctx, regenerations);
+            fill_issued(&next, out->id, out);
+            sess__wipe(&next, sizeof next);
+            return SESS_OK;
+        }
+        sess__wipe(&next, sizeof next);
+        if (rc != SESS_CONFLICT && rc != SESS_NOTFOUND)
+            break;
+    }
+    sess__wipe(out, sizeof *out);
+    return rc == SESS_CONFLICT || rc == SESS_NOTFOUND
+               ? sess__fail(err, SESS_EINTERNAL, "regenerate kept conflicting")
+               : rc;
+}
+
+int sess_set_data(sess_ctx *ctx, const char *id, size_t id_len,
+                  const char *data, size_t data_len, int64_t expect_version,
+                  uint64_t *new_version, sess_reason *reason, sess_err *err)
+{
+    scratch *S = thread_scratch();
+    uint64_t now = sess_ctx_now(ctx);
+    int rc = SESS_OK;
+
+    if (reason)
+        *reason = SESS_REASON_NONE;
+    if (!S)
+        return sess__fail(err, SESS_ENOMEM, "out of memory");
+    if (data_len > SESS_DATA_MAX || (data_len && !data))
+        return sess__fail(err, SESS_EINVAL, "data larger than %u bytes",
+                          SESS_DATA_MAX);
+    for (int attempt = 0; attempt < SESS__ATTEMPTS; attempt++) {
+        found f;
+        sess_entry e;
+        rc = find_live(ctx, S, id, id_len, NULL, now, &f, reason, err);
+        sess__wipe(f.succ_id, sizeof f.succ_id);
+        if (rc != SESS_OK)
+            return rc;
+        if (expect_version >= 0 && (uint64_t)expect_version != f.L->rec.data_version)
+            return sess__fail(err, SESS_CONFLICT,
+                              "data version is %llu, not %lld",
+                              (unsigned long long)f.L->rec.data_version,
+                              (long long)expect_version);
+        sess__record r = f.L->rec;
+        r.data = data_len ? data : "";
+        r.data_len = (uint32_t)data_len;
+        r.data_version++;
+        rc = seal_record(ctx, S, &r, f.L->key, &S->seal[0], &e, err);
+        if (rc == SESS_OK)
+            rc = ctx->store->methods->update(ctx->store, &e, f.L->entry.blob,
+                                             f.L->entry.blob_len, now, err);
+        if (rc == SESS_OK && new_version)
+            *new_version = r.data_version;
+        sess__wipe(&r, sizeof r);
+        if (rc != SESS_CONFLICT && rc != SESS_NOTFOUND)
+            return rc;
+        /* A touch or rotation got there first: re-read and re-check the
+         * version, so optimistic concurrency stays exact. */
+    }
+    return sess__fail(err, SESS_EINTERNAL, "data update kept conflicting");
+}
+
+int sess_destroy(sess_ctx *ctx, const char *id, size_t id_len, sess_err *err)
+{
+    scratch *S = thread_scratch();
+    int rc, rc2 = SESS_NOTFOUND;
+
+    if (!S)
+        return sess__fail(err, SESS_ENOMEM, "out of memory");
+    if (sess_id_check(id, id_len) != SESS_OK)
+        return SESS_NOTFOUND;
+    sess__sha256(id, id_len, S->a.key);
+    rc = load(ctx, &S->a, err);
+    if (rc != SESS_OK && rc != SESS_NOTFOUND)
+        return rc;
+    /* Logging out with an ID still in its grace ends the session itself,
+     * not just the tombstone. */
+    if (rc == SESS_OK && S->a.rec.state == SESS__ROTATED) {
+        rc2 = ctx->store->methods->remove(ctx->store, S->a.rec.succ_key, NULL, err);
+        if (rc2 != SESS_OK && rc2 != SESS_NOTFOUND)
+            return rc2;
+    }
+    rc = ctx->store->methods->remove(ctx->store, S->a.key, NULL, err);
+    if (rc != SESS_OK && rc != SESS_NOTFOUND)
+        return rc;
+    if (rc == SESS_OK || rc2 == SESS_OK) {
+        COUNT(ctx, destroyed);
+        return SESS_OK;
+    }
+    return SESS_NOTFOUND;
+}
+
+bool sess_csrf_matches(const sess_view *view, const char *token,
+                       size_t token_len)
+{
+    bool ok = false;
+    if (!token || token_len != SESS_CSRF_LEN || !view->csrf_token[0])
+        return false;
+    /* Both comparisons always run: the time taken says nothing about
+     * which token (if any) matched. */
+    ok |= sess__ct_equal(view->csrf_token, token, SESS_CSRF_LEN);
+    ok |= view->prev_csrf_token[0] != '\0' &&
+          sess__ct_equal(view->prev_csrf_token, token, SESS_CSRF_LEN);
+    return ok;
+}
+
+int sess_csrf_verify(sess_ctx *ctx, const char *id, size_t id_len,
+                     const char *token, size_t token_len, sess_reason *reason,
+                     sess_err *err)
+{
+    scratch *S = thread_scratch();
+    uint64_t now = sess_ctx_now(ctx);
+    sess_view v;
+    found f;
+    int rc;
+
+    if (reason)
+        *reason = SESS_REASON_NONE;
+    if (!S)
+        return sess__fail(err, SESS_ENOMEM, "out of memory");
+    rc = find_live(ctx, S, id, id_len, NULL, now, &f, reason, err);
+    sess__wipe(f.succ_id, sizeof f.succ_id);
+    if (rc != SESS_OK)
+        return rc;
+    memset(&v, 0, sizeof v);
+    fill_view(&f.L->rec, now, &v);
+    bool ok = sess_csrf_matches(&v, token, token_len);
+    if (!ok) {
+        COUNT(ctx, csrf_failures);
+        emit(ctx, SESS_EVENT_CSRF_FAILURE, &f.L->rec, NULL, NULL, "token");
+    }
+    sess__wipe(&v, sizeof v);
+    return ok ? SESS_OK : SESS_CSRF;
+}
+
+/* ---- admin: list and revoke ----------------------------------------------- */
+
+typedef struct list_state {
+    sess_ctx *ctx;
+    uint64_t now;
+    sess_summary *items;
+    size_t n, cap;
+    sess_store_buf pt;
+    int rc;
+} list_state;
+
+static int list_one(void *arg, const sess_entry *e)
+{
+    list_state *ls = arg;
+    sess__record r;
+    int rc;
+
+    pthread_rwlock_rdlock(&ls->ctx->keys_lock);
+    rc = sess__open(ls->ctx->keys, e->key, e->blob, e->blob_len, &ls->pt, NULL);
+    pthread_rwlock_unlock(&ls->ctx->keys_lock);
+    if (rc != SESS_OK || sess__record_decode(ls->pt.data, ls->pt.len, &r) != SESS_OK)
+        return 0;   /* unreadable records are not sessions anyone can use */
+    if (r.state != SESS__ACTIVE || ls->now >= r.abs_expires_at ||
+        ls->now >= r.idle_expires_at)
+        return 0;
+    if (ls->n == ls->cap) {
+        size_t cap = ls->cap ? ls->cap * 2 : 8;
+        sess_summary *p = realloc(ls->items, cap * sizeof *p);
+        if (!p) {
+            ls->rc = SESS_ENOMEM;
+            return 1;
+        }
+        ls->items = p;
+        ls->cap = cap;
+    }
+    sess_summary *s = &ls->items[ls->n++];
+    memset(s, 0, sizeof *s);
+    handle_text(r.handle, s->handle);
+    s->created_at = r.created_at;
+    s->last_seen_at = r.last_seen_at;
+    s->expires_at = r.abs_expires_at;
+    inet_ntop(r.ip_family == 4 ? AF_INET : AF_INET6, r.ip, s->ip, sizeof s->ip);
+    memcpy(s->user_agent, r.ua, r.ua_len);
+    s->elevated = (r.flags & SESS__F_ELEVATED) != 0;
+    s->remember = (r.flags & SESS__F_REMEMBER) != 0;
+    return 0;
+}
+
+static int summary_cmp(const void *a, const void *b)
+{
+    const sess_summary *x = a, *y = b;
+    if (x->created_at != y->created_at)
+        return x->created_at < y->created_at ? -1 : 1;
+    return strcmp(x->handle, y->handle);
+}
+
+int sess_list_user(sess_ctx *ctx, const char *user_id, size_t user_id_len,
+                   sess_summary **out, size_t *n, sess_err *err)
+{
+    list_state ls = {.ctx = ctx, .now = sess_ctx_now(ctx)};
+    uint8_t ukey[32];
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (!user_id || user_id_len == 0 || user_id_len > SESS_USER_ID_MAX)
+        return sess__fail(err, SESS_EINVAL, "user_id must be 1-%d bytes",
+                          SESS_USER_ID_MAX);
+    user_key(user_id, user_id_len, ukey);
+    rc = ctx->store->methods->list_user(ctx->store, ukey, ls.now, list_one, &ls, err);
+    sess__wipe(ls.pt.data, ls.pt.cap);
+    sess_store_buf_free(&ls.pt);
+    if (rc == SESS_OK && ls.rc != SESS_OK)
+        rc = sess__fail(err, ls.rc, "out of memory listing sessions");
+    if (rc != SESS_OK) {
+        free(ls.items);
+        return rc;
+    }
+    if (ls.n)
+        qsort(ls.items, ls.n, sizeof ls.items[0], summary_cmp);
+    *out = ls.items;
+    *n = ls.n;
+    return SESS_OK;
+}
+
+int sess_revoke_handle(sess_ctx *ctx, const char *handle, size_t handle_len,
+                       sess_err *err)
+{
+    uint8_t raw[SESS_STORE_HANDLE_BYTES], key[32];
+    uint64_t now = sess_ctx_now(ctx);
+    int rc;
+
+    if (!handle || sess__b64url_decode(handle, handle_len, raw, sizeof raw) != SESS_OK)
+        return SESS_NOTFOUND;
+    rc = ctx->store->methods->find_handle(ctx->store, raw, now, key, err);
+    if (rc == SESS_OK)
+        rc = ctx->store->methods->remove(ctx->store, key, NULL, err);
+    if (rc == SESS_OK)
+        emit(ctx, SESS_EVENT_REVOKE, NULL, raw, NULL, "handle");
+    return rc;
+}
+
+int sess_revoke_user(sess_ctx *ctx, const char *user_id, size_t user_id_len,
+                     const char *except_handle, size_t *revoked, sess_err *err)
+{
+    uint8_t ukey[32], except[SESS_STORE_HANDLE_BYTES];
+    size_t n = 0;
+    int rc;
+
+    if (revoked)
+        *revoked = 0;
+    if (!user_id || user_id_len == 0 || user_id_len > SESS_USER_ID_MAX)
+        return sess__fail(err, SESS_EINVAL, "user_id must be 1-%d bytes",
+                          SESS_USER_ID_MAX);
+    if (except_handle &&
+        sess__b64url_decode(except_handle, strlen(except_handle), except,
+                            sizeof except) != SESS_OK)
+        return sess__fail(err, SESS_EINVAL, "except is not a session handle");
+    user_key(user_id, user_id_len, ukey);
+    rc = ctx->store->methods->remove_user(ctx->store, ukey,
+                                          except_handle ? except : NULL,
+                                          sess_ctx_now(ctx), &n, err);
+    if (rc != SESS_OK)
+        return rc;
+    if (revoked)
+        *revoked = n;
+    if (n && ctx->on_event) {
+        sess_event ev = {.type = SESS_EVENT_REVOKE, .at = sess_ctx_now(ctx),
+                         .user_id = user_id, .user_id_len = user_id_len,
+                         .detail = except_handle ? "all but one" : "all"};
+        ctx->on_event(ctx->event_user, &ev);
+    }
+    return SESS_OK;
+}
+
+int sess_purge_expired(sess_ctx *ctx, size_t max, size_t *removed, sess_err *err)
+{
+    uint64_t now = sess_ctx_now(ctx);
+    size_t n = 0;
+    int rc;
+    /* Entries carry SESS__RETAIN in their expiry already (seal_record). */
+    rc = ctx->store->methods->purge(ctx->store, now, max, &n, err);
+    if (removed)
+        *removed = n;
+    return rc;
+}
+
+int sess_ping(sess_ctx *ctx, sess_err *err)
+{
+    return ctx->store->methods->ping(ctx->store, err);
+}
+
+int sess_get_stats(sess_ctx *ctx, sess_stats *o, sess_err *err)
+{
+    const stats_atomic *s = &ctx->st;
+#define LOAD(f) o->f = atomic_load_explicit(&s->f, memory_order_relaxed)
+    memset(o, 0, sizeof *o);
+    LOAD(created);
+    LOAD(validate_ok);
+    LOAD(validate_unknown);
+    LOAD(validate_expired_idle);
+    LOAD(validate_expired_absolute);
+    LOAD(validate_binding_mismatch);
+    LOAD(validate_revoked);
+    LOAD(validate_error);
+    LOAD(rotations);
+    LOAD(regenerations);
+    LOAD(destroyed);
+    LOAD(evictions);
+    LOAD(limit_denied);
+    LOAD(binding_mismatches);
+    LOAD(csrf_failures);
+    LOAD(touches_written);
+    LOAD(reuse_after_grace);
+#undef LOAD
+    return ctx->store->methods->count(ctx->store, &o->stored_records, err);
+}

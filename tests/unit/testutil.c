@@ -1,0 +1,76 @@
+/*
+ * testutil.c - helpers shared by the unit tests (see testutil.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+uint64_t test_clock_read(void *user)
+{
+    return ((test_clock *)user)->now;
+}
+
+sess_ctx *test_ctx_new(const sess_config *cfg, test_clock *clk)
+{
+    static const uint8_t key[1][SESS_KEY_BYTES] = {{1, 2, 3, 4, 5, 6, 7, 8}};
+    const char *kids[] = {"test-key-1"};
+    sess_keyring *kr = NULL;
+    sess_store *st = NULL;
+    sess_ctx *ctx = NULL;
+    sess_store_options opt = {0};
+    sess_config defaults;
+    sess_err err;
+
+    if (!cfg) {
+        sess_config_defaults(&defaults);
+        cfg = &defaults;
+    }
+    assert_int_equal(sess_keyring_from_keys(kids, key, 1, &kr, &err), SESS_OK);
+    assert_int_equal(sess_store_open("memory:", &opt, &st, &err), SESS_OK);
+    assert_int_equal(sess_ctx_new(cfg, st, kr, &ctx, &err), SESS_OK);
+    clk->now = 1800000000u;   /* 2027-01-15, a fixed start */
+    sess_ctx_set_clock(ctx, test_clock_read, clk);
+    return ctx;
+}
+
+void test_tmpdir(char *buf, size_t len)
+{
+    snprintf(buf, len, "/tmp/sess-test-XXXXXX");
+    assert_non_null(mkdtemp(buf));
+}
+
+void test_rmdir(const char *path)
+{
+    char cmd[512];
+    if (strncmp(path, "/tmp/sess-test-", 15) != 0)
+        return;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", path);
+}
+
+void test_event_capture(void *user, const sess_event *ev)
+{
+    test_events *t = user;
+    if ((unsigned)ev->type < 16)
+        t->count[ev->type]++;
+    snprintf(t->last_handle, sizeof t->last_handle, "%s",
+             ev->handle ? ev->handle : "");
+    snprintf(t->last_detail, sizeof t->last_detail, "%s",
+             ev->detail ? ev->detail : "");
+}
+
+const char *test_testdata_dir(void)
+{
+    static char path[1024];
+    const char *env = getenv("SESS_TESTDATA");
+    struct stat st;
+    if (!env || stat(env, &st) != 0 || !S_ISDIR(st.st_mode))
+        return NULL;
+    snprintf(path, sizeof path, "%s", env);
+    return path;
+}
