@@ -52,7 +52,7 @@ valgrind: build
 
 run: build
 	@mkdir -p var
-	./build/sessiond --listen 127.0.0.1:7700 --store lmdb:./var/sessions --keys ./var/keys
+	./build/sessiond --listen 127.0.0.1:7700 --store lmdb:./var/sessions --keys ./var/keys $(ARGS)
 
 install: build
 	DESTDIR=$(DESTDIR) cmake --install build --prefix $(PREFIX)
