@@ -1,0 +1,243 @@
+/*
+ * store.c - the registry of store backends and the front door of the
+ * storage layer: sess_store_register, sess_store_open/close, the growable
+ * buffer backends return records through, and small helpers every backend
+ * shares (store_internal.h).
+ *
+ * The registry is a fixed table of STORE_MAX_BACKENDS method tables keyed
+ * by URL scheme, like SQLite's VFS list.  The built-ins ("memory",
+ * "lmdb") are added once, on first use of the registry, under
+ * pthread_once, so there is no start-up call to forget.  A mutex guards
+ * the table: sess_store_register is documented as a start-up call, but
+ * guarding it costs nothing and makes a late registration safe.  Method
+ * tables are never removed, so a pointer read under the lock stays valid
+ * after it is released.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sess/store.h"
+#include "store_internal.h"
+#include "util.h"
+
+#define STORE_MAX_BACKENDS 16
+#define SCHEME_MAX 32 /* longest scheme accepted, for messages and lookup */
+
+static const sess_store_methods *registry[STORE_MAX_BACKENDS];
+static size_t registry_n;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+
+/* RFC 3986 section 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+static bool scheme_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > SCHEME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        bool other = (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.';
+        if (!alpha && !(i > 0 && other))
+            return false;
+    }
+    return true;
+}
+
+/* A table is usable when it fills in at least version 1 completely. */
+static bool methods_valid(const sess_store_methods *m)
+{
+    return m && m->version >= 1 && m->scheme &&
+           scheme_valid(m->scheme, strlen(m->scheme)) && m->open &&
+           m->close && m->get && m->insert && m->update && m->replace &&
+           m->remove && m->find_handle && m->list_user && m->remove_user &&
+           m->purge && m->ping && m->count;
+}
+
+/* Caller holds registry_lock. */
+static const sess_store_methods *find_locked(const char *scheme, size_t n)
+{
+    for (size_t i = 0; i < registry_n; i++) {
+        const char *s = registry[i]->scheme;
+        if (strlen(s) == n && strncasecmp(s, scheme, n) == 0)
+            return registry[i];
+    }
+    return NULL;
+}
+
+static int register_locked(const sess_store_methods *m)
+{
+    if (!methods_valid(m))
+        return SESS_EINVAL;
+    if (find_locked(m->scheme, strlen(m->scheme)))
+        return SESS_EXISTS;
+    if (registry_n >= STORE_MAX_BACKENDS)
+        return SESS_EFULL;
+    registry[registry_n++] = m;
+    return SESS_OK;
+}
+
+static void register_builtins(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    (void)register_locked(&sess__store_memory_methods);
+    (void)register_locked(&sess__store_lmdb_methods);
+    pthread_mutex_unlock(&registry_lock);
+}
+
+int sess_store_register(const sess_store_methods *m)
+{
+    pthread_once(&registry_once, register_builtins);
+    pthread_mutex_lock(&registry_lock);
+    int rc = register_locked(m);
+    pthread_mutex_unlock(&registry_lock);
+    return rc;
+}
+
+int sess_store_open(const char *url, const sess_store_options *opt,
+                    sess_store **out, sess_err *err)
+{
+    static const sess_store_options defaults = {
+        .durability = SESS_DURABILITY_PROCESS, .map_size = 0};
+
+    if (!out)
+        return sess__fail(err, SESS_EINVAL, "store open: no output pointer");
+    *out = NULL;
+    if (!url || !*url)
+        return sess__fail(err, SESS_EINVAL, "store open: empty store URL");
+
+    const char *colon = strchr(url, ':');
+    if (!colon)
+        return sess__fail(err, SESS_EINVAL,
+                          "store URL has no scheme (expected e.g. "
+                          "\"lmdb:PATH\" or \"memory:\")");
+    size_t n = (size_t)(colon - url);
+    if (!scheme_valid(url, n))
+        return sess__fail(err, SESS_EINVAL,
+                          "store URL scheme is empty or malformed");
+
+    pthread_once(&registry_once, register_builtins);
+    pthread_mutex_lock(&registry_lock);
+    const sess_store_methods *m = find_locked(url, n);
+    pthread_mutex_unlock(&registry_lock);
+    if (!m)
+        return sess__fail(err, SESS_EINVAL, "unknown store scheme \"%.*s\"",
+                          (int)n, url);
+
+    int rc = m->open(url, opt ? opt : &defaults, out, err);
+    if (rc != SESS_OK) {
+        *out = NULL;
+        return rc;
+    }
+    if (!*out || (*out)->methods != m) {
+        /* A backend that breaks the base-struct rule would crash later,
+         * far from the cause; refuse it here. */
+        if (*out)
+            m->close(*out);
+        *out = NULL;
+        return sess__fail(err, SESS_EINTERNAL,
+                          "store backend \"%s\" returned a bad store",
+                          m->scheme);
+    }
+    return SESS_OK;
+}
+
+void sess_store_close(sess_store *st)
+{
+    if (st)
+        st->methods->close(st);
+}
+
+/* Grow "b" to hold at least "need" bytes, keeping its contents.  The old
+ * block is wiped before it is freed: buffers may later carry plaintext in
+ * the layers above. */
+int sess_store_buf_reserve(sess_store_buf *b, size_t need)
+{
+    if (!b)
+        return SESS_EINVAL;
+    if (need <= b->cap)
+        return SESS_OK;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need) {
+        if (cap > SIZE_MAX / 2) {
+            cap = need;
+            break;
+        }
+        cap *= 2;
+    }
+    uint8_t *p = malloc(cap);
+    if (!p)
+        return SESS_ENOMEM;
+    if (b->data) {
+        if (b->len)
+            memcpy(p, b->data, b->len < cap ? b->len : cap);
+        sess__wipe(b->data, b->cap);
+        free(b->data);
+    }
+    b->data = p;
+    b->cap = cap;
+    if (b->len > cap)
+        b->len = cap;
+    return SESS_OK;
+}
+
+void sess_store_buf_free(sess_store_buf *b)
+{
+    if (!b)
+        return;
+    if (b->data) {
+        sess__wipe(b->data, b->cap);
+        free(b->data);
+    }
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+/* ---- helpers shared by backends (store_internal.h) -------------------- */
+
+const char *sess__store_url_rest(const char *url, const char *scheme)
+{
+    size_t n = strlen(scheme);
+    if (!url || strncasecmp(url, scheme, n) != 0 || url[n] != ':')
+        return NULL;
+    return url + n + 1;
+}
+
+int sess__store_check_entry(const sess_entry *e, const char *op,
+                            sess_err *err)
+{
+    if (!e)
+        return sess__fail(err, SESS_EINVAL, "store %s: no entry", op);
+    if (e->blob_len > SESS_STORE_BLOB_MAX)
+        return sess__fail(err, SESS_ETOOBIG,
+                          "store %s: record of %zu bytes exceeds %u", op,
+                          e->blob_len, SESS_STORE_BLOB_MAX);
+    if (e->blob_len > 0 && !e->blob)
+        return sess__fail(err, SESS_EINVAL, "store %s: record bytes missing",
+                          op);
+    return SESS_OK;
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const sess__evict_cand *x = a, *y = b;
+    if (x->created_at != y->created_at)
+        return x->created_at < y->created_at ? -1 : 1;
+    return memcmp(x->key, y->key, sizeof x->key);
+}
+
+void sess__store_sort_cands(sess__evict_cand *c, size_t n)
+{
+    if (n > 1)
+        qsort(c, n, sizeof *c, cand_cmp);
+}
+
+void sess__store_report_evicted(sess_store_evicted *ev, const uint8_t *handle)
+{
+    if (ev && ev->n < SESS_EVICT_MAX) {
+        memcpy(ev->handle[ev->n], handle, SESS_STORE_HANDLE_BYTES);
+        ev->n++;
+    }
+}

@@ -1,0 +1,61 @@
+/*
+ * store_internal.h - what the store registry (store.c) and the built-in
+ * backends (store_memory.c, store_lmdb.c) share: the built-in method
+ * tables, URL and argument checks every backend applies the same way, and
+ * the eviction order of the per-user limit.
+ *
+ * Invariant kept by every backend (see sess/store.h): an entry is live
+ * when expires_at > now, and only live entries are visible or counted
+ * toward a limit.  The helpers below are pure; they take no locks.
+ */
+#ifndef SESS_STORE_INTERNAL_H
+#define SESS_STORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sess/store.h"
+
+extern const sess_store_methods sess__store_memory_methods;
+extern const sess_store_methods sess__store_lmdb_methods;
+
+/* Entries are gone at or after expires_at (sess/store.h). */
+static inline bool sess__store_live(uint64_t expires_at, uint64_t now)
+{
+    return expires_at > now;
+}
+
+static inline bool sess__store_indexed(uint32_t flags)
+{
+    return (flags & SESS_ENTRY_UNINDEXED) == 0;
+}
+
+/* The part of "url" after "scheme:", or NULL when "url" does not start
+ * with "scheme" followed by ':' (scheme compared without case, RFC 3986
+ * section 3.1). */
+const char *sess__store_url_rest(const char *url, const char *scheme);
+
+/* Check an entry handed to insert/update/replace: non-NULL, blob present
+ * when blob_len > 0, blob_len <= SESS_STORE_BLOB_MAX (SESS_ETOOBIG).
+ * "op" names the operation in the message. */
+int sess__store_check_entry(const sess_entry *e, const char *op,
+                            sess_err *err);
+
+/* One live session of a user considered for eviction. */
+typedef struct sess__evict_cand {
+    uint64_t created_at;
+    uint8_t key[SESS_STORE_KEY_BYTES];
+    uint8_t handle[SESS_STORE_HANDLE_BYTES];
+    void *ref;                  /* backend's own pointer, may be NULL */
+} sess__evict_cand;
+
+/* Sort "n" candidates oldest first: smallest created_at, ties broken by
+ * key so that every backend evicts the same session. */
+void sess__store_sort_cands(sess__evict_cand *c, size_t n);
+
+/* Append "handle" to "ev" (may be NULL) while there is room; handles past
+ * SESS_EVICT_MAX are evicted but not reported. */
+void sess__store_report_evicted(sess_store_evicted *ev, const uint8_t *handle);
+
+#endif /* SESS_STORE_INTERNAL_H */

@@ -1,0 +1,1138 @@
+/*
+ * store_lmdb.c - the embedded durable store ("lmdb:PATH"), the default.
+ *
+ * PATH is a directory (created 0700 when missing) holding LMDB's data.mdb
+ * and lock.mdb (0600).  Four named databases:
+ *   sessions  key32                     -> header || blob
+ *             header = handle16 | user32 | created_at u64le |
+ *                      expires_at u64le | flags u32le    (HDR_LEN bytes)
+ *   handles   handle16                  -> key32    (indexed entries)
+ *   users     user32 || key32           -> ""       (indexed entries)
+ *   expiry    expires_at u64be || key32 -> ""       (every entry)
+ * Invariant: after every committed transaction, an entry's handles/users
+ * rows exist exactly when it is indexed, and its expiry row carries its
+ * current expires_at, so purge walks the expiry database oldest first.
+ * Every mutation runs in one write transaction, which LMDB serialises:
+ * that is what makes insert-with-limit, replace and remove_user atomic
+ * and race-free.  Commits use MDB_NOSYNC|MDB_NOMETASYNC for
+ * SESS_DURABILITY_PROCESS (written to the OS page cache, so they survive
+ * kill -9 of the process) and are synchronous for SESS_DURABILITY_FSYNC.
+ *
+ * Read transactions (get, find_handle, count, ping) are cached per thread
+ * and per store: a thread's first read begins a read-only transaction
+ * (MDB_NOTLS ties its reader slot to the txn, not the thread) and later
+ * reads mdb_txn_renew/mdb_txn_reset it, so the hot path takes no lock and
+ * allocates nothing.  Slots are reached through one process-wide pthread
+ * key whose value is the thread's list of slots; the key's destructor
+ * aborts them when a thread ends.  Each store also lists its slots so
+ * close can abort every reader before mdb_env_close.  slots_lock (global)
+ * guards the store lists and a slot's "st"/"txn" whenever two threads may
+ * touch them (thread exit, close); the owning thread otherwise uses its
+ * slot alone.  A slot a closed store leaves in another live thread is
+ * marked dead (st = NULL, txn aborted) and freed when that thread ends.
+ * Slots match stores by a unique id, never by address, so a new store at
+ * a recycled address never inherits a dead slot.  list_user runs its own
+ * read transaction, so its callback may call back into the store.
+ *
+ * Errors name the operation, never keys or bytes.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <lmdb.h>
+
+#include "sess/store.h"
+#include "store_internal.h"
+#include "util.h"
+
+#define HDR_HANDLE 0
+#define HDR_USER (HDR_HANDLE + SESS_STORE_HANDLE_BYTES)
+#define HDR_CREATED (HDR_USER + SESS_STORE_USER_BYTES)
+#define HDR_EXPIRES (HDR_CREATED + 8)
+#define HDR_FLAGS (HDR_EXPIRES + 8)
+#define HDR_LEN (HDR_FLAGS + 4)
+
+#define USERS_KEY_LEN (SESS_STORE_USER_BYTES + SESS_STORE_KEY_BYTES)
+#define EXPIRY_KEY_LEN (8 + SESS_STORE_KEY_BYTES)
+
+#define LMDB_DEFAULT_MAP_SIZE (4ULL << 30) /* 4 GiB, sparse */
+#define LMDB_MAX_READERS 1024              /* threads x open stores */
+
+struct lmdb_store;
+
+/* One thread's cached read transaction on one store. */
+struct rslot {
+    uint64_t store_id;          /* immutable */
+    struct lmdb_store *st;      /* NULL once the store closed */
+    MDB_txn *txn;               /* reset between reads; NULL when dead */
+    struct rslot *tnext;        /* the owning thread's list */
+    struct rslot *sprev, *snext; /* the store's list, under slots_lock */
+};
+
+struct lmdb_store {
+    sess_store base;            /* first: sess_store rule */
+    MDB_env *env;
+    MDB_dbi sessions, handles, users, expiry;
+    uint64_t id;
+    struct rslot *slots;        /* under slots_lock */
+};
+
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t slots_key;
+static pthread_once_t slots_once = PTHREAD_ONCE_INIT;
+static int slots_key_rc;
+static atomic_uint_fast64_t next_store_id = 1;
+
+/* ---- errors ------------------------------------------------------------- */
+
+static int lmdb_fail(sess_err *err, int rc, const char *op)
+{
+    switch (rc) {
+    case MDB_MAP_FULL:
+        return sess__fail(err, SESS_EFULL,
+                          "lmdb %s: map full (raise the store's map_size)", op);
+    case MDB_READERS_FULL:
+        return sess__fail(err, SESS_EUNAVAILABLE,
+                          "lmdb %s: reader table full", op);
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+        return sess__fail(err, SESS_ECORRUPT, "lmdb %s: %s", op,
+                          mdb_strerror(rc));
+    case ENOMEM:
+        return sess__fail(err, SESS_ENOMEM, "lmdb %s: out of memory", op);
+    default:
+        return sess__fail(err, SESS_EIO, "lmdb %s: %s", op, mdb_strerror(rc));
+    }
+}
+
+/* ---- per-thread read transactions ----------------------------------------- */
+
+static void slots_thread_exit(void *head)
+{
+    pthread_mutex_lock(&slots_lock);
+    struct rslot *s = head;
+    while (s) {
+        struct rslot *next = s->tnext;
+        if (s->st) {
+            if (s->sprev)
+                s->sprev->snext = s->snext;
+            else
+                s->st->slots = s->snext;
+            if (s->snext)
+                s->snext->sprev = s->sprev;
+        }
+        if (s->txn)
+            mdb_txn_abort(s->txn);
+        free(s);
+        s = next;
+    }
+    pthread_mutex_unlock(&slots_lock);
+}
+
+static void slots_init(void)
+{
+    slots_key_rc = pthread_key_create(&slots_key, slots_thread_exit);
+}
+
+/* A live read transaction on "st" for this thread; release it with
+ * rtxn_release().  Allocates only on a thread's first read of a store. */
+static int rtxn_acquire(struct lmdb_store *st, MDB_txn **txn, sess_err *err)
+{
+    struct rslot *head = pthread_getspecific(slots_key);
+    for (struct rslot *s = head; s; s = s->tnext) {
+        if (s->store_id != st->id)
+            continue;
+        int rc = mdb_txn_renew(s->txn);
+        if (rc == 0) {
+            *txn = s->txn;
+            return SESS_OK;
+        }
+        /* A handle that cannot be renewed gets a fresh transaction. */
+        MDB_txn *fresh = NULL;
+        rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &fresh);
+        if (rc != 0)
+            return lmdb_fail(err, rc, "read transaction");
+        mdb_txn_abort(s->txn);
+        s->txn = fresh;
+        *txn = fresh;
+        return SESS_OK;
+    }
+
+    struct rslot *s = calloc(1, sizeof *s);
+    if (!s)
+        return sess__fail(err, SESS_ENOMEM, "lmdb read transaction: out of memory");
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &s->txn);
+    if (rc != 0) {
+        free(s);
+        return lmdb_fail(err, rc, "read transaction");
+    }
+    s->store_id = st->id;
+    s->st = st;
+    s->tnext = head;
+    if (pthread_setspecific(slots_key, s) != 0) {
+        mdb_txn_abort(s->txn);
+        free(s);
+        return sess__fail(err, SESS_ENOMEM, "lmdb read transaction: thread slot");
+    }
+    pthread_mutex_lock(&slots_lock);
+    s->snext = st->slots;
+    if (st->slots)
+        st->slots->sprev = s;
+    st->slots = s;
+    pthread_mutex_unlock(&slots_lock);
+    *txn = s->txn;
+    return SESS_OK;
+}
+
+static void rtxn_release(MDB_txn *txn)
+{
+    mdb_txn_reset(txn);
+}
+
+/* Abort every cached reader of "st".  This thread's slot is freed now;
+ * other threads' slots are marked dead and freed when those threads end. */
+static void slots_close_store(struct lmdb_store *st)
+{
+    pthread_mutex_lock(&slots_lock);
+    struct rslot **pp = NULL;
+    struct rslot *head = pthread_getspecific(slots_key);
+    for (pp = &head; *pp; pp = &(*pp)->tnext) {
+        if ((*pp)->store_id == st->id) {
+            struct rslot *mine = *pp;
+            *pp = mine->tnext;
+            if (mine->sprev)
+                mine->sprev->snext = mine->snext;
+            else
+                st->slots = mine->snext;
+            if (mine->snext)
+                mine->snext->sprev = mine->sprev;
+            mdb_txn_abort(mine->txn);
+            free(mine);
+            (void)pthread_setspecific(slots_key, head);
+            break;
+        }
+    }
+    for (struct rslot *s = st->slots; s; s = s->snext) {
+        if (s->txn)
+            mdb_txn_abort(s->txn);
+        s->txn = NULL;
+        s->st = NULL;
+    }
+    st->slots = NULL;
+    pthread_mutex_unlock(&slots_lock);
+}
+
+/* ---- encoding ------------------------------------------------------------ */
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void expiry_key(uint8_t out[EXPIRY_KEY_LEN], uint64_t expires_at,
+                       const uint8_t *key)
+{
+    put_be64(out, expires_at);
+    memcpy(out + 8, key, SESS_STORE_KEY_BYTES);
+}
+
+static void users_key(uint8_t out[USERS_KEY_LEN], const uint8_t *user,
+                      const uint8_t *key)
+{
+    memcpy(out, user, SESS_STORE_USER_BYTES);
+    memcpy(out + SESS_STORE_USER_BYTES, key, SESS_STORE_KEY_BYTES);
+}
+
+/* Decode a sessions value into "e" (blob points into the map: valid until
+ * the transaction ends or writes to sessions).  SESS_ECORRUPT when short. */
+static int decode(const uint8_t *key, const MDB_val *v, sess_entry *e,
+                  sess_err *err)
+{
+    if (v->mv_size < HDR_LEN)
+        return sess__fail(err, SESS_ECORRUPT, "lmdb: stored entry too short");
+    const uint8_t *p = v->mv_data;
+    memcpy(e->key, key, SESS_STORE_KEY_BYTES);
+    memcpy(e->handle, p + HDR_HANDLE, SESS_STORE_HANDLE_BYTES);
+    memcpy(e->user, p + HDR_USER, SESS_STORE_USER_BYTES);
+    e->created_at = sess__get_u64(p + HDR_CREATED);
+    e->expires_at = sess__get_u64(p + HDR_EXPIRES);
+    e->flags = sess__get_u32(p + HDR_FLAGS);
+    e->blob = p + HDR_LEN;
+    e->blob_len = v->mv_size - HDR_LEN;
+    return SESS_OK;
+}
+
+static void encode_header(uint8_t *p, const sess_entry *e, uint32_t flags)
+{
+    memcpy(p + HDR_HANDLE, e->handle, SESS_STORE_HANDLE_BYTES);
+    memcpy(p + HDR_USER, e->user, SESS_STORE_USER_BYTES);
+    sess__put_u64(p + HDR_CREATED, e->created_at);
+    sess__put_u64(p + HDR_EXPIRES, e->expires_at);
+    sess__put_u32(p + HDR_FLAGS, flags);
+}
+
+static bool blob_equal(const sess_entry *e, const uint8_t *expect,
+                       size_t expect_len)
+{
+    return e->blob_len == expect_len &&
+           (expect_len == 0 || memcmp(e->blob, expect, expect_len) == 0);
+}
+
+/* ---- building blocks inside one transaction ------------------------------ */
+
+/* The entry under "key" whatever its expiry: SESS_OK, SESS_NOTFOUND or an
+ * error. */
+static int load(struct lmdb_store *st, MDB_txn *txn, const uint8_t *key,
+                sess_entry *e, const char *op, sess_err *err)
+{
+    MDB_val k = {SESS_STORE_KEY_BYTES, (void *)key}, v;
+    int rc = mdb_get(txn, st->sessions, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return SESS_NOTFOUND;
+    if (rc != 0)
+        return lmdb_fail(err, rc, op);
+    return decode(key, &v, e, err);
+}
+
+/* Delete a row that may be missing (an index row of a damaged entry must
+ * not block the entry's removal). */
+static int del_row(MDB_txn *txn, MDB_dbi dbi, void *key, size_t len,
+                   const char *op, sess_err *err)
+{
+    MDB_val k = {len, key};
+    int rc = mdb_del(txn, dbi, &k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return lmdb_fail(err, rc, op);
+    return SESS_OK;
+}
+
+/* Delete the entry "e" (as loaded) with its index and expiry rows.  "e"
+ * is copied first: its blob pointer dies with the first write. */
+static int drop(struct lmdb_store *st, MDB_txn *txn, const sess_entry *e,
+                const char *op, sess_err *err)
+{
+    uint8_t key[SESS_STORE_KEY_BYTES], handle[SESS_STORE_HANDLE_BYTES];
+    uint8_t ukey[USERS_KEY_LEN], xkey[EXPIRY_KEY_LEN];
+    bool indexed = sess__store_indexed(e->flags);
+    int rc;
+
+    memcpy(key, e->key, sizeof key);
+    memcpy(handle, e->handle, sizeof handle);
+    users_key(ukey, e->user, key);
+    expiry_key(xkey, e->expires_at, key);
+
+    if ((rc = del_row(txn, st->sessions, key, sizeof key, op, err)) != SESS_OK ||
+        (rc = del_row(txn, st->expiry, xkey, sizeof xkey, op, err)) != SESS_OK)
+        return rc;
+    if (!indexed)
+        return SESS_OK;
+    if ((rc = del_row(txn, st->users, ukey, sizeof ukey, op, err)) != SESS_OK)
+        return rc;
+    /* Only drop the handle row if it still points here. */
+    MDB_val hk = {sizeof handle, handle}, hv;
+    rc = mdb_get(txn, st->handles, &hk, &hv);
+    if (rc == MDB_NOTFOUND)
+        return SESS_OK;
+    if (rc != 0)
+        return lmdb_fail(err, rc, op);
+    if (hv.mv_size == SESS_STORE_KEY_BYTES &&
+        memcmp(hv.mv_data, key, SESS_STORE_KEY_BYTES) == 0)
+        return del_row(txn, st->handles, handle, sizeof handle, op, err);
+    return SESS_OK;
+}
+
+/* Write the sessions row of "e" under "key" with "flags". */
+static int put_record(struct lmdb_store *st, MDB_txn *txn, const uint8_t *key,
+                      const sess_entry *e, uint32_t flags, const char *op,
+                      sess_err *err)
+{
+    MDB_val k = {SESS_STORE_KEY_BYTES, (void *)key};
+    MDB_val v = {HDR_LEN + e->blob_len, NULL};
+    int rc = mdb_put(txn, st->sessions, &k, &v, MDB_RESERVE);
+    if (rc != 0)
+        return lmdb_fail(err, rc, op);
+    encode_header(v.mv_data, e, flags);
+    if (e->blob_len)
+        memcpy((uint8_t *)v.mv_data + HDR_LEN, e->blob, e->blob_len);
+    return SESS_OK;
+}
+
+static int put_expiry(struct lmdb_store *st, MDB_txn *txn, const uint8_t *key,
+                      uint64_t expires_at, const char *op, sess_err *err)
+{
+    static uint8_t empty;
+    uint8_t xkey[EXPIRY_KEY_LEN];
+    expiry_key(xkey, expires_at, key);
+    MDB_val xk = {sizeof xkey, xkey}, nothing = {0, &empty};
+    int rc = mdb_put(txn, st->expiry, &xk, &nothing, 0);
+    return rc ? lmdb_fail(err, rc, op) : SESS_OK;
+}
+
+/* Write "e" under "key" with "flags", plus its expiry row and, when
+ * indexed, its handle and user rows. */
+static int put_entry(struct lmdb_store *st, MDB_txn *txn, const uint8_t *key,
+                     const sess_entry *e, uint32_t flags, const char *op,
+                     sess_err *err)
+{
+    static uint8_t empty;
+    uint8_t ukey[USERS_KEY_LEN];
+    MDB_val nothing = {0, &empty};
+    int rc;
+
+    if ((rc = put_record(st, txn, key, e, flags, op, err)) != SESS_OK ||
+        (rc = put_expiry(st, txn, key, e->expires_at, op, err)) != SESS_OK)
+        return rc;
+    if (!sess__store_indexed(flags))
+        return SESS_OK;
+
+    MDB_val hk = {SESS_STORE_HANDLE_BYTES, (void *)e->handle};
+    MDB_val hv = {SESS_STORE_KEY_BYTES, (void *)key};
+    if ((rc = mdb_put(txn, st->handles, &hk, &hv, 0)) != 0)
+        return lmdb_fail(err, rc, op);
+    users_key(ukey, e->user, key);
+    MDB_val uk = {sizeof ukey, ukey};
+    if ((rc = mdb_put(txn, st->users, &uk, &nothing, 0)) != 0)
+        return lmdb_fail(err, rc, op);
+    return SESS_OK;
+}
+
+/* The entry owning "handle", if any (live or not): SESS_OK/NOTFOUND. */
+static int load_by_handle(struct lmdb_store *st, MDB_txn *txn,
+                          const uint8_t *handle, sess_entry *e,
+                          const char *op, sess_err *err)
+{
+    MDB_val hk = {SESS_STORE_HANDLE_BYTES, (void *)handle}, hv;
+    int rc = mdb_get(txn, st->handles, &hk, &hv);
+    if (rc == MDB_NOTFOUND)
+        return SESS_NOTFOUND;
+    if (rc != 0)
+        return lmdb_fail(err, rc, op);
+    if (hv.mv_size != SESS_STORE_KEY_BYTES)
+        return sess__fail(err, SESS_ECORRUPT, "lmdb %s: bad handle row", op);
+    uint8_t key[SESS_STORE_KEY_BYTES];
+    memcpy(key, hv.mv_data, sizeof key);
+    return load(st, txn, key, e, op, err);
+}
+
+/* Collect the keys of "user"'s index rows into a growing array. */
+static int user_keys(struct lmdb_store *st, MDB_txn *txn, const uint8_t *user,
+                     uint8_t (**keys)[SESS_STORE_KEY_BYTES], size_t *n,
+                     const char *op, sess_err *err)
+{
+    uint8_t start[USERS_KEY_LEN];
+    MDB_cursor *cur = NULL;
+    size_t cap = 0;
+    int rc;
+
+    *keys = NULL;
+    *n = 0;
+    memcpy(start, user, SESS_STORE_USER_BYTES);
+    memset(start + SESS_STORE_USER_BYTES, 0, SESS_STORE_KEY_BYTES);
+    if ((rc = mdb_cursor_open(txn, st->users, &cur)) != 0)
+        return lmdb_fail(err, rc, op);
+    MDB_val k = {sizeof start, start}, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0) {
+        if (k.mv_size != USERS_KEY_LEN ||
+            memcmp(k.mv_data, user, SESS_STORE_USER_BYTES) != 0)
+            break;
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            void *p = realloc(*keys, ncap * sizeof **keys);
+            if (!p) {
+                rc = sess__fail(err, SESS_ENOMEM, "lmdb %s: out of memory", op);
+                goto cleanup;
+            }
+            *keys = p;
+            cap = ncap;
+        }
+        memcpy((*keys)[*n], (uint8_t *)k.mv_data + SESS_STORE_USER_BYTES,
+               SESS_STORE_KEY_BYTES);
+        (*n)++;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        rc = lmdb_fail(err, rc, op);
+        goto cleanup;
+    }
+    rc = SESS_OK;
+
+cleanup:
+    mdb_cursor_close(cur);
+    if (rc != SESS_OK) {
+        free(*keys);
+        *keys = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+static int wbegin(struct lmdb_store *st, MDB_txn **txn, const char *op,
+                  sess_err *err)
+{
+    int rc = mdb_txn_begin(st->env, NULL, 0, txn);
+    return rc ? lmdb_fail(err, rc, op) : SESS_OK;
+}
+
+/* Commit "txn" when "rc" is SESS_OK, abort it otherwise; returns the
+ * outcome. */
+static int wend(MDB_txn *txn, int rc, const char *op, sess_err *err)
+{
+    if (rc != SESS_OK) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    int mrc = mdb_txn_commit(txn);
+    return mrc ? lmdb_fail(err, mrc, op) : SESS_OK;
+}
+
+/* ---- open / close ------------------------------------------------------- */
+
+static void lmdb_close(sess_store *base)
+{
+    struct lmdb_store *st = (struct lmdb_store *)base;
+    if (!st)
+        return;
+    slots_close_store(st);
+    if (st->env)
+        mdb_env_close(st->env);
+    free(st);
+}
+
+static int lmdb_open(const char *url, const sess_store_options *opt,
+                     sess_store **out, sess_err *err)
+{
+    struct lmdb_store *st = NULL;
+    MDB_txn *txn = NULL;
+    struct stat sb;
+    char ebuf[96];
+    int rc, mrc, dead = 0;
+
+    *out = NULL;
+    const char *path = sess__store_url_rest(url, "lmdb");
+    if (!path)
+        return sess__fail(err, SESS_EINVAL, "lmdb store: URL must be \"lmdb:PATH\"");
+    if (!*path)
+        return sess__fail(err, SESS_EINVAL,
+                          "lmdb store: empty path (expected \"lmdb:PATH\")");
+    uint64_t map_size = opt->map_size ? opt->map_size : LMDB_DEFAULT_MAP_SIZE;
+    if (map_size > SIZE_MAX)
+        return sess__fail(err, SESS_EINVAL, "lmdb store: map_size too large");
+    if (opt->durability != SESS_DURABILITY_PROCESS &&
+        opt->durability != SESS_DURABILITY_FSYNC)
+        return sess__fail(err, SESS_EINVAL, "lmdb store: unknown durability");
+
+    pthread_once(&slots_once, slots_init);
+    if (slots_key_rc != 0)
+        return sess__fail(err, SESS_ENOMEM, "lmdb store: no thread key");
+
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        return sess__fail(err, SESS_EIO,
+                          "lmdb store: cannot create directory: %s",
+                          strerror_r(errno, ebuf, sizeof ebuf));
+    if (stat(path, &sb) != 0)
+        return sess__fail(err, SESS_EIO, "lmdb store: cannot stat directory: %s",
+                          strerror_r(errno, ebuf, sizeof ebuf));
+    if (!S_ISDIR(sb.st_mode))
+        return sess__fail(err, SESS_EINVAL, "lmdb store: path is not a directory");
+
+    st = calloc(1, sizeof *st);
+    if (!st)
+        return sess__fail(err, SESS_ENOMEM, "lmdb store: out of memory");
+    st->base.methods = &sess__store_lmdb_methods;
+    st->id = atomic_fetch_add(&next_store_id, 1);
+
+    unsigned int flags = MDB_NOTLS | MDB_NORDAHEAD;
+    if (opt->durability == SESS_DURABILITY_PROCESS)
+        flags |= MDB_NOSYNC | MDB_NOMETASYNC;
+    if ((mrc = mdb_env_create(&st->env)) != 0) {
+        st->env = NULL;
+        rc = lmdb_fail(err, mrc, "env create");
+        goto cleanup;
+    }
+    if ((mrc = mdb_env_set_maxdbs(st->env, 4)) != 0 ||
+        (mrc = mdb_env_set_maxreaders(st->env, LMDB_MAX_READERS)) != 0 ||
+        (mrc = mdb_env_set_mapsize(st->env, (size_t)map_size)) != 0) {
+        rc = lmdb_fail(err, mrc, "env setup");
+        goto cleanup;
+    }
+    if ((mrc = mdb_env_open(st->env, path, flags, 0600)) != 0) {
+        rc = lmdb_fail(err, mrc, "env open");
+        goto cleanup;
+    }
+    /* Readers left by a process killed with -9 would pin old pages
+     * forever and fill the reader table; clear them now. */
+    if ((mrc = mdb_reader_check(st->env, &dead)) != 0) {
+        rc = lmdb_fail(err, mrc, "reader check");
+        goto cleanup;
+    }
+
+    if ((rc = wbegin(st, &txn, "open", err)) != SESS_OK)
+        goto cleanup;
+    if ((mrc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &st->sessions)) != 0 ||
+        (mrc = mdb_dbi_open(txn, "handles", MDB_CREATE, &st->handles)) != 0 ||
+        (mrc = mdb_dbi_open(txn, "users", MDB_CREATE, &st->users)) != 0 ||
+        (mrc = mdb_dbi_open(txn, "expiry", MDB_CREATE, &st->expiry)) != 0) {
+        mdb_txn_abort(txn);
+        rc = lmdb_fail(err, mrc, "open databases");
+        goto cleanup;
+    }
+    if ((rc = wend(txn, SESS_OK, "open databases", err)) != SESS_OK)
+        goto cleanup;
+
+    *out = &st->base;
+    return SESS_OK;
+
+cleanup:
+    if (st->env)
+        mdb_env_close(st->env);
+    free(st);
+    return rc;
+}
+
+/* ---- reads ---------------------------------------------------------------- */
+
+static int lmdb_get(sess_store *base, const uint8_t *key, uint64_t now,
+                    sess_entry *e, sess_store_buf *buf, sess_err *err)
+{
+    struct lmdb_store *st = (struct lmdb_store *)base;
+    MDB_txn *txn = NULL;
+    sess_entry tmp;
+    int rc;
+
+    if (!key || !e || !buf)
+        return sess__fail(err, SESS_EINVAL, "lmdb get: missing argument");
+    if ((rc = rtxn_acquire(st, &txn, err)) != SESS_OK)
+        return rc;
+    rc = load(st, txn, key, &tmp, "get", err);
+    if (rc == SESS_OK && !sess__store_live(tmp.expires_at, now))
+        rc = SESS_NOTFOUND;
+    if (rc == SESS_OK) {
+        if (sess_store_buf_reserve(buf, tmp.blob_len) != SESS_OK) {
+            rc = sess__fail(err, SESS_ENOMEM, "lmdb get: out of memory");
+        } else {
+            if (tmp.blob_len)
+                memcpy(buf->data, tmp.blob, tmp.blob_len);
+            buf->len = tmp.blob_len;
+            *e = tmp;
+            e->blob = buf->data;
+        }
+    }
+    rtxn_release(txn);
+    return rc;
+}
+
+static int lmdb_find_handle(sess_store *base, const uint8_t *handle,
+                            uint64_t now, uint8_t *key_out, sess_err *err)
+{
+    struct lmdb_store *st = (struct lmdb_store *)base;
+    MDB_txn *txn = NULL;
+    sess_entry e;
+    int rc;
+
+    if (!handle || !key_out)
+        return sess__fail(err, SESS_EINVAL, "lmdb find_handle: missing argument");
+    if ((rc = rtxn_acquire(st, &txn, err)) != SESS_OK)
+        return rc;
+    rc = load_by_handle(st, txn, handle, &e, "find_handle", err);
+    if (rc == SESS_OK && (!sess__store_live(e.expires_at, now) ||
+                          !sess__store_indexed(e.flags) ||
+                          memcmp(e.handle, handle, SESS_STORE_HANDLE_BYTES) != 0))
+        rc = SESS_NOTFOUND;
+    if (rc == SESS_OK)
+        memcpy(key_out, e.key, SESS_STORE_KEY_BYTES);
+    rtxn_release(txn);
+    return rc;
+}
+
+static int lmdb_list_user(sess_store *base, const uint8_t *user, uint64_t now,
+                          sess_store_list_fn fn, void *ctx, sess_err *err)
+{
+    struct lmdb_store *st = (struct lmdb_store *)base;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    uint8_t start[USERS_KEY_LEN];
+    int rc, mrc;
+
+    if (!user || !fn)
+        return sess__fail(err, SESS_EINVAL, "lmdb list_user: missing argument");
+    /* A private transaction, not the thread's cached one, so "fn" may
+     * call get() on this thread while we iterate. */
+    if ((mrc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0)
+        return lmdb_fail(err, mrc, "list_user");
+    if ((mrc = mdb_cursor_open(txn, st->users, &cur)) != 0) {
+        rc = lmdb_fail(err, mrc, "list_user");
+        goto cleanup;
+    }
+    memcpy(start, user, SESS_STORE_USER_BYTES);
+    memset(start + SESS_STORE_USER_BYTES, 0, SESS_STORE_KEY_BYTES);
+    MDB_val k = {sizeof start, start}, v;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    rc = SESS_OK;
+    while (mrc == 0) {
+        if (k.mv_size != USERS_KEY_LEN ||
+            memcmp(k.mv_data, user, SESS_STORE_USER_BYTES) != 0)
+            break;
+        sess_entry e;
+        int lrc = load(st, txn, (uint8_t *)k.mv_data + SESS_STORE_USER_BYTES,
+                       &e, "list_user", err);
+        if (lrc != SESS_OK && lrc != SESS_NOTFOUND) {
+            rc = lrc;
+            goto cleanup;
+        }
+        if (lrc == SESS_OK && sess__store_live(e.expires_at, now) &&
+            sess__store_indexed(e.flags) && fn(ctx, &e) != 0)
+            goto cleanup;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = lmdb_fail(err, mrc, "list_user");
+
+cleanup:
+    if (cur)
+        mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static int lmdb_ping(sess_store *base, sess_err *err)
+{
+    struct lmdb_store *st = (struct lmdb_store *)base;
+    MDB_txn *txn = NULL;
+    int rc = rtxn_acquire(st, &txn, err);
+    if (rc == SESS_OK)
+        rtxn_release(txn);
+    return rc;
+}
+
+static int lmdb_count(sess_store *base, uint64_t *n, sess_err *err)
+{
+    struct lmdb_store *st = (struct lmdb_store *)base;
+    MDB_txn *txn = NULL;
+    MDB_stat ms;
+    int rc;
+
+    if (!n)
+        return sess__fail(err, SESS_EINVAL, "lmdb count: no output");
+    if ((rc = rtxn_acquire(st, &txn, err)) != SESS_OK)
+        return rc;
+    int mrc = mdb_stat(txn, st->sessions, &ms);
+    if (mrc == 0)
+        *n = ms.ms_entries;
+    else
+        rc = lmdb_fail(err, mrc, "count");
+    rtxn_release(txn);
+    return rc;
+}
+
+/* ---- writes --------------------------------------------------------------- */
+
+/* Inside insert's transaction: make room for one more session of
+ * e->user under "lim", or refuse with SESS_LIMIT. */
+static int enforce_limit(struct lmdb_store *st, MDB_txn *txn,
+                         const sess_entry *ne, const sess_store_limit *lim,
+                         uint64_t now, sess_store_evicted *evicted,
+                         sess_err *err)
+{
+    uint8_t (*keys)[SESS_STORE_KEY_BYTES] = NULL;
+    sess__evict_cand *cands = NULL;
+    size_t nkeys = 0, live = 0;
+    int rc;
+
+    if ((rc = user_keys(st, txn, ne->user, &keys, &nkeys, "insert", err)) != SESS_OK)
+        return rc;
+    if (nkeys < lim->max_per_user)
+        goto cleanup; /* fewer rows than the limit: no need to look closer */
+    if (!(cands = malloc(nkeys * sizeof *cands))) {
+        rc = sess__fail(err, SESS_ENOMEM, "lmdb insert: out of memory");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < nkeys; i++) {
+        sess_entry e;
+        rc = load(st, txn, keys[i], &e, "insert", err);
+        if (rc == SESS_NOTFOUND)
+            continue;
+        if (rc != SESS_OK)
+            goto cleanup;
+        if (!sess__store_live(e.expires_at, now) || !sess__store_indexed(e.flags))
+            continue;
+        cands[live].created_at = e.created_at;
+        memcpy(cands[live].key, e.key, SESS_STORE_KEY_BYTES);
+        memcpy(cands[live].handle, e.handle, SESS_STORE_HANDLE_BYTES);
+        cands[live].ref = NULL;
+        live++;
+    }
+    rc = SESS_OK;
+    if (live < lim->max_per_user)
+        goto cleanup;
+    if (lim->policy == SESS_LIMIT_DENY) {
+        rc = sess__fail(err, SESS_LIMIT, "lmdb insert: per-user limit reached");
+        goto cleanup;
+    }
+    sess__store_sort_cands(cands, live);
+    for (size_t i = 0; i < live - lim->max_per_user + 1; i++) {
+        sess_entry e;
+        if ((rc = load(st, txn, cands[i].key, &e, "insert", err)) != SESS_OK ||
+            (rc = drop(st, txn, &e, "insert", err)) != SESS_OK) {
+            if (rc == SESS_NOTFOUND)
+                rc = sess__fail(err, SESS_EINTERNAL, "lmdb insert: entry vanished");
+            goto cleanup;
+        }
+        sess__store_report_evicted(evicted, cands[i].handle);
+    }
+
+cleanup:
+    free(keys);
+    free(cands);
+    return rc;
+}
+
+static int lmdb_insert(sess_store *base, const sess_entry *e,
+                       const sess_store_limit *lim, uint64_t now,
+                       sess_store_evicted *evicted, sess_err *err)
+{
+    struct lmdb_store *st = (struct lmdb_store *)base;
+    MDB_txn *txn = NULL;
+    sess_entry cur;
+    int rc = sess__store_check_entry(e, "insert", err);
+
+    if (evicted)
+        evicted->n = 0;
+    if (rc != SESS_OK)
+        return rc;
+    bool indexed = sess__store_indexed(e->flags);
+    if ((rc = wbegin(st, &txn, "insert", err)) != SESS_OK)
+        return rc;
+
+    /* An expired entry under the key or the handle is absent: drop it. */
+    rc = load(st, txn, e->key, &cur, "insert", err);
+    if (rc == SESS_OK) {
+        if (sess__store_live(cur.expires_at, now)) {
+            rc = sess__fail(err, SESS_EXISTS, "lmdb insert: key exists");
+            goto cleanup;
+        }
+        if ((rc = drop(st, txn, &cur, "insert", err)) != SESS_OK)
+            goto cleanup;
+    } else if (rc != SESS_NOTFOUND) {
+        goto cleanup;
+    }
+    if (indexed) {
+        rc = load_by_handle(st, txn, e->handle, &cur, "insert", err);
+        if (rc == SESS_OK) {
+            if (sess__store_live(cur.expires_at, now)) {
+                rc = sess__fail(err, SESS_EXISTS, "lmdb insert: handle exists");
+                goto cleanup;
+            }
+            if ((rc = drop(st, txn, &cur, "insert", err)) != SESS_OK)
+                goto cleanup;
+        } else if (rc != SESS_NOTFOUND) {
+            goto cleanup;
+        }
+        if (lim && lim->max_per_user > 0 &&
+            (rc = enforce_limit(st, txn, e, lim, now, evicted, err)) != SESS_OK)
+            goto cleanup;
+    }
+    rc = put_entry(st, txn, e->key, e, e->flags, "insert", err);
+
+cleanup:
+    rc = wend(txn, rc, "insert", err);
+    if (rc != SESS_OK && evicted)
+        evicted->n = 0; /* nothing happened */
+    return rc;
+}
+
+static int lmdb_update(sess_store *base, const sess_entry *e,
+                       const uint8_t *expect, size_t expect_len, uint64_t now,
+                       sess_err *err)
+{
+    struct lmdb_store *st = (struct lmdb_store *)base;
+    MDB_txn *txn = NULL;
+    sess_entry cur;
+    int rc = sess__store_check_entry(e, "update", err);
+
+    if (rc != SESS_OK)
+        return rc;
+    if (expect_len && !expect)
+        return sess__fail(err, SESS_EINVAL, "lmdb update: no expected record");
+    if ((rc = wbegin(st, &txn, "update", err)) != SESS_OK)
+        return rc;
+    rc = load(st, txn, e->key, &cur, "update", err);
+    if (rc != SESS_OK)
+        goto cleanup;
+    if (!sess__store_live(cur.expires_at, now)) {
+        rc = SESS_NOTFOUND;
+        goto cleanup;
+    }
+    if (!blob_equal(&cur, expect, expect_len)) {
+        rc = sess__fail(err, SESS_CONFLICT, "lmdb update: record changed");
+        goto cleanup;
+    }
+    /* Keep key, handle, user, created_at and flags; the record and its
+     * expiry change.  "cur" keeps only copies, so the put may move pages. */
+    uint64_t old_expires = cur.expires_at;
+    cur.expires_at = e->expires_at;
+    cur.blob = e->blob;
+    cur.blob_len = e->blob_len;
+    if ((rc = put_record(st, txn, cur.key, &cur, cur.flags, "update", err)) != SESS_OK)
+        goto cleanup;
+    /* Keep the expiry row in step so purge sees the new time. */
+    if (old_expires != e->expires_at) {
+        uint8_t xkey[EXPIRY_KEY_LEN];
+        expiry_key(xkey, old_expires, cur.key);
+        if ((rc = del_row(txn, st->expiry, xkey, sizeof xkey, "update", err)) != SESS_OK)
+            goto cleanup;
+        rc = put_expiry(st, txn, cur.key, e->expires_at, "update", err);
+    }
+
+cleanup:
+    return wend(txn, rc, "update", err);
+}
+
+static int lmdb_replace(sess_store *base, const uint8_t *old_key,
+                        const uint8_t *expect, size_t expect_len,
+                        const sess_entry *old_tomb, const sess_entry *next,
+                        uint64_t now, sess_err *err)
+{
+    struct lmdb_store *st = (struct lmdb_store *)base;
+    MDB_txn *txn = NULL;
+    sess_entry old, cur;
+    int rc;
+
+    if (!old_key || (expect_len && !expect))
+        return sess__fail(err, SESS_EINVAL, "lmdb replace: missing argument");
+    if ((rc = sess__store_check_entry(next, "replace", err)) != SESS_OK)
+        return rc;
+    if (old_tomb && (rc = sess__store_check_entry(old_tomb, "replace", err)) != SESS_OK)
+        return rc;
+    if (memcmp(next->key, old_key, SESS_STORE_KEY_BYTES) == 0)
+        return sess__fail(err, SESS_EINVAL, "lmdb replace: new key equals old key");
+    bool indexed = sess__store_indexed(next->flags);
+
+    if ((rc = wbegin(st, &txn, "replace", err)) != SESS_OK)
+        return rc;
+    rc = load(st, txn, old_key, &old, "replace", err);
+    if (rc != SESS_OK)
+        goto cleanup;
+    if (!sess__store_live(old.expires_at, now)) {
+        rc = SESS_NOTFOUND;
+        goto cleanup;
+    }
+    if (!blob_equal(&old, expect, expect_len)) {
+        rc = sess__fail(err, SESS_CONFLICT, "lmdb replace: record changed");
+        goto cleanup;
+    }
+    /* The new key must be free (an expired occupant is dropped). */
+    rc = load(st, txn, next->key, &cur, "replace", err);
+    if (rc == SESS_OK) {
+        if (sess__store_live(cur.expires_at, now)) {
+            rc = sess__fail(err, SESS_EXISTS, "lmdb replace: new key exists");
+            goto cleanup;
+        }
+        if ((rc = drop(st, txn, &cur, "replace", err)) != SESS_OK)
+            goto cleanup;
+    } else if (rc != SESS_NOTFOUND) {
+        goto cleanup;
+    }
+    /* Dropping "old" first clears its handle row if it owns it; then the
+     * handle must be free or held by an expired session. */
+    if ((rc = drop(st, txn, &old, "replace", err)) != SESS_OK)
+        goto cleanup;
+    if (indexed) {
+        rc = load_by_handle(st, txn, next->handle, &cur, "replace", err);
+        if (rc == SESS_OK) {
+            if (sess__store_live(cur.expires_at, now)) {
+                rc = sess__fail(err, SESS_EXISTS,
+                                "lmdb replace: handle belongs to another session");
+                goto cleanup;
+            }
+            if ((rc = drop(st, txn, &cur, "replace", err)) != SESS_OK)
+                goto cleanup;
+        } else if (rc != SESS_NOTFOUND) {
+            goto cleanup;
+        }
+    }
+    if (old_tomb &&
+        (rc = put_entry(st, txn, old_key, old_tomb,
+                        old_tomb->flags | SESS_ENTRY_UNINDEXED, "replace",
+                        err)) != SESS_OK)
+        goto cleanup;
+    rc = put_entry(st, txn, next->key, next, next->flags, "replace", err);
+
+cleanup:
+    return wend(txn, rc, "replace", err);
+}
+
+static int lmdb_remove(sess_store *base, const uint8_t *key,
+                       uint8_t *handle_out, sess_err *err)
+{
+    struct lmdb_store *st = (struct lmdb_store *)base;
+    MDB_txn *txn = NULL;
+    sess_entry cur;
+    int rc;
+
+    if (!key)
+        return sess__fail(err, SESS_EINVAL, "lmdb remove: no key");
+    if ((rc = wbegin(st, &txn, "remove", err)) != SESS_OK)
+        return rc;
+    rc = load(st, txn, key, &cur, "remove", err);
+    if (rc != SESS_OK)
+        goto cleanup;
+    if (handle_out)
+        memcpy(handle_out, cur.handle, SESS_STORE_HANDLE_BYTES);
+    rc = drop(st, txn, &cur, "remove", err);
+
+cleanup:
+    return wend(txn, rc, "remove", err);
+}
+
+static int lmdb_remove_user(sess_store *base, const uint8_t *user,
+                            const uint8_t *except, uint64_t now, size_t *n,
+                            sess_err *err)
+{
+    struct lmdb_store *st = (struct lmdb_store *)base;
+    uint8_t (*keys)[SESS_STORE_KEY_BYTES] = NULL;
+    MDB_txn *txn = NULL;
+    size_t nkeys = 0, deleted = 0;
+    int rc;
+
+    if (n)
+        *n = 0;
+    if (!user)
+        return sess__fail(err, SESS_EINVAL, "lmdb remove_user: no user");
+    if ((rc = wbegin(st, &txn, "remove_user", err)) != SESS_OK)
+        return rc;
+    if ((rc = user_keys(st, txn, user, &keys, &nkeys, "remove_user", err)) != SESS_OK)
+        goto cleanup;
+    for (size_t i = 0; i < nkeys; i++) {
+        sess_entry e;
+        rc = load(st, txn, keys[i], &e, "remove_user", err);
+        if (rc == SESS_NOTFOUND) {
+            /* A stray index row: remove it too. */
+            uint8_t ukey[USERS_KEY_LEN];
+            users_key(ukey, user, keys[i]);
+            rc = del_row(txn, st->users, ukey, sizeof ukey, "remove_user", err);
+            if (rc != SESS_OK)
+                goto cleanup;
+            continue;
+        }
+        if (rc != SESS_OK)
+            goto cleanup;
+        if (except && memcmp(e.handle, except, SESS_STORE_HANDLE_BYTES) == 0)
+            continue;
+        bool live = sess__store_live(e.expires_at, now);
+        if ((rc = drop(st, txn, &e, "remove_user", err)) != SESS_OK)
+            goto cleanup;
+        if (live)
+            deleted++;
+    }
+    rc = SESS_OK;
+
+cleanup:
+    free(keys);
+    rc = wend(txn, rc, "remove_user", err);
+    if (rc == SESS_OK && n)
+        *n = deleted;
+    return rc;
+}
+
+static int lmdb_purge(sess_store *base, uint64_t now, size_t max,
+                      size_t *removed, sess_err *err)
+{
+    struct lmdb_store *st = (struct lmdb_store *)base;
+    MDB_txn *txn = NULL;
+    size_t done = 0;
+    int rc, mrc;
+
+    if (removed)
+        *removed = 0;
+    if (max == 0)
+        return SESS_OK;
+    if ((rc = wbegin(st, &txn, "purge", err)) != SESS_OK)
+        return rc;
+    /* Oldest first: the expiry rows sort by big-endian expires_at.  The
+     * cursor is reopened after each deletion rather than trusted across
+     * writes to its own database. */
+    while (done < max) {
+        MDB_cursor *cur;
+        MDB_val k, v;
+        uint8_t key[SESS_STORE_KEY_BYTES], xkey[EXPIRY_KEY_LEN];
+
+        if ((mrc = mdb_cursor_open(txn, st->expiry, &cur)) != 0) {
+            rc = lmdb_fail(err, mrc, "purge");
+            goto cleanup;
+        }
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (mrc == 0 && k.mv_size == EXPIRY_KEY_LEN)
+            memcpy(xkey, k.mv_data, sizeof xkey);
+        mdb_cursor_close(cur);
+        if (mrc == MDB_NOTFOUND)
+            break;
+        if (mrc != 0) {
+            rc = lmdb_fail(err, mrc, "purge");
+            goto cleanup;
+        }
+        if (k.mv_size != EXPIRY_KEY_LEN) {
+            rc = sess__fail(err, SESS_ECORRUPT, "lmdb purge: bad expiry row");
+            goto cleanup;
+        }
+        uint64_t expires_at = get_be64(xkey);
+        if (sess__store_live(expires_at, now))
+            break;
+        memcpy(key, xkey + 8, sizeof key);
+
+        sess_entry e;
+        rc = load(st, txn, key, &e, "purge", err);
+        if (rc == SESS_OK && e.expires_at == expires_at) {
+            if ((rc = drop(st, txn, &e, "purge", err)) != SESS_OK)
+                goto cleanup;
+            done++;
+        } else if (rc == SESS_OK || rc == SESS_NOTFOUND) {
+            /* A stale expiry row: its entry moved on or is gone. */
+            if ((rc = del_row(txn, st->expiry, xkey, sizeof xkey, "purge", err)) != SESS_OK)
+                goto cleanup;
+        } else {
+            goto cleanup;
+        }
+    }
+    rc = SESS_OK;
+
+cleanup:
+    rc = wend(txn, rc, "purge", err);
+    if (rc == SESS_OK && removed)
+        *removed = done;
+    return rc;
+}
+
+const sess_store_methods sess__store_lmdb_methods = {
+    .version = 1,
+    .scheme = "lmdb",
+    .open = lmdb_open,
+    .close = lmdb_close,
+    .get = lmdb_get,
+    .insert = lmdb_insert,
+    .update = lmdb_update,
+    .replace = lmdb_replace,
+    .remove = lmdb_remove,
+    .find_handle = lmdb_find_handle,
+    .list_user = lmdb_list_user,
+    .remove_user = lmdb_remove_user,
+    .purge = lmdb_purge,
+    .ping = lmdb_ping,
+    .count = lmdb_count,
+};
