@@ -1,0 +1,695 @@
+/*
+ * sessctl - the command-line tool of sessiond (API.md, "sessctl").
+ *
+ * First cut: the admin calls that talk to a running sessiond over its JSON
+ * API (list a user's sessions, revoke one session, revoke all of a user's
+ * sessions) and the local key commands (generate a key, list key ids).
+ * Subcommands are one table (group, name, handler, usage, help) from which
+ * dispatch, option checks and --help all come.
+ *
+ * Secrets.  The management API key is read from a file (--api-key-file) or
+ * the SESSCTL_API_KEY environment variable, never from the command line,
+ * where every user of the machine could read it in the process list.  It
+ * is sent only as "Authorization: Bearer" and wiped after the request.
+ * "keys list" prints key ids only, never key material.
+ *
+ * Output hygiene.  Values that come from the server and ultimately from
+ * clients (user agents, IPs) are printed with control characters replaced,
+ * so a crafted User-Agent cannot drive the admin's terminal (escape
+ * sequence injection).
+ *
+ * Exit codes: 0 success, 1 runtime or HTTP failure (the server's error code
+ * and message are printed), 2 usage error.  Uses only the public API
+ * (sess.h), libcurl and jansson.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "sess.h"
+
+#define EXIT_USAGE 2
+#define DEFAULT_URL "http://127.0.0.1:7700"
+#define DEFAULT_KEYS_DIR "./var/keys"
+#define API_KEY_MAX 512            /* bytes of an API key */
+#define RESPONSE_MAX (8u << 20)    /* bytes of a response body we accept */
+#define URL_MAX 4096
+
+/* Options shared by all commands; each command says which it accepts. */
+#define OPT_EXCEPT 0x1u
+#define OPT_DIR 0x2u
+#define OPT_HTTP 0x4u   /* --url, --api-key-file, --json */
+
+typedef struct options {
+    const char *url;
+    const char *api_key_file;
+    const char *except;
+    const char *dir;
+    bool json;
+    unsigned given;             /* OPT_* actually used on the command line */
+    const char *args[4];        /* positional arguments after the command */
+    int nargs;
+} options;
+
+typedef int (*command_fn)(const options *opt);
+
+typedef struct command {
+    const char *group;          /* "sessions", "keys" */
+    const char *name;
+    command_fn run;
+    int nargs;                  /* positional arguments required */
+    unsigned opts;              /* OPT_* accepted */
+    const char *usage;
+    const char *help;
+} command;
+
+static int cmd_sessions_list(const options *opt);
+static int cmd_revoke(const options *opt);
+static int cmd_revoke_user(const options *opt);
+static int cmd_keys_generate(const options *opt);
+static int cmd_keys_list(const options *opt);
+
+static const command commands[] = {
+    {"sessions", "list", cmd_sessions_list, 1, OPT_HTTP,
+     "sessions list USER [--json]", "list a user's live sessions"},
+    {"sessions", "revoke", cmd_revoke, 1, OPT_HTTP,
+     "sessions revoke HANDLE", "end one session, named by its handle"},
+    {"sessions", "revoke-user", cmd_revoke_user, 1, OPT_HTTP | OPT_EXCEPT,
+     "sessions revoke-user USER [--except HANDLE]",
+     "end all of a user's sessions (but one)"},
+    {"keys", "generate", cmd_keys_generate, 0, OPT_DIR,
+     "keys generate [--dir DIR]",
+     "make a new record key (it becomes the newest)"},
+    {"keys", "list", cmd_keys_list, 0, OPT_DIR, "keys list [--dir DIR]",
+     "list key ids, newest first (never key material)"},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: sessctl [--url URL] [--api-key-file FILE] COMMAND "
+                 "...\n\ncommands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  sessctl %-46s %s\n", commands[i].usage,
+                commands[i].help);
+    fprintf(out,
+            "\n\"sessctl revoke\" and \"sessctl revoke-user\" are short for "
+            "the sessions commands.\n\noptions:\n"
+            "  --url URL             sessiond to talk to (default %s, env "
+            "SESSCTL_URL;\n"
+            "                        unix:PATH for a Unix socket)\n"
+            "  --api-key-file FILE   file holding the management API key "
+            "(or env\n"
+            "                        SESSCTL_API_KEY; never on the command "
+            "line)\n"
+            "  --json                print the server's JSON as is\n"
+            "  --dir DIR             key directory (default %s)\n"
+            "  --version, --help\n\n"
+            "exit codes: 0 ok, 1 failure (server error printed), 2 usage\n",
+            DEFAULT_URL, DEFAULT_KEYS_DIR);
+}
+
+static int usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("sessctl: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (see sessctl --help)\n", stderr);
+    return EXIT_USAGE;
+}
+
+/* Print "s" with control characters and DEL replaced by '?' (terminal
+ * escape injection through client-controlled strings). */
+static void print_clean(FILE *out, const char *s, size_t max)
+{
+    size_t n = 0;
+
+    for (; *s != '\0' && n < max; s++, n++) {
+        unsigned char c = (unsigned char)*s;
+        fputc(c < 0x20 || c == 0x7f ? '?' : c, out);
+    }
+    if (*s != '\0')
+        fputs("...", out);
+}
+
+/* Copy "s" (NULL: "-") for display into "buf", control characters
+ * replaced; too long a value is shortened with "..." (display only). */
+static void clean_copy(const char *s, char *buf, size_t cap)
+{
+    size_t n = 0;
+
+    if (s == NULL)
+        s = "-";
+    for (; *s != '\0' && n + 4 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        buf[n++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    if (*s != '\0' && n + 4 <= cap) {
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n] = '\0';
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+typedef struct response {
+    long status;
+    char *body;
+    size_t len;
+    bool too_big;
+} response;
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
+{
+    response *r = user;
+    size_t n = size * nmemb;
+    char *grown;
+
+    if (r->len + n > RESPONSE_MAX) {
+        r->too_big = true;
+        return 0;
+    }
+    grown = realloc(r->body, r->len + n + 1);
+    if (grown == NULL)
+        return 0;
+    r->body = grown;
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    r->body[r->len] = '\0';
+    return n;
+}
+
+/*
+ * Read the API key: the first line of "file", else SESSCTL_API_KEY, else
+ * none (sessiond on loopback may not need one).  Returns 0, or 1 after
+ * printing why the key could not be read.
+ */
+static int read_api_key(const char *file, char *key, size_t cap)
+{
+    const char *env = getenv("SESSCTL_API_KEY");
+    size_t len;
+
+    key[0] = '\0';
+    if (file != NULL) {
+        struct stat st;
+        FILE *f = fopen(file, "r");
+        if (f == NULL) {
+            fprintf(stderr, "sessctl: %s: %s\n", file, strerror(errno));
+            return 1;
+        }
+        if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0)
+            fprintf(stderr, "sessctl: warning: %s is readable by others; "
+                            "chmod 600 it\n", file);
+        if (fgets(key, (int)cap, f) == NULL) {
+            fclose(f);
+            fprintf(stderr, "sessctl: %s: empty\n", file);
+            return 1;
+        }
+        fclose(f);
+        len = strlen(key);
+        if (len == cap - 1 && key[len - 1] != '\n') {
+            sess_wipe(key, cap);
+            fprintf(stderr, "sessctl: %s: key longer than %zu bytes\n", file,
+                    cap - 2);
+            return 1;
+        }
+    } else if (env != NULL) {
+        len = strlen(env);
+        if (len >= cap) {
+            fprintf(stderr, "sessctl: SESSCTL_API_KEY longer than %zu "
+                            "bytes\n", cap - 1);
+            return 1;
+        }
+        memcpy(key, env, len + 1);
+    }
+    len = strlen(key);
+    while (len > 0 && (key[len - 1] == '\n' || key[len - 1] == '\r' ||
+                       key[len - 1] == ' ' || key[len - 1] == '\t'))
+        key[--len] = '\0';
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)key[i] < 0x21 || key[i] == 0x7f) {
+            sess_wipe(key, cap);
+            fprintf(stderr, "sessctl: API key holds spaces or control "
+                            "characters\n");
+            return 1;
+        }
+    }
+    if (file != NULL && len == 0) {
+        fprintf(stderr, "sessctl: %s: empty\n", file);
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Perform "method" on "path" (already percent-encoded) of the sessiond
+ * named by --url / SESSCTL_URL.  On return 0 "*r" holds the status and the
+ * body (caller frees r->body); 1 means the request could not be made (the
+ * reason is printed).
+ */
+static int http_call(const options *opt, const char *method,
+                     const char *path, response *r)
+{
+    const char *base = opt->url ? opt->url : getenv("SESSCTL_URL");
+    char url[URL_MAX], key[API_KEY_MAX + 2], auth[API_KEY_MAX + 32];
+    const char *socket_path = NULL;
+    struct curl_slist *headers = NULL;
+    CURL *curl = NULL;
+    CURLcode cc;
+    size_t blen;
+    int rc = 1;
+
+    memset(r, 0, sizeof *r);
+    auth[0] = '\0';
+    if (base == NULL || base[0] == '\0')
+        base = DEFAULT_URL;
+    if (strncmp(base, "unix:", 5) == 0) {
+        socket_path = base + 5;
+        base = "http://localhost";
+    }
+    blen = strlen(base);
+    while (blen > 0 && base[blen - 1] == '/')
+        blen--;
+    if (snprintf(url, sizeof url, "%.*s%s", (int)blen, base, path) >=
+        (int)sizeof url) {
+        fprintf(stderr, "sessctl: URL too long\n");
+        return 1;
+    }
+    if (read_api_key(opt->api_key_file, key, sizeof key) != 0)
+        return 1;
+
+    curl = curl_easy_init();
+    if (curl == NULL) {
+        fprintf(stderr, "sessctl: cannot initialise libcurl\n");
+        goto cleanup;
+    }
+    headers = curl_slist_append(headers, "Accept: application/json");
+    if (key[0] != '\0') {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+        headers = curl_slist_append(headers, auth);
+    }
+    curl_easy_setopt(curl, CURLOPT_URL, url);
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+    if (socket_path != NULL)
+        curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, socket_path);
+    cc = curl_easy_perform(curl);
+    if (cc != CURLE_OK) {
+        if (r->too_big)
+            fprintf(stderr, "sessctl: response larger than %u bytes\n",
+                    RESPONSE_MAX);
+        else
+            fprintf(stderr, "sessctl: %s %.*s: %s\n", method, (int)blen,
+                    base, curl_easy_strerror(cc));
+        goto cleanup;
+    }
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
+    rc = 0;
+cleanup:
+    /* The key and the header holding it are secrets: wipe our copies. */
+    sess_wipe(key, sizeof key);
+    sess_wipe(auth, sizeof auth);
+    curl_slist_free_all(headers);
+    if (curl != NULL)
+        curl_easy_cleanup(curl);
+    if (rc != 0) {
+        free(r->body);
+        r->body = NULL;
+    }
+    return rc;
+}
+
+/* Print the server's {"error", "message"} for a failed call; returns 1. */
+static int report_http_error(const response *r)
+{
+    json_t *root = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+    const char *code = NULL, *msg = NULL;
+
+    if (json_is_object(root)) {
+        code = json_string_value(json_object_get(root, "error"));
+        msg = json_string_value(json_object_get(root, "message"));
+    }
+    fprintf(stderr, "sessctl: server answered %ld", r->status);
+    if (code != NULL) {
+        fputs(" ", stderr);
+        print_clean(stderr, code, 64);
+    }
+    if (msg != NULL) {
+        fputs(": ", stderr);
+        print_clean(stderr, msg, 256);
+    }
+    fputc('\n', stderr);
+    json_decref(root);
+    return 1;
+}
+
+/* Percent-encode "s" for one path segment or query value; NULL on error.
+ * Caller frees with curl_free(). */
+static char *escape(const char *s)
+{
+    CURL *curl = curl_easy_init();
+    char *out = NULL;
+
+    if (curl != NULL) {
+        out = curl_easy_escape(curl, s, 0);
+        curl_easy_cleanup(curl);
+    }
+    if (out == NULL)
+        fprintf(stderr, "sessctl: out of memory\n");
+    return out;
+}
+
+/* ---- commands ------------------------------------------------------------- */
+
+static void iso_time(json_t *v, char *buf, size_t cap)
+{
+    json_int_t t = json_is_integer(v) ? json_integer_value(v) : -1;
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (t < 0 || gmtime_r(&tt, &tm) == NULL ||
+        strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, cap, "-");
+}
+
+static int cmd_sessions_list(const options *opt)
+{
+    char path[URL_MAX];
+    char *user = escape(opt->args[0]);
+    response r;
+    json_t *root = NULL, *list;
+    json_error_t jerr;
+    int rc = 1;
+
+    if (user == NULL)
+        return 1;
+    if (snprintf(path, sizeof path, "/v1/users/%s/sessions", user) >=
+        (int)sizeof path) {
+        curl_free(user);
+        fprintf(stderr, "sessctl: user id too long\n");
+        return 1;
+    }
+    curl_free(user);
+    if (http_call(opt, "GET", path, &r) != 0)
+        return 1;
+    if (r.status != 200) {
+        rc = report_http_error(&r);
+        goto cleanup;
+    }
+    if (opt->json) {
+        fwrite(r.body ? r.body : "", 1, r.len, stdout);
+        if (r.len == 0 || r.body[r.len - 1] != '\n')
+            fputc('\n', stdout);
+        rc = 0;
+        goto cleanup;
+    }
+    root = json_loadb(r.body ? r.body : "", r.len, 0, &jerr);
+    list = json_object_get(root, "sessions");
+    if (!json_is_array(list)) {
+        fprintf(stderr, "sessctl: unexpected answer from the server (no "
+                        "\"sessions\" array)\n");
+        goto cleanup;
+    }
+    printf("%-22s  %-20s  %-20s  %-15s  %-8s  %s\n", "HANDLE", "CREATED",
+           "LAST SEEN", "IP", "ELEVATED", "USER AGENT");
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        json_t *s = json_array_get(list, i);
+        const char *handle = json_string_value(json_object_get(s, "handle"));
+        const char *ip = json_string_value(json_object_get(s, "ip"));
+        const char *ua = json_string_value(json_object_get(s, "user_agent"));
+        char created[32], seen[32];
+        char h[SESS_HANDLE_LEN + 8], a[SESS_IP_MAX + 8], u[128];
+
+        iso_time(json_object_get(s, "created_at"), created, sizeof created);
+        iso_time(json_object_get(s, "last_seen_at"), seen, sizeof seen);
+        clean_copy(handle, h, sizeof h);
+        clean_copy(ip, a, sizeof a);
+        clean_copy(ua, u, sizeof u);
+        printf("%-22s  %-20s  %-20s  %-15s  %-8s  %s", h, created, seen, a,
+               json_is_true(json_object_get(s, "elevated")) ? "yes" : "no",
+               u);
+        fputc('\n', stdout);
+    }
+    if (json_array_size(list) == 0)
+        printf("(no live sessions)\n");
+    rc = 0;
+cleanup:
+    json_decref(root);
+    free(r.body);
+    return rc;
+}
+
+static int cmd_revoke(const options *opt)
+{
+    char path[URL_MAX];
+    char *handle = escape(opt->args[0]);
+    response r;
+    int rc = 1;
+
+    if (handle == NULL)
+        return 1;
+    if (snprintf(path, sizeof path, "/v1/sessions/%s", handle) >=
+        (int)sizeof path) {
+        curl_free(handle);
+        fprintf(stderr, "sessctl: handle too long\n");
+        return 1;
+    }
+    curl_free(handle);
+    if (http_call(opt, "DELETE", path, &r) != 0)
+        return 1;
+    if (r.status == 204 || r.status == 200) {
+        printf("revoked ");
+        print_clean(stdout, opt->args[0], 64);
+        fputc('\n', stdout);
+        rc = 0;
+    } else {
+        rc = report_http_error(&r);
+    }
+    free(r.body);
+    return rc;
+}
+
+static int cmd_revoke_user(const options *opt)
+{
+    char path[URL_MAX];
+    char *user = escape(opt->args[0]);
+    char *except = NULL;
+    response r;
+    json_t *root = NULL;
+    int n, rc = 1;
+
+    if (user == NULL)
+        return 1;
+    if (opt->except != NULL && (except = escape(opt->except)) == NULL) {
+        curl_free(user);
+        return 1;
+    }
+    n = snprintf(path, sizeof path, "/v1/users/%s/sessions%s%s", user,
+                 except ? "?except=" : "", except ? except : "");
+    curl_free(user);
+    curl_free(except);
+    if (n >= (int)sizeof path) {
+        fprintf(stderr, "sessctl: user id too long\n");
+        return 1;
+    }
+    if (http_call(opt, "DELETE", path, &r) != 0)
+        return 1;
+    if (r.status != 200) {
+        rc = report_http_error(&r);
+        goto cleanup;
+    }
+    if (opt->json) {
+        fwrite(r.body ? r.body : "", 1, r.len, stdout);
+        fputc('\n', stdout);
+        rc = 0;
+        goto cleanup;
+    }
+    root = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+    if (!json_is_integer(json_object_get(root, "revoked"))) {
+        fprintf(stderr, "sessctl: unexpected answer from the server (no "
+                        "\"revoked\" count)\n");
+        goto cleanup;
+    }
+    printf("revoked %lld session(s)\n",
+           (long long)json_integer_value(json_object_get(root, "revoked")));
+    rc = 0;
+cleanup:
+    json_decref(root);
+    free(r.body);
+    return rc;
+}
+
+static int cmd_keys_generate(const options *opt)
+{
+    const char *dir = opt->dir ? opt->dir : DEFAULT_KEYS_DIR;
+    char kid[SESS_KID_MAX + 1];
+    sess_err err = {0};
+
+    if (sess_keyring_generate(dir, kid, &err) != SESS_OK) {
+        fprintf(stderr, "sessctl: keys generate: %s\n",
+                err.msg[0] ? err.msg : sess_strerror(err.code));
+        return 1;
+    }
+    printf("%s\n", kid);
+    return 0;
+}
+
+static int cmd_keys_list(const options *opt)
+{
+    const char *dir = opt->dir ? opt->dir : DEFAULT_KEYS_DIR;
+    sess_keyring *kr = NULL;
+    sess_err err = {0};
+
+    if (sess_keyring_load_dir(dir, false, &kr, &err) != SESS_OK) {
+        fprintf(stderr, "sessctl: keys list: %s\n",
+                err.msg[0] ? err.msg : sess_strerror(err.code));
+        return 1;
+    }
+    for (size_t i = 0; i < sess_keyring_count(kr); i++)
+        printf("%s%s\n", sess_keyring_kid(kr, i),
+               i == 0 ? "  (newest: encrypts)" : "");
+    sess_keyring_free(kr);
+    return 0;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static const command *find_command(const char *group, const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(commands[i].group, group) == 0 &&
+            strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+/* Option value: "--opt=VALUE" or "--opt VALUE". */
+static const char *option_value(const char *name, int argc, char **argv,
+                                int *i)
+{
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+
+    if (strncmp(a, name, n) != 0)
+        return NULL;
+    if (a[n] == '=')
+        return a + n + 1;
+    if (a[n] == '\0' && *i + 1 < argc)
+        return argv[++*i];
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    options opt = {0};
+    const char *words[8];
+    int nwords = 0, rc;
+    const command *cmd = NULL;
+    static const struct {
+        const char *name;
+        unsigned bit;
+        size_t off;
+    } valued[] = {
+        {"--url", OPT_HTTP, offsetof(options, url)},
+        {"--api-key-file", OPT_HTTP, offsetof(options, api_key_file)},
+        {"--except", OPT_EXCEPT, offsetof(options, except)},
+        {"--dir", OPT_DIR, offsetof(options, dir)},
+    };
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool matched = false;
+
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("sessctl %s\n", sess_version());
+            return 0;
+        }
+        if (strcmp(a, "--json") == 0) {
+            opt.json = true;
+            opt.given |= OPT_HTTP;
+            continue;
+        }
+        if (strncmp(a, "--api-key=", 10) == 0 || strcmp(a, "--api-key") == 0)
+            return usage_error("API keys are never taken from the command "
+                               "line: use --api-key-file FILE or "
+                               "SESSCTL_API_KEY");
+        for (size_t j = 0; j < sizeof valued / sizeof valued[0]; j++) {
+            size_t n = strlen(valued[j].name);
+            if (strncmp(a, valued[j].name, n) == 0 &&
+                (a[n] == '\0' || a[n] == '=')) {
+                const char *v = option_value(valued[j].name, argc, argv, &i);
+                if (v == NULL || v[0] == '\0')
+                    return usage_error("%s needs a value", valued[j].name);
+                *(const char **)((char *)&opt + valued[j].off) = v;
+                opt.given |= valued[j].bit;
+                matched = true;
+                break;
+            }
+        }
+        if (matched)
+            continue;
+        if (a[0] == '-' && a[1] != '\0')
+            return usage_error("unknown option '%s'", a);
+        if (nwords == (int)(sizeof words / sizeof words[0]))
+            return usage_error("too many arguments");
+        words[nwords++] = a;
+    }
+    if (nwords == 0) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+
+    /* "sessions list USER", "keys list", or the short "revoke HANDLE". */
+    int first = 0;
+    if (nwords >= 2 && (cmd = find_command(words[0], words[1])) != NULL)
+        first = 2;
+    else if ((cmd = find_command("sessions", words[0])) != NULL &&
+             strcmp(words[0], "list") != 0)
+        first = 1;
+    else
+        return usage_error("unknown command '%s%s%s'", words[0],
+                           nwords > 1 ? " " : "", nwords > 1 ? words[1] : "");
+    if (nwords - first != cmd->nargs)
+        return usage_error("usage: sessctl %s", cmd->usage);
+    if ((opt.given & ~cmd->opts) != 0)
+        return usage_error("an option given does not apply to '%s %s' "
+                           "(usage: sessctl %s)", cmd->group, cmd->name,
+                           cmd->usage);
+    for (int i = first; i < nwords; i++)
+        opt.args[opt.nargs++] = words[i];
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "sessctl: cannot initialise libcurl\n");
+        return 1;
+    }
+    rc = cmd->run(&opt);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,1549 @@
+/*
+ * config.c - sessiond's configuration, driven by one table of keys.
+ *
+ * Every key is one row of "keys[]" below (nginx's directive table, redis's
+ * config table): section, name, type, the field it fills (offset and size),
+ * its range or allowed names, its default as text, and its help.  From that
+ * one table come the INI reader, the environment reader
+ * (SESSIOND_<SECTION>_<KEY> plus a few short aliases), --set, the defaults
+ * (the default text goes through the same parser a file value does, so the
+ * documented default is the real one), --help and the docs test.
+ *
+ * Sources are applied in order of precedence, lowest first: defaults, the
+ * file, the environment, the command line; a later source overrides an
+ * earlier one.  Within one source a key may appear once (lists: every
+ * occurrence appends); a second occurrence of a plain key is an error,
+ * because two different values in one file are a mistake, never a wish.
+ *
+ * Environment-dependent defaults.  cookie.* and log.format default per
+ * environment (sess_cookie_profile_default), so they are applied into the
+ * config as they come but also remembered as "explicit"; once every source
+ * has been read and server.env is final, the profile for that environment
+ * is rebuilt and the explicit fields are put back over it.  Setting
+ * server.env through sessiond_config_set() alone therefore resets the
+ * cookie.* and log.format keys to that environment's defaults.
+ *
+ * INI reading uses inih through ini_parse_stream() with our own line
+ * reader instead of ini_parse()/ini_parse_string(): inih reads at most
+ * INI_MAX_LINE (200) bytes per line and silently treats the rest of a long
+ * line as a new line (or, if it starts with a blank, as a continuation of
+ * the value), which would truncate a path without a word.  The reader
+ * refuses overlong lines and NUL bytes, counts lines (so every message
+ * carries its line number) and refuses unknown [sections] even when they
+ * hold no keys.  Files are read whole (at most CONFIG_FILE_MAX bytes).
+ *
+ * Error messages are one line that starts with the key ("section.key: ...")
+ * and ends with where the value came from.  Values are echoed, shortened
+ * and with control characters replaced; this configuration holds no
+ * secrets (keys come from files), so echoing is safe.
+ *
+ * Not thread-safe; called once at start-up (and by tests).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <ini.h>
+
+#define CONFIG_FILE_MAX (1024 * 1024)   /* bytes of one config file */
+#define ECHO_MAX 64                     /* characters of a value echoed */
+#define SECONDS_MAX 31536000            /* one year */
+
+/* ---- the key table ------------------------------------------------------ */
+
+typedef enum key_type {
+    KT_BOOL,        /* bool */
+    KT_U8,          /* uint8_t, min..max */
+    KT_U32,         /* uint32_t, min..max */
+    KT_U64,         /* uint64_t, min..max */
+    KT_I64,         /* int64_t, min..max */
+    KT_ENUM,        /* an enum (int-sized), value = index in "names" */
+    KT_STR,         /* char[size], NUL-terminated */
+    KT_CIDRS,       /* trusted_proxies */
+    KT_ORIGINS      /* allowed_origins */
+} key_type;
+
+#define K_ENV_DEFAULT 0x1u   /* default depends on server.env */
+#define K_NONEMPTY 0x2u      /* strings: must not be empty */
+
+/* Extra syntax check of a string key; writes the problem to "msg". */
+typedef int (*key_check_fn)(const char *value, char *msg, size_t msglen);
+
+typedef struct cfg_key {
+    const char *section;
+    const char *name;
+    key_type type;
+    size_t offset;            /* of the field in sessiond_config */
+    size_t size;              /* of the field */
+    int64_t min, max;         /* numbers */
+    const char *unit;         /* numbers: "whole seconds", "bytes", ... */
+    const char *const *names; /* KT_ENUM: NULL-terminated, index = value */
+    key_check_fn check;       /* KT_STR: optional */
+    const char *def;          /* default text; NULL with K_ENV_DEFAULT */
+    unsigned flags;
+    const char *alias;        /* short environment name, or NULL */
+    const char *flag;         /* command-line flag, or NULL */
+    const char *help;
+} cfg_key;
+
+/* Enum names: the index is the enum value, so each list follows its enum. */
+static const char *const env_names[] = {"development", "staging",
+                                        "production", NULL};
+static const char *const durability_names[] = {"process", "fsync", NULL};
+static const char *const limit_names[] = {"evict_oldest", "deny", NULL};
+static const char *const action_names[] = {"reject", "log", NULL};
+static const char *const same_site_names[] = {"Strict", "Lax", "None", NULL};
+static const char *const level_names[] = {"error", "warn", "info", "debug",
+                                          NULL};
+static const char *const format_names[] = {"text", "json", NULL};
+
+_Static_assert(SESS_ENV_DEVELOPMENT == 0 && SESS_ENV_STAGING == 1 &&
+               SESS_ENV_PRODUCTION == 2, "env_names order");
+_Static_assert(SESS_DURABILITY_PROCESS == 0 && SESS_DURABILITY_FSYNC == 1,
+               "durability_names order");
+_Static_assert(SESS_LIMIT_EVICT_OLDEST == 0 && SESS_LIMIT_DENY == 1,
+               "limit_names order");
+_Static_assert(SESS_BIND_REJECT == 0 && SESS_BIND_LOG == 1,
+               "action_names order");
+_Static_assert(SESS_SAME_SITE_STRICT == 0 && SESS_SAME_SITE_LAX == 1 &&
+               SESS_SAME_SITE_NONE == 2, "same_site_names order");
+_Static_assert(SESSIOND_LOG_ERROR == 0 && SESSIOND_LOG_DEBUG == 3,
+               "level_names order");
+_Static_assert(SESSIOND_LOG_TEXT == 0 && SESSIOND_LOG_JSON == 1,
+               "format_names order");
+_Static_assert(sizeof(sess_environment) == sizeof(int) &&
+               sizeof(sess_durability) == sizeof(int) &&
+               sizeof(sess_limit_policy) == sizeof(int) &&
+               sizeof(sess_bind_action) == sizeof(int) &&
+               sizeof(sess_same_site) == sizeof(int) &&
+               sizeof(sessiond_log_level) == sizeof(int) &&
+               sizeof(sessiond_log_format) == sizeof(int),
+               "enums are stored as int");
+
+static int check_listen(const char *v, char *msg, size_t msglen);
+static int check_store_url(const char *v, char *msg, size_t msglen);
+static int check_cookie_name(const char *v, char *msg, size_t msglen);
+static int check_cookie_path(const char *v, char *msg, size_t msglen);
+static int check_cookie_domain(const char *v, char *msg, size_t msglen);
+
+#define FIELD(f) offsetof(sessiond_config, f), sizeof(((sessiond_config *)0)->f)
+
+/* Rows: section, name, type, FIELD, min, max, unit, names, check, default,
+ * flags, env alias, command-line flag, help. */
+static const cfg_key keys[] = {
+    {"server", "listen", KT_STR, FIELD(listen), 0, 0, NULL, NULL,
+     check_listen, "127.0.0.1:7700", K_NONEMPTY, "SESSIOND_LISTEN",
+     "--listen",
+     "Address to serve on: HOST:PORT, [IPv6]:PORT or unix:PATH (port 0: "
+     "any free port). The "
+     "management API needs API keys unless this is loopback or a Unix "
+     "socket."},
+    {"server", "max_body_bytes", KT_U64, FIELD(max_body_bytes), 1,
+     16 * 1024 * 1024, "bytes", NULL, NULL, "65536", 0, NULL, NULL,
+     "Largest request body accepted; larger requests get 413."},
+    {"server", "threads", KT_U32, FIELD(threads), 0, 1024,
+     "a number of threads", NULL, NULL, "0", 0, NULL, NULL,
+     "Worker threads; 0 means one per CPU core."},
+    {"server", "connection_timeout", KT_U32, FIELD(connection_timeout), 1,
+     86400, "whole seconds", NULL, NULL, "60", 0, NULL, NULL,
+     "Idle keep-alive connections are closed after this many seconds."},
+    {"server", "max_connections", KT_U32, FIELD(max_connections), 1,
+     1048576, "a number of connections", NULL, NULL, "4096", 0, NULL, NULL,
+     "Most connections served at once."},
+    {"server", "env", KT_ENUM, FIELD(env), 0, 0, NULL, env_names, NULL,
+     "development", 0, "SESSIOND_ENV", "--env",
+     "Environment: development, staging or production. Chooses the cookie "
+     "profile and log format defaults; outside development missing keys "
+     "are an error instead of being generated."},
+    {"server", "keys_dir", KT_STR, FIELD(keys_dir), 0, 0, NULL, NULL, NULL,
+     "./var/keys", K_NONEMPTY, "SESSIOND_KEYS", "--keys",
+     "Directory of record-encryption keys (<kid>.key files, mode 0600)."},
+    {"server", "api_keys_file", KT_STR, FIELD(api_keys_file), 0, 0, NULL,
+     NULL, NULL, "", 0, "SESSIOND_API_KEYS", "--api-keys",
+     "File of API keys for the management API (mode 0600); empty means "
+     "none."},
+
+    {"store", "url", KT_STR, FIELD(store_url), 0, 0, NULL, NULL,
+     check_store_url, "lmdb:./var/sessions", K_NONEMPTY, "SESSIOND_STORE",
+     "--store", "Session store: lmdb:PATH or memory:."},
+    {"store", "durability", KT_ENUM, FIELD(durability), 0, 0, NULL,
+     durability_names, NULL, "process", 0, NULL, NULL,
+     "process: an acknowledged write survives the process dying (kill -9); "
+     "fsync: it also survives power loss, at a cost per write."},
+    {"store", "map_size", KT_U64, FIELD(map_size), 1048576,
+     INT64_C(17592186044416), "bytes", NULL, NULL, "4294967296", 0, NULL,
+     NULL, "Largest size of the LMDB file (address space, not disk)."},
+    {"store", "purge_interval", KT_U32, FIELD(purge_interval), 1, 86400,
+     "whole seconds", NULL, NULL, "60", 0, NULL, NULL,
+     "Seconds between sweeps that delete expired sessions."},
+
+    {"session", "idle_timeout", KT_U32, FIELD(session.idle_timeout), 1,
+     SECONDS_MAX, "whole seconds", NULL, NULL, "1800", 0, NULL, NULL,
+     "A session unused for this long expires."},
+    {"session", "absolute_timeout", KT_U32, FIELD(session.absolute_timeout),
+     1, SECONDS_MAX, "whole seconds", NULL, NULL, "86400", 0, NULL, NULL,
+     "A session expires this long after it was created, used or not; at "
+     "least idle_timeout."},
+    {"session", "rotate_interval", KT_U32, FIELD(session.rotate_interval), 0,
+     SECONDS_MAX, "whole seconds", NULL, NULL, "300", 0, NULL, NULL,
+     "The session ID is replaced this often; 0 turns periodic rotation "
+     "off."},
+    {"session", "rotation_grace", KT_U32, FIELD(session.rotation_grace), 0,
+     3600, "whole seconds", NULL, NULL, "30", 0, NULL, NULL,
+     "After a rotation the old ID still works (and yields the same "
+     "successor) for this long; less than rotate_interval."},
+    {"session", "max_per_user", KT_U32, FIELD(session.max_per_user), 0,
+     1000, "a number of sessions", NULL, NULL, "3", 0, NULL, NULL,
+     "Most live sessions per user; 0 means unlimited."},
+    {"session", "limit_policy", KT_ENUM, FIELD(session.limit_policy), 0, 0,
+     NULL, limit_names, NULL, "evict_oldest", 0, NULL, NULL,
+     "At the limit: evict_oldest ends the oldest session, deny refuses the "
+     "new one (409)."},
+    {"session", "remember_idle_timeout", KT_U32,
+     FIELD(session.remember_idle_timeout), 1, SECONDS_MAX, "whole seconds",
+     NULL, NULL, "604800", 0, NULL, NULL,
+     "Idle timeout of remember-me sessions."},
+    {"session", "remember_absolute_timeout", KT_U32,
+     FIELD(session.remember_absolute_timeout), 1, SECONDS_MAX,
+     "whole seconds", NULL, NULL, "2592000", 0, NULL, NULL,
+     "Absolute timeout of remember-me sessions; at least "
+     "remember_idle_timeout."},
+
+    {"binding", "ip_prefix_v4", KT_U8, FIELD(session.ip_prefix_v4), 0, 32,
+     "a prefix length", NULL, NULL, "24", 0, NULL, NULL,
+     "A session is bound to this many leading bits of the client's IPv4 "
+     "address; 0 turns IPv4 binding off."},
+    {"binding", "ip_prefix_v6", KT_U8, FIELD(session.ip_prefix_v6), 0, 128,
+     "a prefix length", NULL, NULL, "64", 0, NULL, NULL,
+     "Likewise for IPv6; 0 turns IPv6 binding off."},
+    {"binding", "user_agent", KT_BOOL, FIELD(session.bind_user_agent), 0, 0,
+     NULL, NULL, NULL, "true", 0, NULL, NULL,
+     "Bind a session to the exact User-Agent it was created with."},
+    {"binding", "action", KT_ENUM, FIELD(session.bind_action), 0, 0, NULL,
+     action_names, NULL, "reject", 0, NULL, NULL,
+     "On a binding mismatch: reject the session, or only log a security "
+     "event."},
+    {"binding", "trusted_proxies", KT_CIDRS, FIELD(trusted_proxies), 0, 0,
+     NULL, NULL, NULL, "", 0, NULL, NULL,
+     "Comma- or space-separated CIDR blocks (IPv4 or IPv6; a bare address "
+     "is /32 or /128) whose X-Forwarded-For and X-Real-IP are believed."},
+
+    {"cookie", "name", KT_STR, FIELD(cookie.name), 0, 0, NULL, NULL,
+     check_cookie_name, NULL, K_ENV_DEFAULT | K_NONEMPTY, NULL, NULL,
+     "Cookie name (an RFC 6265 token). __Host- requires Secure, Path=/ "
+     "and no Domain."},
+    {"cookie", "secure", KT_BOOL, FIELD(cookie.secure), 0, 0, NULL, NULL,
+     NULL, NULL, K_ENV_DEFAULT, NULL, NULL,
+     "Send the cookie over HTTPS only."},
+    {"cookie", "http_only", KT_BOOL, FIELD(cookie.http_only), 0, 0, NULL,
+     NULL, NULL, NULL, K_ENV_DEFAULT, NULL, NULL,
+     "Hide the cookie from scripts."},
+    {"cookie", "same_site", KT_ENUM, FIELD(cookie.same_site), 0, 0, NULL,
+     same_site_names, NULL, NULL, K_ENV_DEFAULT, NULL, NULL,
+     "SameSite attribute: Strict, Lax or None (None requires Secure)."},
+    {"cookie", "path", KT_STR, FIELD(cookie.path), 0, 0, NULL, NULL,
+     check_cookie_path, NULL, K_ENV_DEFAULT | K_NONEMPTY, NULL, NULL,
+     "Path attribute."},
+    {"cookie", "domain", KT_STR, FIELD(cookie.domain), 0, 0, NULL, NULL,
+     check_cookie_domain, NULL, K_ENV_DEFAULT, NULL, NULL,
+     "Domain attribute; empty means a host-only cookie."},
+    {"cookie", "max_age", KT_I64, FIELD(cookie.max_age), -1, SECONDS_MAX,
+     "whole seconds or -1", NULL, NULL, NULL, K_ENV_DEFAULT, NULL, NULL,
+     "Max-Age of the cookie; -1 means a browser-session cookie (remember-me "
+     "sessions always get their remaining lifetime)."},
+
+    {"csrf", "enabled", KT_BOOL, FIELD(session.csrf_enabled), 0, 0, NULL,
+     NULL, NULL, "true", 0, NULL, NULL,
+     "Require the session's CSRF token on unsafe requests."},
+    {"csrf", "allowed_origins", KT_ORIGINS, FIELD(allowed_origins), 0, 0,
+     NULL, NULL, NULL, "", 0, NULL, NULL,
+     "Comma- or space-separated full origins (https://shop.example) that "
+     "may send unsafe requests besides the request's own host."},
+
+    {"log", "level", KT_ENUM, FIELD(log_level), 0, 0, NULL, level_names,
+     NULL, "info", 0, NULL, NULL,
+     "Least severe message logged: error, warn, info or debug."},
+    {"log", "format", KT_ENUM, FIELD(log_format), 0, 0, NULL, format_names,
+     NULL, NULL, K_ENV_DEFAULT, NULL, NULL,
+     "Log line format: text or json."},
+    {"log", "security_events", KT_STR, FIELD(security_events), 0, 0, NULL,
+     NULL, NULL, "stderr", K_NONEMPTY, NULL, NULL,
+     "Where security events go as JSON lines: stderr or a file path."},
+};
+
+#define N_KEYS (sizeof keys / sizeof keys[0])
+_Static_assert(sizeof keys / sizeof keys[0] <= 64, "key masks are 64 bits");
+
+static const char *const sections[] = {"server", "store", "session",
+                                       "binding", "cookie", "csrf", "log",
+                                       NULL};
+
+/* ---- messages ----------------------------------------------------------- */
+
+/* Where a value came from, appended to messages: "(FILE line N)",
+ * "(from SESSIOND_X)", "(from --set)". */
+typedef struct origin {
+    const char *what;       /* file name, variable or flag; NULL: none */
+    unsigned line;          /* files and INI text; 0 otherwise */
+    bool is_file;
+} origin;
+
+/* Copy "v" for echoing in a message: at most ECHO_MAX characters, control
+ * and non-ASCII bytes replaced, so the message stays one printable line. */
+static void echo_value(const char *v, char *out, size_t cap)
+{
+    size_t i = 0, n = 0;
+
+    while (v[i] != '\0' && n + 4 < cap && i < ECHO_MAX) {
+        unsigned char c = (unsigned char)v[i++];
+        out[n++] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
+    }
+    if (v[i] != '\0' && n + 4 <= cap) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+}
+
+static void origin_suffix(const origin *o, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (o == NULL || o->what == NULL)
+        return;
+    if (o->line > 0)
+        snprintf(buf, cap, " (%s line %u)", o->what, o->line);
+    else
+        snprintf(buf, cap, " (from %s)", o->what);
+}
+
+/* Write "<key>: <problem><origin>" into errbuf. */
+static int fail(char *errbuf, size_t errlen, const cfg_key *k,
+                const origin *o, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int fail(char *errbuf, size_t errlen, const cfg_key *k,
+                const origin *o, const char *fmt, ...)
+{
+    char problem[512], where[SESSIOND_PATH_MAX + 64];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(problem, sizeof problem, fmt, ap);
+    va_end(ap);
+    origin_suffix(o, where, sizeof where);
+    if (errbuf != NULL && errlen > 0) {
+        if (k != NULL)
+            snprintf(errbuf, errlen, "%s.%s: %s%s", k->section, k->name,
+                     problem, where);
+        else
+            snprintf(errbuf, errlen, "%s%s", problem, where);
+    }
+    return SESS_ECONFIG;
+}
+
+/* ---- value parsers ------------------------------------------------------ */
+
+static bool parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whole decimal number: digits only (an optional '-' when "negative_ok"),
+ * nothing before or after, no overflow.  strtoull alone would accept
+ * leading blanks, a sign and "-1" as a huge number. */
+static bool parse_i64(const char *s, bool negative_ok, int64_t *out)
+{
+    const char *p = s;
+    char *end = NULL;
+
+    if (*p == '-' && negative_ok)
+        p++;
+    if (!isdigit((unsigned char)*p))
+        return false;
+    errno = 0;
+    if (*s == '-') {
+        long long v = strtoll(s, &end, 10);
+        if (errno != 0 || *end != '\0')
+            return false;
+        *out = v;
+    } else {
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno != 0 || *end != '\0' || v > (unsigned long long)INT64_MAX)
+            return false;
+        *out = (int64_t)v;
+    }
+    return true;
+}
+
+static int enum_index(const char *const *names, const char *s)
+{
+    for (int i = 0; names[i] != NULL; i++)
+        if (strcasecmp(names[i], s) == 0)
+            return i;
+    return -1;
+}
+
+static void enum_list(const char *const *names, char *buf, size_t cap)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; names[i] != NULL && n < cap; i++) {
+        int w = snprintf(buf + n, cap - n, "%s%s", i ? "|" : "", names[i]);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+}
+
+static bool is_list_sep(char c)
+{
+    return c == ',' || c == ' ' || c == '\t';
+}
+
+/*
+ * Parse one CIDR ("10.0.0.0/8", "fd00::/8", "192.0.2.1") into "out", with
+ * the host bits cleared.  Returns false on any syntax or range error.
+ */
+static bool parse_cidr(const char *s, size_t len, sessiond_cidr *out)
+{
+    char addr[INET6_ADDRSTRLEN + 1];
+    const char *slash = memchr(s, '/', len);
+    size_t alen = slash ? (size_t)(slash - s) : len;
+    int64_t prefix = -1;
+    unsigned bits;
+
+    if (alen == 0 || alen >= sizeof addr)
+        return false;
+    memcpy(addr, s, alen);
+    addr[alen] = '\0';
+    memset(out, 0, sizeof *out);
+    if (inet_pton(AF_INET, addr, out->addr) == 1) {
+        out->family = AF_INET;
+        bits = 32;
+    } else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
+        out->family = AF_INET6;
+        bits = 128;
+    } else {
+        return false;
+    }
+    if (slash != NULL) {
+        char num[8];
+        size_t nlen = len - alen - 1;
+        if (nlen == 0 || nlen >= sizeof num)
+            return false;
+        memcpy(num, slash + 1, nlen);
+        num[nlen] = '\0';
+        if (!parse_i64(num, false, &prefix) || prefix > (int64_t)bits)
+            return false;
+    } else {
+        prefix = bits;
+    }
+    out->prefix = (uint8_t)prefix;
+    /* Mask the host bits so matching is a plain prefix compare. */
+    for (unsigned i = 0; i < bits / 8; i++) {
+        unsigned keep = (unsigned)prefix > i * 8 ? (unsigned)prefix - i * 8 : 0;
+        if (keep < 8)
+            out->addr[i] &= (uint8_t)(0xffu << (8 - keep));
+    }
+    return true;
+}
+
+/*
+ * A full origin as browsers send it (RFC 6454 section 6.1):
+ * "http" or "https", "://", a host, an optional ":port", nothing after.
+ * The text is stored lower-cased, as browsers serialise it.
+ */
+static bool parse_origin(const char *s, size_t len, char *out, size_t cap)
+{
+    size_t skip, i;
+    bool port = false;
+
+    if (len >= cap)
+        return false;
+    if (len > 8 && strncasecmp(s, "https://", 8) == 0)
+        skip = 8;
+    else if (len > 7 && strncasecmp(s, "http://", 7) == 0)
+        skip = 7;
+    else
+        return false;
+    for (i = skip; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == ':' && !port && i > skip && i + 1 < len) {
+            port = true;
+            continue;
+        }
+        if (port ? !isdigit(c) : !(isalnum(c) || c == '.' || c == '-'))
+            return false;
+    }
+    for (i = 0; i < len; i++)
+        out[i] = (char)tolower((unsigned char)s[i]);
+    out[len] = '\0';
+    return true;
+}
+
+/* ---- string checks ------------------------------------------------------ */
+
+static int check_listen(const char *v, char *msg, size_t msglen)
+{
+    const char *colon;
+    int64_t port;
+
+    if (strncmp(v, "unix:", 5) == 0) {
+        size_t plen = strlen(v + 5);
+        if (plen == 0) {
+            snprintf(msg, msglen, "unix: needs a socket path");
+            return -1;
+        }
+        if (plen >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            snprintf(msg, msglen, "socket path longer than %zu bytes",
+                     sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+            return -1;
+        }
+        return 0;
+    }
+    if (v[0] == '[') {
+        char host[INET6_ADDRSTRLEN + 1];
+        struct in6_addr a6;
+        const char *close = strchr(v, ']');
+        if (close == NULL || close[1] != ':' ||
+            (size_t)(close - v - 1) >= sizeof host) {
+            snprintf(msg, msglen, "expected [IPv6]:PORT");
+            return -1;
+        }
+        memcpy(host, v + 1, (size_t)(close - v - 1));
+        host[close - v - 1] = '\0';
+        if (inet_pton(AF_INET6, host, &a6) != 1) {
+            snprintf(msg, msglen, "'%s' is not an IPv6 address", host);
+            return -1;
+        }
+        colon = close + 1;
+    } else {
+        colon = strrchr(v, ':');
+        if (colon == NULL || colon == v) {
+            snprintf(msg, msglen, "expected HOST:PORT, [IPv6]:PORT or "
+                                  "unix:PATH");
+            return -1;
+        }
+        if (memchr(v, ':', (size_t)(colon - v)) != NULL) {
+            snprintf(msg, msglen, "an IPv6 address needs brackets: "
+                                  "[ADDR]:PORT");
+            return -1;
+        }
+        if (colon - v > 253) {
+            snprintf(msg, msglen, "host name longer than 253 bytes");
+            return -1;
+        }
+        for (const char *p = v; p < colon; p++) {
+            if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' &&
+                *p != '_') {
+                snprintf(msg, msglen, "host must be an IPv4 address or a "
+                                      "host name");
+                return -1;
+            }
+        }
+    }
+    /* Port 0 asks the kernel for a free port (tests use it). */
+    if (!parse_i64(colon + 1, false, &port) || port > 65535) {
+        snprintf(msg, msglen, "port must be 0..65535");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_store_url(const char *v, char *msg, size_t msglen)
+{
+    const char *p = v;
+
+    if (!isalpha((unsigned char)*p))
+        goto bad;
+    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+        p++;
+    if (*p == ':')
+        return 0;
+bad:
+    snprintf(msg, msglen, "expected SCHEME:... (lmdb:PATH, memory:)");
+    return -1;
+}
+
+/* RFC 6265 section 4.1.1: cookie-name is an RFC 2616 token. */
+static int check_cookie_name(const char *v, char *msg, size_t msglen)
+{
+    for (const char *p = v; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c <= 0x20 || c >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", c)) {
+            snprintf(msg, msglen, "not a cookie name (token characters "
+                                  "only)");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* RFC 6265 section 4.1.1: path-value is any CHAR except CTLs or ";". */
+static int check_cookie_path(const char *v, char *msg, size_t msglen)
+{
+    if (v[0] != '/') {
+        snprintf(msg, msglen, "must start with '/'");
+        return -1;
+    }
+    if (strpbrk(v, "; ") != NULL) {
+        snprintf(msg, msglen, "must not contain ';' or spaces");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_cookie_domain(const char *v, char *msg, size_t msglen)
+{
+    for (const char *p = v; *p; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-') {
+            snprintf(msg, msglen, "not a domain name");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- applying one value ------------------------------------------------- */
+
+/*
+ * Parse "value" for key "k" and store it into "cfg".  For lists,
+ * "append" false replaces the list, true adds to it.  Errors name the key.
+ */
+static int set_value(sessiond_config *cfg, const cfg_key *k,
+                     const char *value, bool append, const origin *o,
+                     char *errbuf, size_t errlen)
+{
+    char *field = (char *)cfg + k->offset;
+    char echo[ECHO_MAX + 8], names[128], msg[160];
+    int64_t n;
+
+    echo_value(value, echo, sizeof echo);
+    switch (k->type) {
+    case KT_BOOL: {
+        bool b;
+        if (!parse_bool(value, &b))
+            return fail(errbuf, errlen, k, o,
+                        "expected true or false (also yes/no, on/off, 1/0), "
+                        "got '%s'", echo);
+        *(bool *)field = b;
+        return SESS_OK;
+    }
+    case KT_U8:
+    case KT_U32:
+    case KT_U64:
+    case KT_I64:
+        if (!parse_i64(value, k->min < 0, &n) || n < k->min || n > k->max)
+            return fail(errbuf, errlen, k, o,
+                        "expected %s (%lld..%lld), got '%s'", k->unit,
+                        (long long)k->min, (long long)k->max, echo);
+        if (k->type == KT_U8)
+            *(uint8_t *)field = (uint8_t)n;
+        else if (k->type == KT_U32)
+            *(uint32_t *)field = (uint32_t)n;
+        else if (k->type == KT_U64)
+            *(uint64_t *)field = (uint64_t)n;
+        else
+            *(int64_t *)field = n;
+        return SESS_OK;
+    case KT_ENUM: {
+        int i = enum_index(k->names, value);
+        if (i < 0) {
+            enum_list(k->names, names, sizeof names);
+            return fail(errbuf, errlen, k, o, "expected one of %s, got '%s'",
+                        names, echo);
+        }
+        *(int *)field = i;
+        return SESS_OK;
+    }
+    case KT_STR: {
+        size_t len = strlen(value);
+        if (len >= k->size)
+            return fail(errbuf, errlen, k, o,
+                        "longer than %zu bytes, got '%s'", k->size - 1, echo);
+        if (len == 0 && (k->flags & K_NONEMPTY))
+            return fail(errbuf, errlen, k, o, "must not be empty");
+        for (size_t i = 0; i < len; i++)
+            if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f)
+                return fail(errbuf, errlen, k, o,
+                            "control characters are not allowed, got '%s'",
+                            echo);
+        if (k->check != NULL && len > 0 &&
+            k->check(value, msg, sizeof msg) != 0)
+            return fail(errbuf, errlen, k, o, "%s, got '%s'", msg, echo);
+        memcpy(field, value, len + 1);
+        return SESS_OK;
+    }
+    case KT_CIDRS:
+    case KT_ORIGINS: {
+        bool cidr = k->type == KT_CIDRS;
+        size_t *count = cidr ? &cfg->n_trusted_proxies
+                             : &cfg->n_allowed_origins;
+        size_t max = cidr ? SESSIOND_TRUSTED_MAX : SESSIOND_ORIGINS_MAX;
+        size_t saved = *count;
+        const char *p = value;
+
+        if (!append)
+            *count = 0;
+        while (*p != '\0') {
+            size_t len;
+            while (is_list_sep(*p))
+                p++;
+            if (*p == '\0')
+                break;
+            len = 0;
+            while (p[len] != '\0' && !is_list_sep(p[len]))
+                len++;
+            char tok[ECHO_MAX + 1], item[ECHO_MAX + 8];
+            size_t tl = len < ECHO_MAX ? len : ECHO_MAX;
+            memcpy(tok, p, tl);
+            tok[tl] = '\0';
+            echo_value(tok, item, sizeof item);
+            if (*count >= max) {
+                *count = saved;
+                return fail(errbuf, errlen, k, o,
+                            "more than %zu entries", max);
+            }
+            if (cidr ? !parse_cidr(p, len, &cfg->trusted_proxies[*count])
+                     : !parse_origin(p, len, cfg->allowed_origins[*count],
+                                     SESSIOND_ORIGIN_MAX)) {
+                *count = saved;
+                return fail(errbuf, errlen, k, o,
+                            cidr ? "expected an IPv4 or IPv6 address or "
+                                   "CIDR block (10.0.0.0/8, fd00::/8), "
+                                   "got '%s'"
+                                 : "expected an origin "
+                                   "(https://host[:port], no path), "
+                                   "got '%s'",
+                            item);
+            }
+            (*count)++;
+            p += len;
+        }
+        return SESS_OK;
+    }
+    }
+    return fail(errbuf, errlen, k, o, "internal error: bad key type");
+}
+
+/* Text of the current value of "k" in "cfg" (for --help and docs). */
+static void format_value(const sessiond_config *cfg, const cfg_key *k,
+                         char *buf, size_t cap)
+{
+    const char *field = (const char *)cfg + k->offset;
+    size_t n = 0;
+
+    switch (k->type) {
+    case KT_BOOL:
+        snprintf(buf, cap, "%s", *(const bool *)field ? "true" : "false");
+        return;
+    case KT_U8:
+        snprintf(buf, cap, "%u", (unsigned)*(const uint8_t *)field);
+        return;
+    case KT_U32:
+        snprintf(buf, cap, "%lu", (unsigned long)*(const uint32_t *)field);
+        return;
+    case KT_U64:
+        snprintf(buf, cap, "%llu",
+                 (unsigned long long)*(const uint64_t *)field);
+        return;
+    case KT_I64:
+        snprintf(buf, cap, "%lld", (long long)*(const int64_t *)field);
+        return;
+    case KT_ENUM:
+        snprintf(buf, cap, "%s", k->names[*(const int *)field]);
+        return;
+    case KT_STR:
+        snprintf(buf, cap, "%s", field);
+        return;
+    case KT_CIDRS:
+        buf[0] = '\0';
+        for (size_t i = 0; i < cfg->n_trusted_proxies && n < cap; i++) {
+            char a[INET6_ADDRSTRLEN];
+            const sessiond_cidr *c = &cfg->trusted_proxies[i];
+            inet_ntop(c->family, c->addr, a, sizeof a);
+            int w = snprintf(buf + n, cap - n, "%s%s/%u", i ? ", " : "", a,
+                             (unsigned)c->prefix);
+            if (w < 0)
+                return;
+            n += (size_t)w;
+        }
+        return;
+    case KT_ORIGINS:
+        buf[0] = '\0';
+        for (size_t i = 0; i < cfg->n_allowed_origins && n < cap; i++) {
+            int w = snprintf(buf + n, cap - n, "%s%s", i ? ", " : "",
+                             cfg->allowed_origins[i]);
+            if (w < 0)
+                return;
+            n += (size_t)w;
+        }
+        return;
+    }
+    buf[0] = '\0';
+}
+
+static const cfg_key *find_key(const char *section, const char *name)
+{
+    for (size_t i = 0; i < N_KEYS; i++)
+        if (strcmp(keys[i].section, section) == 0 &&
+            strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static bool known_section(const char *s, size_t len)
+{
+    for (size_t i = 0; sections[i] != NULL; i++)
+        if (strlen(sections[i]) == len && memcmp(sections[i], s, len) == 0)
+            return true;
+    return false;
+}
+
+/* ---- a load in progress ------------------------------------------------- */
+
+typedef struct loader {
+    sessiond_config *cfg;
+    uint64_t seen;          /* keys set by the current source */
+    uint64_t explicit_env;  /* K_ENV_DEFAULT keys set by any source */
+    bool env_given;         /* server.env set by any source */
+    char *errbuf;
+    size_t errlen;
+    /* INI reading */
+    const char *text;
+    size_t len, pos;
+    unsigned lineno;
+    origin where;
+    int failed;
+} loader;
+
+static void loader_init(loader *ld, sessiond_config *cfg, char *errbuf,
+                        size_t errlen)
+{
+    memset(ld, 0, sizeof *ld);
+    ld->cfg = cfg;
+    ld->errbuf = errbuf;
+    ld->errlen = errlen;
+    if (errbuf != NULL && errlen > 0)
+        errbuf[0] = '\0';
+}
+
+/* Start a new source: keys may again be set once each. */
+static void loader_source(loader *ld)
+{
+    ld->seen = 0;
+}
+
+static int loader_apply(loader *ld, const cfg_key *k, const char *value,
+                        const origin *o)
+{
+    size_t idx = (size_t)(k - keys);
+    bool list = k->type == KT_CIDRS || k->type == KT_ORIGINS;
+    bool again = (ld->seen >> idx) & 1u;
+    int rc;
+
+    if (again && !list)
+        return fail(ld->errbuf, ld->errlen, k, o,
+                    "set more than once in the same source%s",
+                    o != NULL && o->is_file
+                        ? " (an indented line continues the key above it)"
+                        : "");
+    rc = set_value(ld->cfg, k, value, again, o, ld->errbuf, ld->errlen);
+    if (rc != SESS_OK)
+        return rc;
+    ld->seen |= UINT64_C(1) << idx;
+    if (k->flags & K_ENV_DEFAULT)
+        ld->explicit_env |= UINT64_C(1) << idx;
+    if (k->offset == offsetof(sessiond_config, env))
+        ld->env_given = true;
+    return SESS_OK;
+}
+
+/* Defaults that depend on the environment: cookie profile, log format. */
+static void env_defaults(sessiond_config *cfg)
+{
+    sess_cookie_profile_default(cfg->env, &cfg->cookie);
+    cfg->log_format = cfg->env == SESS_ENV_DEVELOPMENT ? SESSIOND_LOG_TEXT
+                                                       : SESSIOND_LOG_JSON;
+}
+
+/*
+ * After all sources: if server.env was given, rebuild the environment's
+ * defaults and put the explicitly given cookie.* / log.format values back
+ * over them, so "explicit beats default" holds whatever the order.
+ */
+static int loader_finish(loader *ld)
+{
+    sessiond_config *saved;
+
+    if (!ld->env_given)
+        return SESS_OK;
+    saved = malloc(sizeof *saved);
+    if (saved == NULL)
+        return fail(ld->errbuf, ld->errlen, NULL, NULL, "out of memory");
+    memcpy(saved, ld->cfg, sizeof *saved);
+    env_defaults(ld->cfg);
+    for (size_t i = 0; i < N_KEYS; i++)
+        if ((ld->explicit_env >> i) & 1u)
+            memcpy((char *)ld->cfg + keys[i].offset,
+                   (const char *)saved + keys[i].offset, keys[i].size);
+    free(saved);
+    return SESS_OK;
+}
+
+/* ---- INI ---------------------------------------------------------------- */
+
+static int loader_fail_line(loader *ld, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int loader_fail_line(loader *ld, const char *fmt, ...)
+{
+    char problem[256];
+    va_list ap;
+
+    if (ld->failed)
+        return 0;
+    va_start(ap, fmt);
+    vsnprintf(problem, sizeof problem, fmt, ap);
+    va_end(ap);
+    ld->failed = 1;
+    if (ld->errbuf != NULL && ld->errlen > 0)
+        snprintf(ld->errbuf, ld->errlen, "%s (%s line %u)", problem,
+                 ld->where.what, ld->lineno);
+    return 0;
+}
+
+/*
+ * inih line reader over (text, len): one line per call, '\n' kept.
+ * Refuses lines that do not fit inih's buffer ("num" bytes with the NUL)
+ * instead of letting inih split them, refuses NUL bytes, and refuses
+ * unknown [section] headers, which inih would pass silently when empty.
+ * Returning NULL ends the parse.
+ */
+static char *read_line(char *str, int num, void *stream)
+{
+    loader *ld = stream;
+    size_t n = 0, cap;
+    const char *line;
+
+    if (ld->failed || ld->pos >= ld->len || num < 2)
+        return NULL;
+    cap = (size_t)num - 1;
+    ld->lineno++;
+    while (ld->pos < ld->len) {
+        char c = ld->text[ld->pos];
+        if (c == '\0') {
+            loader_fail_line(ld, "NUL byte in configuration text");
+            return NULL;
+        }
+        if (n == cap) {
+            loader_fail_line(ld, "line longer than %zu bytes", cap - 1);
+            return NULL;
+        }
+        str[n++] = c;
+        ld->pos++;
+        if (c == '\n')
+            break;
+    }
+    str[n] = '\0';
+    /* A section header must name a known section. */
+    line = str;
+    if (ld->lineno == 1 && n >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0)
+        line += 3;
+    if (line[0] == '[') {
+        const char *close = strchr(line, ']');
+        if (close != NULL && !known_section(line + 1,
+                                            (size_t)(close - line - 1))) {
+            char echo[ECHO_MAX + 8];
+            char name[ECHO_MAX + 1];
+            size_t nl = (size_t)(close - line - 1);
+            if (nl > ECHO_MAX)
+                nl = ECHO_MAX;
+            memcpy(name, line + 1, nl);
+            name[nl] = '\0';
+            echo_value(name, echo, sizeof echo);
+            loader_fail_line(ld, "unknown section [%s]", echo);
+            return NULL;
+        }
+    }
+    return str;
+}
+
+static int on_key(void *user, const char *section, const char *name,
+                       const char *value)
+{
+    loader *ld = user;
+    const cfg_key *k;
+    char es[ECHO_MAX + 8], en[ECHO_MAX + 8];
+
+    if (ld->failed)
+        return 0;
+    k = find_key(section, name);
+    if (k == NULL) {
+        echo_value(section, es, sizeof es);
+        echo_value(name, en, sizeof en);
+        if (section[0] == '\0')
+            return loader_fail_line(ld, "%s: key outside a [section]", en);
+        return loader_fail_line(ld, "%s.%s: unknown key", es, en);
+    }
+    ld->where.line = ld->lineno;
+    if (loader_apply(ld, k, value, &ld->where) != SESS_OK) {
+        ld->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* Parse INI "text" as one source named "what". */
+static int load_ini_text(loader *ld, const char *text, size_t len,
+                         const char *what)
+{
+    int rc;
+
+    loader_source(ld);
+    ld->text = text;
+    ld->len = len;
+    ld->pos = 0;
+    ld->lineno = 0;
+    ld->failed = 0;
+    ld->where.what = what;
+    ld->where.is_file = true;
+    rc = ini_parse_stream(read_line, ld, on_key, ld);
+    if (ld->failed)
+        return SESS_ECONFIG;
+    if (rc > 0) {
+        if (ld->errbuf != NULL && ld->errlen > 0)
+            snprintf(ld->errbuf, ld->errlen,
+                     "syntax error: expected [section] or key = value "
+                     "(%s line %d)", what, rc);
+        return SESS_ECONFIG;
+    }
+    if (rc < 0)
+        return fail(ld->errbuf, ld->errlen, NULL, NULL,
+                    "%s: out of memory while parsing", what);
+    return SESS_OK;
+}
+
+static int load_ini_file(loader *ld, const char *path)
+{
+    FILE *f = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    struct stat st;
+    int rc = SESS_ECONFIG;
+
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        fail(ld->errbuf, ld->errlen, NULL, NULL,
+             "config file %s: cannot open: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fail(ld->errbuf, ld->errlen, NULL, NULL,
+             "config file %s: not a regular file", path);
+        goto cleanup;
+    }
+    if (st.st_size > CONFIG_FILE_MAX) {
+        fail(ld->errbuf, ld->errlen, NULL, NULL,
+             "config file %s: larger than %d bytes", path, CONFIG_FILE_MAX);
+        goto cleanup;
+    }
+    text = malloc((size_t)st.st_size + 1);
+    if (text == NULL) {
+        fail(ld->errbuf, ld->errlen, NULL, NULL, "out of memory");
+        goto cleanup;
+    }
+    len = fread(text, 1, (size_t)st.st_size, f);
+    if (ferror(f)) {
+        fail(ld->errbuf, ld->errlen, NULL, NULL,
+             "config file %s: read error", path);
+        goto cleanup;
+    }
+    text[len] = '\0';
+    rc = load_ini_text(ld, text, len, path);
+cleanup:
+    free(text);
+    if (f != NULL)
+        fclose(f);
+    return rc;
+}
+
+/* ---- environment -------------------------------------------------------- */
+
+/* Does "name" ("len" bytes) equal SESSIOND_<SECTION>_<KEY> for "k"? */
+static bool env_name_matches(const cfg_key *k, const char *name, size_t len)
+{
+    char want[96];
+    int w = snprintf(want, sizeof want, "SESSIOND_%s_%s", k->section,
+                     k->name);
+
+    if (w < 0 || (size_t)w != len)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (toupper((unsigned char)want[i]) != name[i])
+            return false;
+    return true;
+}
+
+static int load_env(loader *ld, char **envp)
+{
+    loader_source(ld);
+    for (size_t i = 0; envp != NULL && envp[i] != NULL; i++) {
+        const char *var = envp[i], *eq = strchr(var, '=');
+        char name[128];
+        const cfg_key *k = NULL;
+        size_t len;
+        origin o = {name, 0, false};
+
+        if (eq == NULL || strncmp(var, "SESSIOND_", 9) != 0)
+            continue;
+        len = (size_t)(eq - var);
+        if (len >= sizeof name)
+            continue;
+        memcpy(name, var, len);
+        name[len] = '\0';
+        if (strcmp(name, "SESSIOND_CONFIG") == 0)
+            continue;
+        for (size_t j = 0; j < N_KEYS && k == NULL; j++)
+            if ((keys[j].alias && strcmp(keys[j].alias, name) == 0) ||
+                env_name_matches(&keys[j], name, len))
+                k = &keys[j];
+        if (k == NULL) {
+            /* A misspelt key of a known section is an error; other
+             * SESSIOND_* names may belong to someone else. */
+            for (size_t s = 0; sections[s] != NULL; s++) {
+                size_t sl = strlen(sections[s]);
+                bool match = len > 9 + sl && name[9 + sl] == '_';
+                for (size_t c = 0; match && c < sl; c++)
+                    match = name[9 + c] == toupper(
+                                (unsigned char)sections[s][c]);
+                if (match)
+                    return fail(ld->errbuf, ld->errlen, NULL, NULL,
+                                "%s: no such configuration key in [%s]",
+                                name, sections[s]);
+            }
+            continue;
+        }
+        if (loader_apply(ld, k, eq + 1, &o) != SESS_OK)
+            return SESS_ECONFIG;
+    }
+    return SESS_OK;
+}
+
+/* ---- command line ------------------------------------------------------- */
+
+typedef enum flag_action {
+    FA_KEY,       /* sets the key named in "key" */
+    FA_SET,       /* --set SECTION.KEY=VALUE */
+    FA_CONFIG,
+    FA_CHECK,
+    FA_VERSION,
+    FA_HELP
+} flag_action;
+
+typedef struct cli_flag {
+    const char *name;
+    const char *arg;        /* metavariable, NULL when the flag takes none */
+    flag_action action;
+    const char *key;        /* FA_KEY: "section.name" */
+    const char *help;
+} cli_flag;
+
+static const cli_flag flags[] = {
+    {"--config", "FILE", FA_CONFIG, NULL,
+     "read this INI file (also SESSIOND_CONFIG)"},
+    {"--listen", "HOST:PORT|unix:PATH", FA_KEY, "server.listen",
+     "address to serve on"},
+    {"--store", "URL", FA_KEY, "store.url", "session store URL"},
+    {"--env", "ENV", FA_KEY, "server.env",
+     "development, staging or production"},
+    {"--keys", "DIR", FA_KEY, "server.keys_dir", "key directory"},
+    {"--api-keys", "FILE", FA_KEY, "server.api_keys_file",
+     "file of management API keys"},
+    {"--set", "SECTION.KEY=VALUE", FA_SET, NULL,
+     "set any key below (repeatable)"},
+    {"--check-config", NULL, FA_CHECK, NULL,
+     "validate the configuration and exit 0 (valid) or 2"},
+    {"--version", NULL, FA_VERSION, NULL, "print the version and exit"},
+    {"--help", NULL, FA_HELP, NULL, "print this help and exit"},
+};
+
+#define N_FLAGS (sizeof flags / sizeof flags[0])
+
+static const cfg_key *find_key_dotted(const char *dotted, size_t len)
+{
+    const char *dot = memchr(dotted, '.', len);
+    char section[32], name[64];
+
+    if (dot == NULL || (size_t)(dot - dotted) >= sizeof section ||
+        len - (size_t)(dot - dotted) - 1 >= sizeof name)
+        return NULL;
+    memcpy(section, dotted, (size_t)(dot - dotted));
+    section[dot - dotted] = '\0';
+    memcpy(name, dot + 1, len - (size_t)(dot - dotted) - 1);
+    name[len - (size_t)(dot - dotted) - 1] = '\0';
+    return find_key(section, name);
+}
+
+static void print_usage(FILE *out)
+{
+    fprintf(out, "usage: sessiond [options]\n\noptions:\n");
+    for (size_t i = 0; i < N_FLAGS; i++) {
+        char left[64];
+        snprintf(left, sizeof left, "%s%s%s", flags[i].name,
+                 flags[i].arg ? " " : "", flags[i].arg ? flags[i].arg : "");
+        fprintf(out, "  %-34s %s\n", left, flags[i].help);
+    }
+    fprintf(out,
+            "\nPrecedence: flags and --set > environment > config file > "
+            "defaults.\nExit codes: 0 normal stop, 1 runtime failure, 2 "
+            "bad usage or configuration.\n\n");
+}
+
+/*
+ * Walk argv.  Pass 1 ("apply" false) checks the syntax, handles --help and
+ * --version, and notes --config and --check-config; pass 2 applies the
+ * key-setting flags as the highest-precedence source.
+ */
+static sessiond_config_outcome walk_args(loader *ld, int argc, char **argv,
+                                         bool apply, const char **config)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *val = NULL;
+        const cli_flag *f = NULL;
+        size_t nlen;
+
+        if (strcmp(arg, "-h") == 0)
+            arg = "--help";
+        nlen = strcspn(arg, "=");
+        for (size_t j = 0; j < N_FLAGS && f == NULL; j++)
+            if (strlen(flags[j].name) == nlen &&
+                strncmp(flags[j].name, arg, nlen) == 0)
+                f = &flags[j];
+        if (f == NULL) {
+            char echo[ECHO_MAX + 8];
+            echo_value(arg, echo, sizeof echo);
+            fail(ld->errbuf, ld->errlen, NULL, NULL,
+                 "unknown option '%s' (see --help)", echo);
+            return SESSIOND_CONFIG_ERROR;
+        }
+        if (f->arg != NULL) {
+            if (arg[nlen] == '=')
+                val = arg + nlen + 1;
+            else if (i + 1 < argc)
+                val = argv[++i];
+            else {
+                fail(ld->errbuf, ld->errlen, NULL, NULL,
+                     "%s needs an argument: %s", f->name, f->arg);
+                return SESSIOND_CONFIG_ERROR;
+            }
+        } else if (arg[nlen] == '=') {
+            fail(ld->errbuf, ld->errlen, NULL, NULL,
+                 "%s takes no argument", f->name);
+            return SESSIOND_CONFIG_ERROR;
+        }
+        switch (f->action) {
+        case FA_HELP:
+            if (!apply) {
+                print_usage(stdout);
+                sessiond_config_print_keys(stdout);
+                return SESSIOND_CONFIG_EXIT_OK;
+            }
+            break;
+        case FA_VERSION:
+            if (!apply) {
+                printf("sessiond %s\n", sess_version());
+                return SESSIOND_CONFIG_EXIT_OK;
+            }
+            break;
+        case FA_CHECK:
+            ld->cfg->check_config = true;
+            break;
+        case FA_CONFIG:
+            if (!apply)
+                *config = val;
+            break;
+        case FA_KEY:
+        case FA_SET: {
+            const cfg_key *k;
+            const char *v = val;
+            origin o = {f->name, 0, false};
+            if (f->action == FA_KEY) {
+                k = find_key_dotted(f->key, strlen(f->key));
+            } else {
+                const char *eq = strchr(val, '=');
+                char echo[ECHO_MAX + 8];
+                k = eq ? find_key_dotted(val, (size_t)(eq - val)) : NULL;
+                if (k == NULL) {
+                    echo_value(val, echo, sizeof echo);
+                    fail(ld->errbuf, ld->errlen, NULL, NULL,
+                         eq ? "--set: unknown key in '%s'"
+                            : "--set: expected SECTION.KEY=VALUE, got '%s'",
+                         echo);
+                    return SESSIOND_CONFIG_ERROR;
+                }
+                v = eq + 1;
+            }
+            if (apply && loader_apply(ld, k, v, &o) != SESS_OK)
+                return SESSIOND_CONFIG_ERROR;
+            break;
+        }
+        }
+    }
+    return SESSIOND_CONFIG_RUN;
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+void sessiond_config_defaults(sessiond_config *cfg)
+{
+    char err[256];
+
+    memset(cfg, 0, sizeof *cfg);
+    sess_config_defaults(&cfg->session);
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (keys[i].def == NULL)
+            continue;
+        /* Defaults are table text parsed like any value; a default that
+         * does not parse is a bug in this file, caught by the tests. */
+        if (set_value(cfg, &keys[i], keys[i].def, false, NULL, err,
+                      sizeof err) != SESS_OK) {
+            fprintf(stderr, "sessiond: bad built-in default: %s\n", err);
+            abort();
+        }
+    }
+    env_defaults(cfg);
+}
+
+int sessiond_config_set(sessiond_config *cfg, const char *section_key,
+                        const char *value, char *errbuf, size_t errlen)
+{
+    loader ld;
+    const cfg_key *k = find_key_dotted(section_key, strlen(section_key));
+    char echo[ECHO_MAX + 8];
+
+    loader_init(&ld, cfg, errbuf, errlen);
+    if (k == NULL) {
+        echo_value(section_key, echo, sizeof echo);
+        return fail(errbuf, errlen, NULL, NULL, "%s: unknown key", echo);
+    }
+    if (loader_apply(&ld, k, value, NULL) != SESS_OK)
+        return SESS_ECONFIG;
+    return loader_finish(&ld);
+}
+
+int sessiond_config_parse_ini(sessiond_config *cfg, const char *text,
+                              size_t len, char *errbuf, size_t errlen)
+{
+    loader ld;
+
+    loader_init(&ld, cfg, errbuf, errlen);
+    if (load_ini_text(&ld, text, len, "config text") != SESS_OK)
+        return SESS_ECONFIG;
+    return loader_finish(&ld);
+}
+
+int sessiond_config_validate(sessiond_config *cfg, char *errbuf,
+                             size_t errlen)
+{
+    const sess_config *s = &cfg->session;
+    sess_err err = {0};
+    char msg[160];
+
+    if (s->absolute_timeout < s->idle_timeout)
+        return fail(errbuf, errlen, find_key("session", "absolute_timeout"),
+                    NULL, "must be at least session.idle_timeout (%lu), "
+                          "is %lu",
+                    (unsigned long)s->idle_timeout,
+                    (unsigned long)s->absolute_timeout);
+    if (s->remember_absolute_timeout < s->remember_idle_timeout)
+        return fail(errbuf, errlen,
+                    find_key("session", "remember_absolute_timeout"), NULL,
+                    "must be at least session.remember_idle_timeout (%lu), "
+                    "is %lu",
+                    (unsigned long)s->remember_idle_timeout,
+                    (unsigned long)s->remember_absolute_timeout);
+    /* rotation_grace < rotate_interval is the library's rule (with its
+     * exception for rotate_interval = 1, which tests use): checked by
+     * sess_config_check() below, so there is one copy of it. */
+    if (check_listen(cfg->listen, msg, sizeof msg) != 0)
+        return fail(errbuf, errlen, find_key("server", "listen"), NULL,
+                    "%s", msg);
+    if (cfg->security_events[0] == '\0')
+        return fail(errbuf, errlen, find_key("log", "security_events"),
+                    NULL, "must be stderr or a file path");
+    if (cfg->store_url[0] == '\0' || cfg->keys_dir[0] == '\0')
+        return fail(errbuf, errlen, NULL, NULL,
+                    "store.url and server.keys_dir must not be empty");
+    if (sess_config_check(s, &err) != SESS_OK)
+        return fail(errbuf, errlen, NULL, NULL, "%s",
+                    err.msg[0] ? err.msg : sess_strerror(err.code));
+    memset(&err, 0, sizeof err);
+    if (sess_cookie_profile_check(&cfg->cookie, cfg->env, &err) != SESS_OK)
+        return fail(errbuf, errlen, NULL, NULL, "%s (server.env = %s)",
+                    err.msg[0] ? err.msg : sess_strerror(err.code),
+                    env_names[cfg->env]);
+    return SESS_OK;
+}
+
+sessiond_config_outcome sessiond_config_load(sessiond_config *cfg, int argc,
+                                             char **argv, char **envp,
+                                             char *errbuf, size_t errlen)
+{
+    loader ld;
+    const char *config = NULL;
+    sessiond_config_outcome out;
+
+    sessiond_config_defaults(cfg);
+    loader_init(&ld, cfg, errbuf, errlen);
+
+    out = walk_args(&ld, argc, argv, false, &config);
+    if (out != SESSIOND_CONFIG_RUN)
+        return out;
+    if (config == NULL && envp != NULL) {
+        for (size_t i = 0; envp[i] != NULL; i++)
+            if (strncmp(envp[i], "SESSIOND_CONFIG=", 16) == 0)
+                config = envp[i] + 16;
+    }
+    if (config != NULL && config[0] != '\0') {
+        size_t len = strlen(config);
+        if (len >= sizeof cfg->config_file) {
+            fail(errbuf, errlen, NULL, NULL,
+                 "--config: path longer than %zu bytes",
+                 sizeof cfg->config_file - 1);
+            return SESSIOND_CONFIG_ERROR;
+        }
+        memcpy(cfg->config_file, config, len + 1);
+        if (load_ini_file(&ld, cfg->config_file) != SESS_OK)
+            return SESSIOND_CONFIG_ERROR;
+    }
+    if (load_env(&ld, envp) != SESS_OK)
+        return SESSIOND_CONFIG_ERROR;
+    loader_source(&ld);
+    if (walk_args(&ld, argc, argv, true, &config) != SESSIOND_CONFIG_RUN)
+        return SESSIOND_CONFIG_ERROR;
+    if (loader_finish(&ld) != SESS_OK)
+        return SESSIOND_CONFIG_ERROR;
+    if (sessiond_config_validate(cfg, errbuf, errlen) != SESS_OK)
+        return SESSIOND_CONFIG_ERROR;
+    return cfg->check_config ? SESSIOND_CONFIG_CHECK_OK
+                             : SESSIOND_CONFIG_RUN;
+}
+
+/* Match "ip" (4 or 16 bytes) against block "c". */
+static bool cidr_contains(const sessiond_cidr *c, const uint8_t *ip)
+{
+    unsigned full = c->prefix / 8, rest = c->prefix % 8;
+
+    if (memcmp(c->addr, ip, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    return ((ip[full] ^ c->addr[full]) & (0xffu << (8 - rest))) == 0;
+}
+
+bool sessiond_config_is_trusted_proxy(const sessiond_config *cfg,
+                                      const char *ip)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                       0xff, 0xff};
+    uint8_t a[16];
+    int family;
+
+    if (cfg == NULL || ip == NULL || cfg->n_trusted_proxies == 0)
+        return false;
+    if (inet_pton(AF_INET, ip, a) == 1) {
+        family = AF_INET;
+    } else if (inet_pton(AF_INET6, ip, a) == 1) {
+        family = AF_INET6;
+        /* A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d. */
+        if (memcmp(a, mapped, sizeof mapped) == 0) {
+            memmove(a, a + 12, 4);
+            family = AF_INET;
+        }
+    } else {
+        return false;
+    }
+    for (size_t i = 0; i < cfg->n_trusted_proxies; i++)
+        if (cfg->trusted_proxies[i].family == family &&
+            cidr_contains(&cfg->trusted_proxies[i], a))
+            return true;
+    return false;
+}
+
+void sessiond_config_print_keys(FILE *out)
+{
+    sessiond_config *per_env = calloc(3, sizeof *per_env);
+    char val[512], env[96];
+
+    fprintf(out, "configuration keys ([section] key = value in the file, "
+                 "SESSIOND_SECTION_KEY in the environment, --set "
+                 "section.key=value):\n\n");
+    if (per_env != NULL) {
+        for (int e = 0; e < 3; e++) {
+            per_env[e].env = (sess_environment)e;
+            env_defaults(&per_env[e]);
+        }
+    }
+    for (size_t i = 0; i < N_KEYS; i++) {
+        const cfg_key *k = &keys[i];
+        size_t n;
+
+        if (k->def != NULL) {
+            fprintf(out, "  %s.%s = %s\n", k->section, k->name,
+                    k->def[0] ? k->def : "(none)");
+        } else {
+            fprintf(out, "  %s.%s =", k->section, k->name);
+            for (int e = 0; e < 3 && per_env != NULL; e++) {
+                format_value(&per_env[e], k, val, sizeof val);
+                fprintf(out, " %s: '%s'%s", env_names[e], val,
+                        e < 2 ? "," : "");
+            }
+            fputc('\n', out);
+        }
+        n = (size_t)snprintf(env, sizeof env, "SESSIOND_%s_%s", k->section,
+                             k->name);
+        for (size_t c = 0; c < n && c < sizeof env; c++)
+            env[c] = (char)toupper((unsigned char)env[c]);
+        fprintf(out, "      env %s", env);
+        if (k->alias != NULL)
+            fprintf(out, " or %s", k->alias);
+        if (k->flag != NULL)
+            fprintf(out, ", flag %s", k->flag);
+        fputc('\n', out);
+        if (k->type == KT_ENUM) {
+            enum_list(k->names, val, sizeof val);
+            fprintf(out, "      one of %s\n", val);
+        } else if (k->unit != NULL) {
+            fprintf(out, "      %s, %lld..%lld\n", k->unit,
+                    (long long)k->min, (long long)k->max);
+        } else if (k->type == KT_BOOL) {
+            fprintf(out, "      true or false\n");
+        }
+        fprintf(out, "      %s\n", k->help);
+    }
+    free(per_env);
+}
