@@ -47,7 +47,7 @@ typedef struct sessiond_config {
     /* [store] */
     char store_url[SESSIOND_PATH_MAX];  /* "lmdb:./var/sessions" */
     sess_durability durability;         /* process */
-    uint64_t map_size;                  /* LMDB map size, bytes (1 GiB) */
+    uint64_t map_size;                  /* LMDB map size, bytes (4 GiB) */
     uint32_t purge_interval;            /* seconds between purges, 60 */
 
     /* [session] and [binding] and [csrf] enabled: the library's policy */
