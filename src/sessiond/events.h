@@ -1,0 +1,41 @@
+/*
+ * events.h - the daemon's two outputs besides HTTP: the ordinary log
+ * (start, stop, reload, errors) and the security event stream (DESIGN
+ * invariant 13: one JSON line per event, with the handle, never the ID).
+ */
+#ifndef SESSIOND_EVENTS_H
+#define SESSIOND_EVENTS_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "sess.h"
+
+/* Set the level and format of the ordinary log (before threads start). */
+void sessiond_log_setup(sessiond_log_level level, sessiond_log_format format);
+
+/* Log one line at "level" if the configured level lets it through.  The
+ * text must never contain a session ID, token or key. */
+void sessiond_log(sessiond_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* True when "level" would be logged. */
+int sessiond_log_enabled(sessiond_log_level level);
+
+/*
+ * Open the security event sink: "stderr" or a file path, opened
+ * O_APPEND|O_CREAT with mode 0600.  Returns 0, or -1 with "err" set.
+ */
+int sessiond_events_open(const char *where, char *err, size_t errlen);
+
+/* The sess_event_fn to register with sess_ctx_set_event_handler().
+ * Thread-safe: each event is one write() under a mutex. */
+void sessiond_events_handler(void *user, const sess_event *ev);
+
+/* Format "ev" as one JSON line (with the trailing newline) into a malloc'd
+ * string the caller frees; NULL when out of memory.  Exposed for tests. */
+char *sessiond_events_format(const sess_event *ev);
+
+void sessiond_events_close(void);
+
+#endif /* SESSIOND_EVENTS_H */

@@ -1,0 +1,383 @@
+/*
+ * main.c - sessiond's start-up, signal handling, purge thread and stop.
+ *
+ * Exit codes (API.md): 0 normal stop, 1 runtime failure (store cannot be
+ * opened, socket cannot be bound, server cannot start), 2 bad usage or
+ * configuration (config loader errors, API key file, keys directory,
+ * a public listen address without API keys).
+ *
+ * Signals: SIGTERM, SIGINT and SIGHUP are blocked before any thread starts,
+ * so every thread inherits the mask and only the main thread receives them,
+ * synchronously, in sigwait().  No code runs in a signal handler.
+ * SIGTERM/SIGINT stop gracefully (stop accepting, finish requests in
+ * flight, close connections, stop the purge thread, free the context which
+ * closes the store).  SIGHUP reloads the record keys and the API keys; a
+ * failed reload keeps the old ones and is logged.
+ *
+ * The purge thread deletes expired records every store.purge_interval
+ * seconds.  It sleeps on a condition variable with a deadline, so a stop
+ * wakes it at once instead of waiting out the interval.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apikeys.h"
+#include "app.h"
+#include "config.h"
+#include "events.h"
+#include "listen.h"
+#include "metrics.h"
+#include "request.h"
+#include "sess.h"
+#include "server.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_CONFIG 2
+#define STOP_GRACE_MS 10000u
+#define PURGE_BATCH 10000u
+
+typedef struct purger {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop;
+    bool running;
+    sess_ctx *ctx;
+    unsigned interval;
+} purger;
+
+/* Print a start-up failure; the logger may not be configured yet. */
+static void fail(const char *msg)
+{
+    fprintf(stderr, "sessiond: %s\n", msg);
+}
+
+static void *purge_main(void *arg)
+{
+    purger *p = arg;
+    struct timespec deadline;
+
+    pthread_mutex_lock(&p->lock);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += p->interval;
+    while (!p->stop) {
+        int rc = pthread_cond_timedwait(&p->cond, &p->lock, &deadline);
+        if (p->stop)
+            break;
+        if (rc != ETIMEDOUT)
+            continue;
+        pthread_mutex_unlock(&p->lock);
+
+        size_t removed = 0;
+        sess_err err = {0};
+        int r = sess_purge_expired(p->ctx, PURGE_BATCH, &removed, &err);
+        if (r != SESS_OK)
+            sessiond_log(SESSIOND_LOG_WARN, "purge failed: %s",
+                         err.msg[0] != '\0' ? err.msg : sess_strerror(r));
+        else
+            sessiond_log(SESSIOND_LOG_DEBUG, "purged %zu expired records",
+                         removed);
+
+        pthread_mutex_lock(&p->lock);
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        /* A full batch means more are waiting: go again soon. */
+        deadline.tv_sec += removed >= PURGE_BATCH ? 1 : p->interval;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+static int purger_start(purger *p, sess_ctx *ctx, unsigned interval)
+{
+    pthread_condattr_t ca;
+    memset(p, 0, sizeof(*p));
+    p->ctx = ctx;
+    p->interval = interval;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (interval == 0)
+        return 0;
+    if (pthread_create(&p->thread, NULL, purge_main, p) != 0)
+        return -1;
+    p->running = true;
+    return 0;
+}
+
+static void purger_stop(purger *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    if (p->running)
+        pthread_join(p->thread, NULL);
+    p->running = false;
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
+}
+
+/* SIGHUP: new record keys (keeping every key id still in use) and API
+ * keys.  Each part keeps its old state when its reload fails. */
+static void reload(sessiond_app *app)
+{
+    const sessiond_config *cfg = app->cfg;
+    sess_keyring *kr = NULL;
+    sess_err err = {0};
+    char msg[512];
+
+    int rc = sess_keyring_load_dir(cfg->keys_dir, false, &kr, &err);
+    if (rc == SESS_OK) {
+        size_t n = sess_keyring_count(kr);
+        char newest[SESS_KID_MAX + 1];
+        snprintf(newest, sizeof(newest), "%s",
+                 n > 0 ? sess_keyring_kid(kr, 0) : "");
+        rc = sess_ctx_reload_keys(app->ctx, kr, false, &err);
+        if (rc == SESS_OK)
+            sessiond_log(SESSIOND_LOG_INFO,
+                         "reloaded %zu record keys from %s (newest %s)", n,
+                         cfg->keys_dir, newest);
+    }
+    if (rc != SESS_OK)
+        sessiond_log(SESSIOND_LOG_ERROR,
+                     "key reload failed, keeping the current keys: %s",
+                     err.msg[0] != '\0' ? err.msg : sess_strerror(rc));
+
+    if (cfg->api_keys_file[0] != '\0') {
+        if (sessiond_apikeys_load(app->apikeys, cfg->api_keys_file, msg,
+                                  sizeof(msg)) == 0)
+            sessiond_log(SESSIOND_LOG_INFO, "reloaded %zu API keys",
+                         sessiond_apikeys_count(app->apikeys));
+        else
+            sessiond_log(SESSIOND_LOG_ERROR,
+                         "API key reload failed, keeping the current keys: "
+                         "%s",
+                         msg);
+    }
+}
+
+/* Create the missing parent directories of "path" (mode 0700), so that a
+ * development key directory like ./var/keys can be made in a fresh tree.
+ * Errors are left for the keyring loader to report. */
+static void make_parents(const char *path)
+{
+    char buf[SESSIOND_PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof(buf))
+        return;
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i < n; i++) {
+        if (buf[i] != '/')
+            continue;
+        buf[i] = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return;
+        buf[i] = '/';
+    }
+}
+
+/* The scheme of a store URL, for logs: the rest may hold a password. */
+static void store_scheme(const char *url, char *out, size_t cap)
+{
+    size_t n = strcspn(url, ":");
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, url, n);
+    out[n] = '\0';
+}
+
+int main(int argc, char **argv)
+{
+    static sessiond_config cfg;     /* large: keep it off the stack */
+    sessiond_app app;
+    sessiond_listen_spec spec;
+    sessiond_server *srv = NULL;
+    sess_keyring *keys = NULL;
+    sess_store *store = NULL;
+    purger purge;
+    bool purge_started = false;
+    sigset_t sigs;
+    sess_err err = {0};
+    char msg[4096];   /* room for paths of SESSIOND_PATH_MAX */
+    char url[SESSIOND_URL_TEXT_MAX];
+    int status = EXIT_RUNTIME;
+
+    memset(&app, 0, sizeof(app));
+
+    /* Before any thread exists, so that all inherit the mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    sessiond_json_use_wiping_allocator();
+    sessiond_metrics_init();
+
+    msg[0] = '\0';
+    switch (sessiond_config_load(&cfg, argc, argv, environ, msg,
+                                 sizeof(msg))) {
+    case SESSIOND_CONFIG_RUN:
+    case SESSIOND_CONFIG_CHECK_OK:
+        break;
+    case SESSIOND_CONFIG_EXIT_OK:
+        return 0;
+    case SESSIOND_CONFIG_ERROR:
+    default:
+        fail(msg[0] != '\0' ? msg : "invalid configuration");
+        return EXIT_CONFIG;
+    }
+    sessiond_log_setup(cfg.log_level, cfg.log_format);
+    app.cfg = &cfg;
+    for (size_t i = 0; i < cfg.n_allowed_origins && i < SESSIOND_ORIGINS_MAX;
+         i++)
+        app.allowed_origins[app.n_allowed_origins++] = cfg.allowed_origins[i];
+
+    /* ---- checks that belong to the configuration: exit 2 ---- */
+    app.apikeys = sessiond_apikeys_new();
+    if (app.apikeys == NULL) {
+        fail("out of memory");
+        goto cleanup;
+    }
+    if (sessiond_apikeys_load(app.apikeys, cfg.api_keys_file, msg,
+                              sizeof(msg)) != 0) {
+        fail(msg);
+        status = EXIT_CONFIG;
+        goto cleanup;
+    }
+    if (sessiond_listen_parse(cfg.listen, &spec, msg, sizeof(msg)) != 0) {
+        fail(msg);
+        status = EXIT_CONFIG;
+        goto cleanup;
+    }
+    /* DESIGN invariant 11: the management API is open only to this
+     * machine unless API keys protect it. */
+    if (!sessiond_apikeys_enabled(app.apikeys) &&
+        !sessiond_listen_is_loopback(&spec)) {
+        snprintf(msg, sizeof(msg),
+                 "server.listen: %s is not a loopback address; refusing to "
+                 "serve the management API without API keys (set "
+                 "server.api_keys_file)",
+                 cfg.listen);
+        fail(msg);
+        status = EXIT_CONFIG;
+        goto cleanup;
+    }
+    if (cfg.check_config) {
+        fprintf(stdout, "sessiond: configuration OK\n");
+        status = 0;
+        goto cleanup;
+    }
+    if (sessiond_events_open(cfg.security_events, msg, sizeof(msg)) != 0) {
+        fail(msg);
+        status = EXIT_CONFIG;
+        goto cleanup;
+    }
+    bool dev = cfg.env == SESS_ENV_DEVELOPMENT;
+    if (dev)
+        make_parents(cfg.keys_dir);
+    int rc = sess_keyring_load_dir(cfg.keys_dir, dev, &keys, &err);
+    if (rc != SESS_OK) {
+        snprintf(msg, sizeof(msg), "keys: %s: %s%s", cfg.keys_dir,
+                 err.msg[0] != '\0' ? err.msg : sess_strerror(rc),
+                 dev ? "" : " (outside development keys are never created; "
+                            "make them with sessctl keys generate)");
+        fail(msg);
+        status = EXIT_CONFIG;
+        goto cleanup;
+    }
+
+    /* ---- run-time resources: exit 1 ---- */
+    sess_store_options opt = {cfg.durability, cfg.map_size};
+    rc = sess_store_open(cfg.store_url, &opt, &store, &err);
+    if (rc != SESS_OK) {
+        char scheme[32];
+        store_scheme(cfg.store_url, scheme, sizeof(scheme));
+        snprintf(msg, sizeof(msg), "store.url: cannot open the %s store: %s",
+                 scheme, err.msg[0] != '\0' ? err.msg : sess_strerror(rc));
+        fail(msg);
+        goto cleanup;
+    }
+    /* sess_ctx_new owns the store and keys from here, even on failure. */
+    rc = sess_ctx_new(&cfg.session, store, keys, &app.ctx, &err);
+    store = NULL;
+    keys = NULL;
+    if (rc != SESS_OK) {
+        snprintf(msg, sizeof(msg), "session: %s",
+                 err.msg[0] != '\0' ? err.msg : sess_strerror(rc));
+        fail(msg);
+        status = rc == SESS_ECONFIG ? EXIT_CONFIG : EXIT_RUNTIME;
+        goto cleanup;
+    }
+    sess_ctx_set_event_handler(app.ctx, sessiond_events_handler, NULL);
+
+    int fd = sessiond_listen_open(&spec, url, sizeof(url), msg, sizeof(msg));
+    if (fd < 0) {
+        fail(msg);
+        goto cleanup;
+    }
+    if (sessiond_server_start(&app, fd, spec.is_unix ? spec.path : NULL,
+                              &srv, msg, sizeof(msg)) != 0) {
+        fail(msg);
+        goto cleanup;
+    }
+    if (purger_start(&purge, app.ctx, cfg.purge_interval) != 0) {
+        fail("cannot start the purge thread");
+        goto cleanup;
+    }
+    purge_started = true;
+
+    {
+        char scheme[32];
+        store_scheme(cfg.store_url, scheme, sizeof(scheme));
+        sessiond_log(SESSIOND_LOG_INFO,
+                     "sessiond %s started: env %s, %s store, %zu API keys",
+                     sess_version(), sess_environment_name(cfg.env), scheme,
+                     sessiond_apikeys_count(app.apikeys));
+    }
+    /* Tests and supervisors wait for this exact line. */
+    fprintf(stderr, "sessiond: listening on %s\n", url);
+    fflush(stderr);
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            sessiond_log(SESSIOND_LOG_INFO, "SIGHUP: reloading keys");
+            reload(&app);
+            continue;
+        }
+        sessiond_log(SESSIOND_LOG_INFO, "%s: stopping",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+    }
+    status = 0;
+
+cleanup:
+    sessiond_server_stop(srv, STOP_GRACE_MS);
+    if (purge_started)
+        purger_stop(&purge);
+    if (app.ctx != NULL)
+        sess_ctx_free(app.ctx);
+    if (store != NULL)
+        sess_store_close(store);
+    if (keys != NULL)
+        sess_keyring_free(keys);
+    sessiond_apikeys_free(app.apikeys);
+    if (status == 0 && !cfg.check_config)
+        sessiond_log(SESSIOND_LOG_INFO, "stopped");
+    sessiond_events_close();
+    return status;
+}

@@ -1,0 +1,305 @@
+/*
+ * metrics.c - Prometheus metrics (text exposition format 0.0.4).
+ *
+ * HTTP metrics are fixed arrays indexed by route (from the route table in
+ * routes.c, plus one slot for unmatched requests) and by a small set of
+ * status codes, so observing a request is a handful of relaxed atomic
+ * increments: no lock and no allocation on the hot path.  Readers may see
+ * a histogram whose _count and buckets disagree by a request or two while
+ * others are in flight; Prometheus tolerates that.
+ *
+ * Session counters come from sess_get_stats() at scrape time.
+ */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "events.h"
+#include "routes.h"
+
+/* Statuses we answer with; anything else counts as "other". */
+static const unsigned statuses[] = {200, 201, 204, 400, 401, 403, 404, 405,
+                                    409, 413, 414, 415, 500, 503};
+#define N_STATUS (sizeof(statuses) / sizeof(statuses[0]) + 1)
+#define N_ROUTE (SESSIOND_ROUTES_MAX + 1)
+
+/* Upper bounds of the latency buckets, in nanoseconds and as printed. */
+static const uint64_t bucket_ns[] = {
+    500000ull, 1000000ull, 2500000ull, 5000000ull, 10000000ull, 25000000ull,
+    50000000ull, 100000000ull, 250000000ull, 500000000ull, 1000000000ull};
+static const char *const bucket_le[] = {
+    "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
+    "0.05", "0.1", "0.25", "0.5", "1"};
+#define N_BUCKET (sizeof(bucket_ns) / sizeof(bucket_ns[0]))
+
+typedef struct route_metrics {
+    atomic_uint_fast64_t requests[N_STATUS];
+    atomic_uint_fast64_t buckets[N_BUCKET + 1];   /* last: +Inf only */
+    atomic_uint_fast64_t sum_ns;
+    atomic_uint_fast64_t count;
+} route_metrics;
+
+static route_metrics routes_m[N_ROUTE];
+static double start_time;
+
+void sessiond_metrics_init(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static size_t status_index(unsigned status)
+{
+    for (size_t i = 0; i < N_STATUS - 1; i++)
+        if (statuses[i] == status)
+            return i;
+    return N_STATUS - 1;
+}
+
+void sessiond_metrics_observe(size_t route, unsigned status, uint64_t nanos)
+{
+    if (route >= N_ROUTE)
+        route = N_ROUTE - 1;
+    route_metrics *m = &routes_m[route];
+    atomic_fetch_add_explicit(&m->requests[status_index(status)], 1,
+                              memory_order_relaxed);
+    size_t b = 0;
+    while (b < N_BUCKET && nanos > bucket_ns[b])
+        b++;
+    atomic_fetch_add_explicit(&m->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->sum_ns, nanos, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
+}
+
+/* ---- rendering -------------------------------------------------------- */
+
+typedef struct strbuf {
+    char *p;
+    size_t len;
+    size_t cap;
+    bool failed;
+} strbuf;
+
+static void sb_printf(strbuf *sb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(strbuf *sb, const char *fmt, ...)
+{
+    if (sb->failed)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(sb->p + sb->len, sb->cap - sb->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            sb->failed = true;
+            return;
+        }
+        if ((size_t)n < sb->cap - sb->len) {
+            sb->len += (size_t)n;
+            return;
+        }
+        size_t cap = sb->cap * 2 + (size_t)n;
+        char *np = realloc(sb->p, cap);
+        if (np == NULL) {
+            sb->failed = true;
+            return;
+        }
+        sb->p = np;
+        sb->cap = cap;
+    }
+}
+
+static unsigned long long load(atomic_uint_fast64_t *a)
+{
+    return (unsigned long long)atomic_load_explicit(a, memory_order_relaxed);
+}
+
+static void render_http(strbuf *sb)
+{
+    size_t nroutes = sessiond_routes_count() + 1;
+
+    sb_printf(sb, "# HELP sessiond_http_requests_total HTTP requests "
+                  "answered, by route and status.\n"
+                  "# TYPE sessiond_http_requests_total counter\n");
+    for (size_t r = 0; r < nroutes; r++) {
+        for (size_t s = 0; s < N_STATUS; s++) {
+            unsigned long long v = load(&routes_m[r].requests[s]);
+            if (v == 0)
+                continue;
+            char code[8];
+            if (s < N_STATUS - 1)
+                snprintf(code, sizeof(code), "%u", statuses[s]);
+            else
+                snprintf(code, sizeof(code), "other");
+            sb_printf(sb,
+                      "sessiond_http_requests_total{route=\"%s\","
+                      "status=\"%s\"} %llu\n",
+                      sessiond_route_metric(r), code, v);
+        }
+    }
+
+    sb_printf(sb, "# HELP sessiond_http_request_duration_seconds Time to "
+                  "answer a request, by route.\n"
+                  "# TYPE sessiond_http_request_duration_seconds histogram\n");
+    for (size_t r = 0; r < nroutes; r++) {
+        route_metrics *m = &routes_m[r];
+        const char *name = sessiond_route_metric(r);
+        unsigned long long count = load(&m->count);
+        if (count == 0)
+            continue;
+        unsigned long long cum = 0;
+        for (size_t b = 0; b < N_BUCKET; b++) {
+            cum += load(&m->buckets[b]);
+            sb_printf(sb,
+                      "sessiond_http_request_duration_seconds_bucket{route="
+                      "\"%s\",le=\"%s\"} %llu\n",
+                      name, bucket_le[b], cum);
+        }
+        cum += load(&m->buckets[N_BUCKET]);
+        sb_printf(sb,
+                  "sessiond_http_request_duration_seconds_bucket{route=\"%s\","
+                  "le=\"+Inf\"} %llu\n"
+                  "sessiond_http_request_duration_seconds_sum{route=\"%s\"} "
+                  "%.9f\n"
+                  "sessiond_http_request_duration_seconds_count{route=\"%s\"} "
+                  "%llu\n",
+                  name, cum, name, (double)load(&m->sum_ns) / 1e9, name, cum);
+    }
+}
+
+/* One metric per row: name, type, help, and where its value lives. */
+typedef struct stat_metric {
+    const char *name;
+    const char *type;
+    const char *help;
+    size_t offset;
+} stat_metric;
+
+static const stat_metric stat_metrics[] = {
+    {"sessiond_sessions_live", "gauge",
+     "Session records in the store (live or not yet purged).",
+     offsetof(sess_stats, stored_records)},
+    {"sessiond_sessions_created_total", "counter", "Sessions created.",
+     offsetof(sess_stats, created)},
+    {"sessiond_rotations_total", "counter", "Periodic ID rotations.",
+     offsetof(sess_stats, rotations)},
+    {"sessiond_regenerations_total", "counter",
+     "IDs replaced on privilege change.",
+     offsetof(sess_stats, regenerations)},
+    {"sessiond_sessions_destroyed_total", "counter", "Sessions destroyed.",
+     offsetof(sess_stats, destroyed)},
+    {"sessiond_evictions_total", "counter",
+     "Sessions evicted by the per-user limit.",
+     offsetof(sess_stats, evictions)},
+    {"sessiond_limit_denied_total", "counter",
+     "Logins refused by the per-user limit.",
+     offsetof(sess_stats, limit_denied)},
+    {"sessiond_binding_mismatches_total", "counter",
+     "Binding mismatches (IP prefix or User-Agent).",
+     offsetof(sess_stats, binding_mismatches)},
+    {"sessiond_csrf_failures_total", "counter", "CSRF checks that failed.",
+     offsetof(sess_stats, csrf_failures)},
+    {"sessiond_reuse_after_grace_total", "counter",
+     "Rotated IDs presented after their grace window.",
+     offsetof(sess_stats, reuse_after_grace)},
+    {"sessiond_touches_written_total", "counter",
+     "Idle-deadline updates written to the store.",
+     offsetof(sess_stats, touches_written)},
+};
+
+static const struct {
+    const char *outcome;
+    size_t offset;
+} outcomes[] = {
+    {"ok", offsetof(sess_stats, validate_ok)},
+    {"unknown", offsetof(sess_stats, validate_unknown)},
+    {"expired_idle", offsetof(sess_stats, validate_expired_idle)},
+    {"expired_absolute", offsetof(sess_stats, validate_expired_absolute)},
+    {"binding_mismatch", offsetof(sess_stats, validate_binding_mismatch)},
+    {"revoked", offsetof(sess_stats, validate_revoked)},
+    {"error", offsetof(sess_stats, validate_error)},
+};
+
+static unsigned long long stat_at(const sess_stats *st, size_t offset)
+{
+    uint64_t v;
+    memcpy(&v, (const char *)st + offset, sizeof(v));
+    return (unsigned long long)v;
+}
+
+static void render_stats(strbuf *sb, const sess_stats *st)
+{
+    for (size_t i = 0; i < sizeof(stat_metrics) / sizeof(stat_metrics[0]);
+         i++) {
+        const stat_metric *m = &stat_metrics[i];
+        sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m->name,
+                  m->help, m->name, m->type, m->name,
+                  stat_at(st, m->offset));
+    }
+    sb_printf(sb, "# HELP sessiond_validations_total Session validations, "
+                  "by outcome.\n"
+                  "# TYPE sessiond_validations_total counter\n");
+    for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++)
+        sb_printf(sb, "sessiond_validations_total{outcome=\"%s\"} %llu\n",
+                  outcomes[i].outcome, stat_at(st, outcomes[i].offset));
+}
+
+char *sessiond_metrics_render(const sess_stats *stats, size_t *len)
+{
+    strbuf sb = {malloc(8192), 0, 8192, false};
+    if (sb.p == NULL)
+        return NULL;
+    sb.p[0] = '\0';
+    sb_printf(&sb, "# HELP process_start_time_seconds Start time of the "
+                   "process since the Unix epoch.\n"
+                   "# TYPE process_start_time_seconds gauge\n"
+                   "process_start_time_seconds %.3f\n",
+              start_time);
+    sb_printf(&sb, "# HELP sessiond_build_info Version of sessiond.\n"
+                   "# TYPE sessiond_build_info gauge\n"
+                   "sessiond_build_info{version=\"%s\"} 1\n",
+              sess_version());
+    if (stats != NULL)
+        render_stats(&sb, stats);
+    render_http(&sb);
+    if (sb.failed) {
+        free(sb.p);
+        return NULL;
+    }
+    *len = sb.len;
+    return sb.p;
+}
+
+void sessiond_metrics_handler(sessiond_app *app, const sessiond_http_req *req,
+                              sessiond_http_resp *resp)
+{
+    sess_stats st;
+    sess_err err = {0};
+    size_t len = 0;
+    (void)req;
+
+    memset(&st, 0, sizeof(st));
+    /* A store in trouble is exactly when metrics matter: answer with the
+     * HTTP metrics alone rather than fail the scrape. */
+    int rc = sess_get_stats(app->ctx, &st, &err);
+    if (rc != SESS_OK)
+        sessiond_log(SESSIOND_LOG_WARN, "metrics: no session statistics: %s",
+                     err.msg[0] != '\0' ? err.msg : sess_strerror(rc));
+    char *text = sessiond_metrics_render(rc == SESS_OK ? &st : NULL, &len);
+    if (text == NULL) {
+        sessiond_resp_error(resp, 500, "internal_error", "out of memory");
+        return;
+    }
+    sessiond_resp_text(resp, 200, "text/plain; version=0.0.4; charset=utf-8",
+                       text, len);
+}
