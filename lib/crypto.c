@@ -382,7 +382,7 @@ cleanup:
 
 static int mkdir_private(const char *dir, sess_err *err)
 {
-    if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+    if (sess__mkdir_p(dir, 0700) == 0)
         return SESS_OK;
     return sess__fail(err, SESS_ECONFIG, "cannot create key directory '%s': %s",
                       dir, strerror(errno));

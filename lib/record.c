@@ -10,7 +10,7 @@
 #include "record.h"
 #include "util.h"
 
-#define FIXED_U64 8
+#define FIXED_U64 9
 #define FIXED_BYTES                                                         \
     (4 + FIXED_U64 * 8 + SESS_STORE_HANDLE_BYTES + 32 + 32 + 16 + 32 +     \
      SESS_STORE_KEY_BYTES + SESS__WRAP_BYTES)
@@ -32,7 +32,7 @@ void sess__record_encode(const sess__record *r, uint8_t *p)
     const uint64_t u64s[FIXED_U64] = {
         r->created_at,     r->issued_at,    r->last_seen_at,
         r->idle_expires_at, r->abs_expires_at, r->data_version,
-        r->prev_csrf_until, r->grace_until};
+        r->prev_csrf_until, r->grace_until, r->login_order};
 
     *p++ = SESS__RECORD_V1;
     *p++ = r->state;
@@ -64,7 +64,7 @@ int sess__record_decode(const uint8_t *in, size_t len, sess__record *r)
     uint64_t *u64s[FIXED_U64] = {
         &r->created_at,     &r->issued_at,    &r->last_seen_at,
         &r->idle_expires_at, &r->abs_expires_at, &r->data_version,
-        &r->prev_csrf_until, &r->grace_until};
+        &r->prev_csrf_until, &r->grace_until, &r->login_order};
 
     if (len < FIXED_BYTES + 8 || p[0] != SESS__RECORD_V1)
         return SESS_ECORRUPT;

@@ -8,7 +8,8 @@
  *
  *   u8 version (1) | u8 state | u8 flags | u8 ip_family
  *   u64 created_at | issued_at | last_seen_at | idle_expires_at |
- *       abs_expires_at | data_version | prev_csrf_until | grace_until
+ *       abs_expires_at | data_version | prev_csrf_until | grace_until |
+ *       login_order
  *   16 handle | 32 csrf | 32 prev_csrf | 16 ip | 32 ua_hash
  *   32 succ_key | SESS__WRAP_BYTES succ_wrap
  *   u16 user_len | user | u16 ua_len | ua | u32 data_len | data
@@ -47,6 +48,7 @@ typedef struct sess__record {
     uint64_t data_version;
     uint64_t prev_csrf_until;     /* previous CSRF token accepted until */
     uint64_t grace_until;         /* ROTATED: successor served until */
+    uint64_t login_order;         /* eviction order (sess_entry.created_at) */
     uint8_t handle[SESS_STORE_HANDLE_BYTES];
     uint8_t csrf[32];
     uint8_t prev_csrf[32];

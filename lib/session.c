@@ -73,6 +73,8 @@ struct sess_ctx {
     stats_atomic st;
 };
 
+static _Atomic uint64_t login_seq;
+
 #define COUNT(ctx, field) \
     atomic_fetch_add_explicit(&(ctx)->st.field, 1, memory_order_relaxed)
 
@@ -121,8 +123,9 @@ int sess_config_check(const sess_config *c, sess_err *err)
         return sess__fail(err, SESS_ECONFIG,
                           "session.remember_absolute_timeout: must be >= "
                           "remember_idle_timeout and at most ten years");
-    if (c->rotate_interval && c->rotation_grace >= c->rotate_interval &&
-        c->rotate_interval > 1)
+    /* A grace as long as the interval would let the successor rotate
+     * while the old ID still points at it. */
+    if (c->rotate_interval && c->rotation_grace >= c->rotate_interval)
         return sess__fail(err, SESS_ECONFIG,
                           "session.rotation_grace: must be shorter than "
                           "rotate_interval");
@@ -453,7 +456,7 @@ static int seal_record(sess_ctx *ctx, scratch *S, const sess__record *r,
     memcpy(e->key, key, SESS_STORE_KEY_BYTES);
     memcpy(e->handle, r->handle, SESS_STORE_HANDLE_BYTES);
     user_key(r->user, r->user_len, e->user);
-    e->created_at = r->created_at;
+    e->created_at = r->login_order;
     e->blob = out->data;
     e->blob_len = out->len;
     if (r->state == SESS__ACTIVE) {
@@ -632,6 +635,11 @@ int sess_create(sess_ctx *ctx, const sess_create_req *req, sess_issued *out,
     r.flags = (req->elevated ? SESS__F_ELEVATED : 0) |
               (req->remember ? SESS__F_REMEMBER : 0);
     r.created_at = r.issued_at = r.last_seen_at = now;
+    /* Whole seconds would tie for logins made together; the sequence
+     * keeps "evict the oldest" exact within this process. */
+    r.login_order = now << 20 |
+                    (atomic_fetch_add_explicit(&login_seq, 1, memory_order_relaxed) &
+                     0xFFFFFu);
     r.abs_expires_at = now + (req->remember ? ctx->cfg.remember_absolute_timeout
                                             : ctx->cfg.absolute_timeout);
     r.idle_expires_at = min_u64(now + idle_for(ctx, &r), r.abs_expires_at);
@@ -670,7 +678,13 @@ int sess_create(sess_ctx *ctx, const sess_create_req *req, sess_issued *out,
     sess__wipe(key, sizeof key);
     if (rc == SESS_LIMIT) {
         COUNT(ctx, limit_denied);
-        emit(ctx, SESS_EVENT_LIMIT_DENIED, &r, NULL, req->client.ip, NULL);
+        if (ctx->on_event) {
+            /* No handle: the refused session never existed. */
+            sess_event e2 = {.type = SESS_EVENT_LIMIT_DENIED, .at = now,
+                             .user_id = r.user, .user_id_len = r.user_len,
+                             .ip = req->client.ip, .detail = "limit_policy deny"};
+            ctx->on_event(ctx->event_user, &e2);
+        }
         sess__wipe(out, sizeof *out);
         sess__wipe(&r, sizeof r);
         return sess__fail(err, SESS_LIMIT, "user has %u sessions already",
@@ -1238,5 +1252,7 @@ int sess_get_stats(sess_ctx *ctx, sess_stats *o, sess_err *err)
     LOAD(touches_written);
     LOAD(reuse_after_grace);
 #undef LOAD
-    return ctx->store->methods->count(ctx->store, &o->stored_records, err);
+    /* Entries carry SESS__RETAIN past their expiry (seal_record). */
+    return ctx->store->methods->count(ctx->store, sess_ctx_now(ctx) + SESS__RETAIN,
+                                      &o->stored_records, err);
 }

@@ -542,7 +542,7 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
     if (slots_key_rc != 0)
         return sess__fail(err, SESS_ENOMEM, "lmdb store: no thread key");
 
-    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+    if (sess__mkdir_p(path, 0700) != 0)
         return sess__fail(err, SESS_EIO,
                           "lmdb store: cannot create directory: %s",
                           strerror_r(errno, ebuf, sizeof ebuf));
@@ -721,22 +721,49 @@ static int lmdb_ping(sess_store *base, sess_err *err)
     return rc;
 }
 
-static int lmdb_count(sess_store *base, uint64_t *n, sess_err *err)
+/* Live indexed sessions: the users index has one row per indexed entry;
+ * from that, take away the indexed entries whose expiry has passed, found
+ * by walking the expiry index up to "now" (only what the purge has not
+ * reached yet, so the walk stays short). */
+static int lmdb_count(sess_store *base, uint64_t now, uint64_t *n, sess_err *err)
 {
     struct lmdb_store *st = (struct lmdb_store *)base;
     MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
     MDB_stat ms;
-    int rc;
+    MDB_val k, v;
+    uint64_t expired = 0;
+    int rc, mrc;
 
     if (!n)
         return sess__fail(err, SESS_EINVAL, "lmdb count: no output");
     if ((rc = rtxn_acquire(st, &txn, err)) != SESS_OK)
         return rc;
-    int mrc = mdb_stat(txn, st->sessions, &ms);
-    if (mrc == 0)
-        *n = ms.ms_entries;
-    else
+    if ((mrc = mdb_stat(txn, st->users, &ms)) != 0 ||
+        (mrc = mdb_cursor_open(txn, st->expiry, &cur)) != 0) {
         rc = lmdb_fail(err, mrc, "count");
+        goto cleanup;
+    }
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        sess_entry e;
+        if (k.mv_size != EXPIRY_KEY_LEN)
+            continue;
+        uint64_t expires_at = get_be64(k.mv_data);
+        if (sess__store_live(expires_at, now))
+            break;
+        if (load(st, txn, (const uint8_t *)k.mv_data + 8, &e, "count", NULL) == SESS_OK &&
+            e.expires_at == expires_at && !(e.flags & SESS_ENTRY_UNINDEXED))
+            expired++;
+    }
+    if (mrc != 0 && mrc != MDB_NOTFOUND) {
+        rc = lmdb_fail(err, mrc, "count");
+        goto cleanup;
+    }
+    *n = ms.ms_entries > expired ? ms.ms_entries - expired : 0;
+cleanup:
+    if (cur)
+        mdb_cursor_close(cur);
     rtxn_release(txn);
     return rc;
 }

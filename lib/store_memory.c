@@ -841,13 +841,19 @@ static int mem_ping(sess_store *base, sess_err *err)
     return SESS_OK;
 }
 
-static int mem_count(sess_store *base, uint64_t *n, sess_err *err)
+/* A full walk under the read lock: fine for a metrics scrape. */
+static int mem_count(sess_store *base, uint64_t now, uint64_t *n, sess_err *err)
 {
     struct mem_store *st = (struct mem_store *)base;
+    uint64_t live = 0;
     if (!n)
         return sess__fail(err, SESS_EINVAL, "memory count: no output");
     pthread_rwlock_rdlock(&st->lock);
-    *n = st->keys.n;
+    for (size_t i = 0; i <= st->keys.mask; i++)
+        for (struct mem_entry *m = st->keys.b[i]; m; m = m->knext)
+            if (m->u && sess__store_live(m->expires_at, now))
+                live++;
+    *n = live;
     pthread_rwlock_unlock(&st->lock);
     return SESS_OK;
 }

@@ -51,6 +51,10 @@ void sess__wipe(void *p, size_t len);
  * overlong forms and no surrogates (RFC 3629 section 4). */
 bool sess__utf8_valid(const char *s, size_t len);
 
+/* mkdir -p: create "path" and any missing parents with "mode".  Returns 0
+ * or -1 with errno set (EEXIST is not an error). */
+int sess__mkdir_p(const char *path, unsigned mode);
+
 /* Little-endian integer helpers for record encoding. */
 static inline void sess__put_u64(uint8_t *p, uint64_t v)
 {

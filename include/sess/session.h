@@ -309,7 +309,7 @@ typedef struct sess_stats {
     uint64_t csrf_failures;
     uint64_t touches_written;
     uint64_t reuse_after_grace;
-    uint64_t stored_records;       /* from the store, at the time of call */
+    uint64_t stored_records;       /* live sessions in the store now */
 } sess_stats;
 
 int sess_get_stats(sess_ctx *ctx, sess_stats *out, sess_err *err);

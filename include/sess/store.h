@@ -52,7 +52,10 @@ typedef struct sess_entry {
     uint8_t key[SESS_STORE_KEY_BYTES];
     uint8_t handle[SESS_STORE_HANDLE_BYTES];
     uint8_t user[SESS_STORE_USER_BYTES];
-    uint64_t created_at;   /* Unix seconds; the eviction order */
+    uint64_t created_at;   /* login order: smaller is older, evicted first
+                            * (the core uses Unix seconds << 20 plus a
+                            * sequence, so logins in one second still
+                            * have an order) */
     uint64_t expires_at;   /* Unix seconds; gone at or after this time */
     uint32_t flags;        /* SESS_ENTRY_* */
     const uint8_t *blob;   /* sealed record, opaque to the backend */
@@ -170,8 +173,10 @@ typedef struct sess_store_methods {
     /* SESS_OK when the store answers. */
     int (*ping)(sess_store *st, sess_err *err);
 
-    /* Number of stored entries (live or not yet purged), for metrics. */
-    int (*count)(sess_store *st, uint64_t *n, sess_err *err);
+    /* Number of live indexed sessions: entries with expires_at > "now",
+     * tombstones (SESS_ENTRY_UNINDEXED) excluded.  For metrics; may cost
+     * a walk over the entries that expired but are not purged yet. */
+    int (*count)(sess_store *st, uint64_t now, uint64_t *n, sess_err *err);
 } sess_store_methods;
 
 /* Base of every backend's store struct (first member). */

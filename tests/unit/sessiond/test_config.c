@@ -535,8 +535,9 @@ static void test_validate(void **state)
     assert_msg(err, "session.rotation_grace", "rotate_interval");
     cfg->session.rotate_interval = 0;   /* rotation off: grace irrelevant */
     assert_int_equal(sessiond_config_validate(cfg, err, sizeof err), SESS_OK);
-    cfg->session.rotate_interval = 1;   /* the library's exception (tests) */
-    assert_int_equal(sessiond_config_validate(cfg, err, sizeof err), SESS_OK);
+    cfg->session.rotate_interval = 1;   /* a grace as long as the interval */
+    cfg->session.rotation_grace = 1;
+    assert_int_not_equal(sessiond_config_validate(cfg, err, sizeof err), SESS_OK);
     sessiond_config_defaults(cfg);
     snprintf(cfg->listen, sizeof cfg->listen, "nonsense");
     assert_int_not_equal(sessiond_config_validate(cfg, err, sizeof err), SESS_OK);
