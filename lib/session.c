@@ -325,11 +325,48 @@ static void user_key(const char *user, size_t len, uint8_t out[32])
     sess__sha256_labeled("sessiond user v1", user, len, out);
 }
 
-static void handle_of(const uint8_t skey[32], uint8_t out[SESS_STORE_HANDLE_BYTES])
+/* Routing (store.h, route): a sharded backend asks that every key and
+ * handle of a user carry the user's 14-bit shard number in their first two
+ * bytes.  -1 means the store does not route. */
+static bool store_routes(const sess_ctx *ctx)
+{
+    const sess_store_methods *m = ctx->store->methods;
+    return m->version >= 2 && m->route != NULL;
+}
+
+static void apply_route(uint8_t *bytes, int32_t route)
+{
+    if (route < 0)
+        return;
+    bytes[0] = (uint8_t)((bytes[0] & 0xC0u) | ((unsigned)route >> 8 & 0x3Fu));
+    bytes[1] = (uint8_t)(route & 0xFF);
+}
+
+static int32_t route_of_key(const sess_ctx *ctx, const uint8_t *key)
+{
+    return store_routes(ctx) ? SESS_ROUTE_OF(key) : -1;
+}
+
+/* Storage key of a presented ID (its form already checked). */
+static void store_key_of(const sess_ctx *ctx, const char *id, size_t id_len,
+                         uint8_t key[32])
+{
+    sess__sha256(id, id_len, key);
+    if (store_routes(ctx)) {
+        uint8_t raw[32];
+        if (sess__b64url_decode(id, id_len, raw, sizeof raw) == SESS_OK)
+            apply_route(key, SESS_ROUTE_OF(raw));
+        sess__wipe(raw, sizeof raw);
+    }
+}
+
+static void handle_of(const sess_ctx *ctx, const uint8_t skey[32],
+                      uint8_t out[SESS_STORE_HANDLE_BYTES])
 {
     uint8_t h[32];
     sess__sha256_labeled("sessiond handle v1", skey, 32, h);
     memcpy(out, h, SESS_STORE_HANDLE_BYTES);
+    apply_route(out, route_of_key(ctx, skey));
 }
 
 static void handle_text(const uint8_t *raw, char out[SESS_HANDLE_LEN + 1])
@@ -539,7 +576,7 @@ static int find_live(sess_ctx *ctx, scratch *S, const char *id, size_t id_len,
     memset(f, 0, sizeof *f);
     if (sess_id_check(id, id_len) != SESS_OK)
         return reject(reason, SESS_REASON_UNKNOWN);
-    sess__sha256(id, id_len, S->a.key);
+    store_key_of(ctx, id, id_len, S->a.key);
     rc = load(ctx, &S->a, err);
     if (rc == SESS_NOTFOUND)
         return reject(reason, SESS_REASON_UNKNOWN);
@@ -587,15 +624,18 @@ static void fill_issued(const sess__record *r, const char *id, sess_issued *out)
     out->remember = (r->flags & SESS__F_REMEMBER) != 0;
 }
 
-/* A fresh ID: 256 bits from getrandom, its text and its store key. */
-static int new_id(char id[SESS_ID_LEN + 1], uint8_t key[32])
+/* A fresh ID: 256 bits from getrandom (14 of them the route when the
+ * store routes, "route" >= 0), its text and its store key. */
+static int new_id(int32_t route, char id[SESS_ID_LEN + 1], uint8_t key[32])
 {
     uint8_t raw[32];
     if (sess__random(raw, sizeof raw) != SESS_OK)
         return SESS_ERANDOM;
+    apply_route(raw, route);
     sess__b64url_encode(raw, sizeof raw, id);
     sess__wipe(raw, sizeof raw);
     sess__sha256(id, SESS_ID_LEN, key);
+    apply_route(key, route);
     return SESS_OK;
 }
 
@@ -660,13 +700,24 @@ int sess_create(sess_ctx *ctx, const sess_create_req *req, sess_issued *out,
     r.data = req->data_len ? req->data : "";
     r.data_len = (uint32_t)req->data_len;
 
+    int32_t route = -1;
+    if (store_routes(ctx)) {
+        uint8_t ukey[32];
+        uint16_t rv = 0;
+        user_key(r.user, r.user_len, ukey);
+        if ((rc = ctx->store->methods->route(ctx->store, ukey, &rv, err)) != SESS_OK) {
+            sess__wipe(&r, sizeof r);
+            return rc;
+        }
+        route = rv & 0x3FFF;
+    }
     for (int attempt = 0; attempt < SESS__ATTEMPTS; attempt++) {
-        if (new_id(out->id, key) != SESS_OK ||
+        if (new_id(route, out->id, key) != SESS_OK ||
             sess__random(r.csrf, sizeof r.csrf) != SESS_OK) {
             rc = sess__fail(err, SESS_ERANDOM, "getrandom failed");
             break;
         }
-        handle_of(key, r.handle);
+        handle_of(ctx, key, r.handle);
         rc = seal_record(ctx, S, &r, key, &S->seal[0], &e, err);
         if (rc != SESS_OK)
             break;
@@ -737,7 +788,7 @@ static int rotate(sess_ctx *ctx, scratch *S, const char *id, size_t id_len,
         uint8_t nkey[32], raw[32];
         int rc;
 
-        if (new_id(f->succ_id, nkey) != SESS_OK ||
+        if (new_id(route_of_key(ctx, S->a.key), f->succ_id, nkey) != SESS_OK ||
             sess__random(next.csrf, 32) != SESS_OK)
             return sess__fail(err, SESS_ERANDOM, "getrandom failed");
         memcpy(next.prev_csrf, S->a.rec.csrf, 32);
@@ -917,10 +968,10 @@ int sess_regenerate(sess_ctx *ctx, const char *id, size_t id_len,
         sess__record next = f.L->rec, tomb = f.L->rec;
         /* Privilege change: a new ID, a new handle, a new CSRF token, and
          * the old ID dead at once (no grace), against fixation. */
-        if (new_id(out->id, nkey) != SESS_OK ||
+        if (new_id(route_of_key(ctx, f.L->key), out->id, nkey) != SESS_OK ||
             sess__random(next.csrf, 32) != SESS_OK)
             return sess__fail(err, SESS_ERANDOM, "getrandom failed");
-        handle_of(nkey, next.handle);
+        handle_of(ctx, nkey, next.handle);
         memset(next.prev_csrf, 0, 32);
         next.prev_csrf_until = 0;
         next.issued_at = next.last_seen_at = now;
@@ -1013,7 +1064,7 @@ int sess_destroy(sess_ctx *ctx, const char *id, size_t id_len, sess_err *err)
         return sess__fail(err, SESS_ENOMEM, "out of memory");
     if (sess_id_check(id, id_len) != SESS_OK)
         return SESS_NOTFOUND;
-    sess__sha256(id, id_len, S->a.key);
+    store_key_of(ctx, id, id_len, S->a.key);
     rc = load(ctx, &S->a, err);
     if (rc != SESS_OK && rc != SESS_NOTFOUND)
         return rc;

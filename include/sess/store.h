@@ -107,7 +107,7 @@ typedef struct sess_store_options {
 typedef struct sess_store sess_store;
 
 typedef struct sess_store_methods {
-    int version;                  /* 1 */
+    int version;                  /* 1 or 2 (route) */
     const char *scheme;           /* URL scheme, e.g. "lmdb", "memory" */
 
     /* Open the store named by "url" (scheme included).  */
@@ -177,7 +177,24 @@ typedef struct sess_store_methods {
      * tombstones (SESS_ENTRY_UNINDEXED) excluded.  For metrics; may cost
      * a walk over the entries that expired but are not purged yet. */
     int (*count)(sess_store *st, uint64_t now, uint64_t *n, sess_err *err);
+
+    /* ---- version 2 ---- */
+
+    /* Optional: NULL when the backend needs no routing.  A backend that
+     * spreads data over shards (Redis Cluster) names the shard of a user's
+     * sessions as a 14-bit value; the core then writes it into every
+     * storage key and handle of that user's sessions (SESS_ROUTE_OF reads
+     * it back), so a session, its handle and the user's index share one
+     * shard and one atomic script can change them together.  The same 14
+     * bits become part of the session ID, whose other 242 bits stay
+     * random. */
+    int (*route)(sess_store *st, const uint8_t *user, uint16_t *out,
+                 sess_err *err);
 } sess_store_methods;
+
+/* The 14-bit route carried by a routed key or handle (see route). */
+#define SESS_ROUTE_OF(bytes) \
+    ((uint16_t)((((bytes)[0] & 0x3Fu) << 8) | (bytes)[1]))
 
 /* Base of every backend's store struct (first member). */
 struct sess_store {

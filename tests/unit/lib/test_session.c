@@ -610,6 +610,89 @@ static void test_key_reload(void **state)
     sess_ctx_free(ctx);
 }
 
+/* A memory store that routes like a sharded backend: every key and handle
+ * of a user must carry the route, through create, rotation and regenerate. */
+static sess_store_methods routed_methods;
+static int (*memory_insert)(sess_store *, const sess_entry *, const sess_store_limit *,
+                            uint64_t, sess_store_evicted *, sess_err *);
+
+static int routed_route(sess_store *st, const uint8_t *user, uint16_t *out,
+                        sess_err *err)
+{
+    (void)st;
+    (void)err;
+    *out = (uint16_t)(((user[0] << 8) | user[1]) & 0x3FFF);
+    return SESS_OK;
+}
+
+static int routed_insert(sess_store *st, const sess_entry *e,
+                         const sess_store_limit *lim, uint64_t now,
+                         sess_store_evicted *ev, sess_err *err)
+{
+    uint16_t want;
+    routed_route(st, e->user, &want, err);
+    assert_int_equal(SESS_ROUTE_OF(e->key), want);
+    assert_int_equal(SESS_ROUTE_OF(e->handle), want);
+    return memory_insert(st, e, lim, now, ev, err);
+}
+
+static int routed_open(const char *url, const sess_store_options *opt,
+                       sess_store **out, sess_err *err)
+{
+    (void)url;
+    int rc = sess_store_open("memory:", opt, out, err);
+    if (rc == SESS_OK)
+        (*out)->methods = &routed_methods;
+    return rc;
+}
+
+static void test_routed_store(void **state)
+{
+    (void)state;
+    static const uint8_t key[1][SESS_KEY_BYTES] = {{3}};
+    const char *kids[] = {"k"};
+    sess_keyring *kr;
+    sess_store *st;
+    sess_ctx *ctx;
+    sess_store_options opt = {0};
+    test_clock clk = {1800000000u};
+    sess_issued s, r;
+    sess_view v;
+    sess_reason why;
+
+    assert_int_equal(sess_store_open("routed:", &opt, &st, NULL), SESS_OK);
+    assert_int_equal(sess_keyring_from_keys(kids, key, 1, &kr, NULL), SESS_OK);
+    sess_config cfg;
+    sess_config_defaults(&cfg);
+    assert_int_equal(sess_ctx_new(&cfg, st, kr, &ctx, NULL), SESS_OK);
+    sess_ctx_set_clock(ctx, test_clock_read, &clk);
+
+    create_user(ctx, "quinn", &s);
+    uint8_t raw[32];
+    assert_int_equal(sess__b64url_decode(s.id, SESS_ID_LEN, raw, 32), SESS_OK);
+    uint8_t ukey[32];
+    uint16_t want;
+    sess__sha256_labeled("sessiond user v1", "quinn", 5, ukey);
+    routed_route(NULL, ukey, &want, NULL);
+    assert_int_equal(SESS_ROUTE_OF(raw), want);    /* the ID carries the route */
+    assert_int_equal(validate(ctx, s.id, &alice_client, &v), SESS_OK);
+    sess_view_clear(&v);
+    clk.now += 301;                                /* rotation keeps the route */
+    assert_int_equal(validate(ctx, s.id, &alice_client, &v), SESS_OK);
+    assert_true(v.rotated);
+    assert_int_equal(sess__b64url_decode(v.successor.id, SESS_ID_LEN, raw, 32), SESS_OK);
+    assert_int_equal(SESS_ROUTE_OF(raw), want);
+    assert_int_equal(sess_regenerate(ctx, v.successor.id, SESS_ID_LEN, &alice_client, 1,
+                                     &r, &why, NULL), SESS_OK);
+    sess_view_clear(&v);
+    assert_int_equal(sess__b64url_decode(r.id, SESS_ID_LEN, raw, 32), SESS_OK);
+    assert_int_equal(SESS_ROUTE_OF(raw), want);
+    assert_int_equal(validate(ctx, r.id, &alice_client, &v), SESS_OK);
+    sess_view_clear(&v);
+    assert_int_equal(sess_revoke_handle(ctx, r.handle, SESS_HANDLE_LEN, NULL), SESS_OK);
+    sess_ctx_free(ctx);
+}
+
 static void test_config_check(void **state)
 {
     (void)state;
@@ -631,6 +714,21 @@ static void test_config_check(void **state)
 
 int main(void)
 {
+    sess_store *probe;
+    sess_store_options opt = {0};
+    if (sess_store_open("memory:", &opt, &probe, NULL) != SESS_OK)
+        return 1;
+    routed_methods = *probe->methods;
+    sess_store_close(probe);
+    memory_insert = routed_methods.insert;
+    routed_methods.version = 2;
+    routed_methods.scheme = "routed";
+    routed_methods.open = routed_open;
+    routed_methods.insert = routed_insert;
+    routed_methods.route = routed_route;
+    if (sess_store_register(&routed_methods) != SESS_OK)
+        return 1;
+
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_validate),
         cmocka_unit_test(test_unknown_and_malformed),
@@ -650,6 +748,7 @@ int main(void)
         cmocka_unit_test(test_bad_create_input),
         cmocka_unit_test(test_key_reload),
         cmocka_unit_test(test_config_check),
+        cmocka_unit_test(test_routed_store),
     };
     return cmocka_run_group_tests_name("session", tests, NULL, NULL);
 }
