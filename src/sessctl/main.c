@@ -26,6 +26,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,7 +115,11 @@ static void usage(FILE *out)
             "line)\n"
             "  --json                print the server's JSON as is\n"
             "  --dir DIR             key directory (default %s)\n"
-            "  --version, --help\n\n"
+            "  --version, --help\n"
+            "  --                    end of options (for a user id that "
+            "starts with '-';\n"
+            "                        handles are always taken as "
+            "arguments)\n\n"
             "exit codes: 0 ok, 1 failure (server error printed), 2 usage\n",
             DEFAULT_URL, DEFAULT_KEYS_DIR);
 }
@@ -602,6 +607,17 @@ static const char *option_value(const char *name, int argc, char **argv,
     return NULL;
 }
 
+static bool looks_like_handle(const char *a)
+{
+    size_t n = strlen(a);
+    if (n != SESS_HANDLE_LEN)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)a[i]) && a[i] != '-' && a[i] != '_')
+            return false;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     options opt = {0};
@@ -619,10 +635,24 @@ int main(int argc, char **argv)
         {"--dir", OPT_DIR, offsetof(options, dir)},
     };
 
+    bool options_done = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool matched = false;
 
+        /* Handles are base64url and may start with '-': a word of exactly
+         * a handle's shape is never an option.  "--" ends the options (for
+         * user ids that start with '-'). */
+        if (options_done || looks_like_handle(a)) {
+            if (nwords == (int)(sizeof words / sizeof words[0]))
+                return usage_error("too many arguments");
+            words[nwords++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            options_done = true;
+            continue;
+        }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;

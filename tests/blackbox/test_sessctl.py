@@ -66,6 +66,16 @@ class SessctlAdminTest(SessiondTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertError(self.d.validate(b["session_id"]), 401, "invalid_session")
 
+    def test_handle_starting_with_dash_is_an_argument(self):
+        # Handles are base64url: about one in 32 starts with '-'.  It must
+        # reach the server (unknown handle: exit 1), not be read as an
+        # option (usage error: exit 2).
+        for h in ("-AAAAAAAAAAAAAAAAAAAAA", "--AAAAAAAAAAAAAAAAAAAA"):
+            r = self.ctl("revoke", h)
+            self.assertEqual(r.returncode, 1, r.stderr)
+        r = self.ctl("revoke-user", "--", "-bob")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_revoke_user(self):
         made = [self.d.create_ok("dave") for _ in range(3)]
         keep = self.d.create_ok("erin")
