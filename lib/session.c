@@ -1058,7 +1058,9 @@ int sess_set_data(sess_ctx *ctx, const char *id, size_t id_len,
 int sess_destroy(sess_ctx *ctx, const char *id, size_t id_len, sess_err *err)
 {
     scratch *S = thread_scratch();
-    int rc, rc2 = SESS_NOTFOUND;
+    uint64_t now = sess_ctx_now(ctx);
+    bool ended = false;
+    int rc;
 
     if (!S)
         return sess__fail(err, SESS_ENOMEM, "out of memory");
@@ -1066,23 +1068,30 @@ int sess_destroy(sess_ctx *ctx, const char *id, size_t id_len, sess_err *err)
         return SESS_NOTFOUND;
     store_key_of(ctx, id, id_len, S->a.key);
     rc = load(ctx, &S->a, err);
-    if (rc != SESS_OK && rc != SESS_NOTFOUND)
+    if (rc == SESS_NOTFOUND)
+        return SESS_NOTFOUND;
+    if (rc != SESS_OK)
         return rc;
-    /* Logging out with an ID still in its grace ends the session itself,
-     * not just the tombstone. */
-    if (rc == SESS_OK && S->a.rec.state == SESS__ROTATED) {
-        rc2 = ctx->store->methods->remove(ctx->store, S->a.rec.succ_key, NULL, err);
-        if (rc2 != SESS_OK && rc2 != SESS_NOTFOUND)
-            return rc2;
+    /* Logging out with an ID still in its grace window ends the session
+     * itself, not just the tombstone.  Past the grace the old ID is dead
+     * and must not be able to end anything: a stale or replayed cookie
+     * does not get to log the user out. */
+    if (S->a.rec.state == SESS__ROTATED && now < S->a.rec.grace_until) {
+        rc = ctx->store->methods->remove(ctx->store, S->a.rec.succ_key, NULL, err);
+        if (rc != SESS_OK && rc != SESS_NOTFOUND)
+            return rc;
+        ended = rc == SESS_OK;
     }
     rc = ctx->store->methods->remove(ctx->store, S->a.key, NULL, err);
     if (rc != SESS_OK && rc != SESS_NOTFOUND)
         return rc;
-    if (rc == SESS_OK || rc2 == SESS_OK) {
-        COUNT(ctx, destroyed);
-        return SESS_OK;
-    }
-    return SESS_NOTFOUND;
+    /* Removing a tombstone ends no session. */
+    if (rc == SESS_OK && S->a.rec.state == SESS__ACTIVE)
+        ended = true;
+    if (!ended)
+        return SESS_NOTFOUND;
+    COUNT(ctx, destroyed);
+    return SESS_OK;
 }
 
 bool sess_csrf_matches(const sess_view *view, const char *token,

@@ -392,6 +392,15 @@ void sessiond_api_csrf_verify(sessiond_app *app, const sessiond_http_req *req,
 
     if (!parse_body(req, SESSIOND_REQ_CSRF_VERIFY, &r, resp))
         goto cleanup;
+    /* An Origin can only be judged against the application's own host or
+     * the configured allowed origins: refusing every call without either
+     * would be wrong, ignoring the Origin would be unsafe, so say so. */
+    if (r.origin != NULL && r.host == NULL && app->n_allowed_origins == 0) {
+        sessiond_resp_error(resp, 400, "malformed",
+                            "origin needs host (the application's own host) "
+                            "or csrf.allowed_origins to compare it with");
+        goto cleanup;
+    }
     /* Cross-site request forgery from another origin (DESIGN invariant 8):
      * the application passes the browser's Origin / Sec-Fetch-Site. */
     if ((r.origin != NULL || r.sec_fetch_site != NULL) &&

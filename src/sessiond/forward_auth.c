@@ -33,9 +33,14 @@
 
 #define XFF_HEADERS_MAX 8   /* X-Forwarded-For header lines looked at */
 
-static const char body_401[] = "{\"error\":\"invalid_session\"}";
-static const char body_403[] = "{\"error\":\"csrf_failed\"}";
-static const char body_500[] = "{\"error\":\"internal_error\"}";
+/* Bodies say no more than the error code (API.md): the message is the
+ * same for every cause, so nothing about the session leaks. */
+static const char body_401[] =
+    "{\"error\":\"invalid_session\",\"message\":\"no valid session\"}";
+static const char body_403[] =
+    "{\"error\":\"csrf_failed\",\"message\":\"cross-site request refused\"}";
+static const char body_500[] =
+    "{\"error\":\"internal_error\",\"message\":\"internal error\"}";
 static const char body_503[] =
     "{\"error\":\"store_unavailable\","
     "\"message\":\"the session store is unavailable\"}";
@@ -65,7 +70,8 @@ static bool is_ows(char c)
 /*
  * Walk the X-Forwarded-For entries from the right.  Returns 1 with the
  * client in "out", 0 when there were none, -1 when an entry is not an IP
- * address (a forged or broken chain: we then fall back to the peer).
+ * address (a forged or broken chain: the caller then tries X-Real-IP,
+ * then the peer).
  */
 static int from_xff(const sessiond_app *app, const sessiond_http_req *req,
                     char *out, size_t cap)

@@ -187,7 +187,7 @@ typedef struct stat_metric {
 
 static const stat_metric stat_metrics[] = {
     {"sessiond_sessions_live", "gauge",
-     "Session records in the store (live or not yet purged).",
+     "Live sessions in the store (not expired; rotation tombstones not counted).",
      offsetof(sess_stats, stored_records)},
     {"sessiond_sessions_created_total", "counter", "Sessions created.",
      offsetof(sess_stats, created)},

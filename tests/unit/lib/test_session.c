@@ -344,6 +344,29 @@ static void test_destroy(void **state)
     sess_view_clear(&v);
     assert_int_equal(sess_destroy(ctx, s.id, SESS_ID_LEN, NULL), SESS_OK);
     assert_int_equal(validate(ctx, succ, &alice_client, &v), SESS_REJECTED);
+
+    /* Past the grace window the old ID ends nothing: a stale or replayed
+     * cookie cannot log the user out. */
+    create_user(ctx, "jack", &s);
+    clk.now += 301;
+    assert_int_equal(validate(ctx, s.id, &alice_client, &v), SESS_OK);
+    memcpy(succ, v.successor.id, sizeof succ);
+    sess_view_clear(&v);
+    clk.now += 31;
+    assert_int_equal(sess_destroy(ctx, s.id, SESS_ID_LEN, NULL), SESS_NOTFOUND);
+    assert_int_equal(validate(ctx, succ, &alice_client, &v), SESS_OK);
+    sess_view_clear(&v);
+
+    /* An ID killed by regenerate is no session to destroy. */
+    sess_issued r;
+    assert_int_equal(sess_regenerate(ctx, succ, SESS_ID_LEN, &alice_client, -1, &r,
+                                     NULL, NULL), SESS_OK);
+    assert_int_equal(sess_destroy(ctx, succ, SESS_ID_LEN, NULL), SESS_NOTFOUND);
+    assert_int_equal(validate(ctx, r.id, &alice_client, &v), SESS_OK);
+    sess_view_clear(&v);
+    sess_stats st;
+    assert_int_equal(sess_get_stats(ctx, &st, NULL), SESS_OK);
+    assert_int_equal(st.destroyed, 2);
     sess_ctx_free(ctx);
 }
 
