@@ -396,7 +396,7 @@ void sessiond_api_csrf_verify(sessiond_app *app, const sessiond_http_req *req,
      * the configured allowed origins: refusing every call without either
      * would be wrong, ignoring the Origin would be unsafe, so say so. */
     if (r.origin != NULL && r.host == NULL && app->n_allowed_origins == 0) {
-        sessiond_resp_error(resp, 400, "malformed",
+        sessiond_resp_error(resp, 400, "invalid_request",
                             "origin needs host (the application's own host) "
                             "or csrf.allowed_origins to compare it with");
         goto cleanup;
