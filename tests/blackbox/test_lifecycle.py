@@ -270,6 +270,18 @@ class SessionTest(SessiondTestCase):
                                             "csrf_token": a["csrf_token"],
                                             "sec_fetch_site": "cross-site"})
         self.assertError(r, 403)
+        # An Origin is judged against the application's host (extension
+        # member "host"): its own origin passes, a foreign one does not,
+        # and one with nothing to compare it with is a 400, never a guess.
+        base = {"session_id": a["session_id"], "csrf_token": a["csrf_token"]}
+        r = self.d.post("/v1/csrf/verify", dict(base, origin="https://shop.example",
+                                                host="shop.example"))
+        self.assertStatus(r, 200)
+        r = self.d.post("/v1/csrf/verify", dict(base, origin="https://evil.example",
+                                                host="shop.example"))
+        self.assertError(r, 403)
+        r = self.d.post("/v1/csrf/verify", dict(base, origin="https://shop.example"))
+        self.assertError(r, 400)
         # The session survives failed CSRF checks.
         self.assertStatus(self.d.validate(a["session_id"]), 200)
         # A dead session has no valid token.
