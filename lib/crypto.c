@@ -8,9 +8,10 @@
  * subkeys from the same file without key reuse across purposes.  Key files
  * must not be readable by group or others (a readable key is a leaked key).
  *
- * Threads.  A keyring is immutable once built.  Each thread keeps one
- * EVP_CIPHER_CTX (pthread key, freed at thread exit) so sealing does not
- * allocate; the AES-256-GCM implementation is fetched once.
+ * Threads.  A keyring is immutable once built.  Each thread keeps its own
+ * cipher contexts (pthread key, freed and wiped at thread exit) with the
+ * last key loaded, so sealing and opening neither allocate nor redo the
+ * key set-up; the AES-256-GCM implementation is fetched once.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -32,70 +33,118 @@
 
 /* ---- cipher contexts ---------------------------------------------------- */
 
+/* A cipher context that remembers the key it was set up with: setting up
+ * AES-256-GCM (key schedule, GHASH key) costs more than decrypting a
+ * record, so records, which all use the same few keys, only set a new
+ * nonce when the key is the one already loaded.  The remembered key is
+ * wiped when the thread ends. */
+typedef struct gcm_slot {
+    EVP_CIPHER_CTX *c;
+    uint8_t key[SESS_KEY_BYTES];
+    bool keyed;
+} gcm_slot;
+
+typedef enum { SLOT_SEAL, SLOT_OPEN, SLOT_ONCE, SLOT_COUNT } slot_kind;
+
+typedef struct thread_gcm {
+    gcm_slot slot[SLOT_COUNT];
+} thread_gcm;
+
 static pthread_once_t cipher_once = PTHREAD_ONCE_INIT;
 static EVP_CIPHER *aes_gcm;
 static pthread_key_t cipher_ctx_key;
 
-static void cipher_ctx_destroy(void *p)
+static void thread_gcm_destroy(void *p)
 {
-    EVP_CIPHER_CTX_free(p);
+    thread_gcm *t = p;
+    for (int i = 0; i < SLOT_COUNT; i++)
+        EVP_CIPHER_CTX_free(t->slot[i].c);
+    sess__wipe(t, sizeof *t);
+    free(t);
 }
 
 static void cipher_init(void)
 {
     aes_gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
-    pthread_key_create(&cipher_ctx_key, cipher_ctx_destroy);
+    pthread_key_create(&cipher_ctx_key, thread_gcm_destroy);
 }
 
-static EVP_CIPHER_CTX *thread_cipher_ctx(void)
+static gcm_slot *thread_slot(slot_kind kind)
 {
     pthread_once(&cipher_once, cipher_init);
     if (!aes_gcm)
         return NULL;
-    EVP_CIPHER_CTX *c = pthread_getspecific(cipher_ctx_key);
-    if (!c) {
-        c = EVP_CIPHER_CTX_new();
-        if (!c)
+    thread_gcm *t = pthread_getspecific(cipher_ctx_key);
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (!t)
             return NULL;
-        pthread_setspecific(cipher_ctx_key, c);
+        for (int i = 0; i < SLOT_COUNT; i++)
+            if (!(t->slot[i].c = EVP_CIPHER_CTX_new())) {
+                thread_gcm_destroy(t);
+                return NULL;
+            }
+        pthread_setspecific(cipher_ctx_key, t);
     }
-    return c;
+    return &t->slot[kind];
+}
+
+/* Set up "s" for "key" and "nonce", reusing the loaded key when it is the
+ * same (SLOT_ONCE never keeps one). */
+static bool slot_init(gcm_slot *s, slot_kind kind, bool enc, const uint8_t *key,
+                      const uint8_t *nonce)
+{
+    bool reuse = kind != SLOT_ONCE && s->keyed &&
+                 sess__ct_equal(s->key, key, SESS_KEY_BYTES);
+    const EVP_CIPHER *ciph = reuse ? NULL : aes_gcm;
+    const uint8_t *k = reuse ? NULL : key;
+    int ok = enc ? EVP_EncryptInit_ex2(s->c, ciph, k, nonce, NULL)
+                 : EVP_DecryptInit_ex2(s->c, ciph, k, nonce, NULL);
+    if (!ok) {
+        s->keyed = false;
+        return false;
+    }
+    if (!reuse && kind != SLOT_ONCE) {
+        memcpy(s->key, key, SESS_KEY_BYTES);
+        s->keyed = true;
+    }
+    return true;
 }
 
 /* AES-256-GCM encrypt with a 12-byte nonce and 16-byte tag. */
-static int gcm_encrypt(const uint8_t *key, const uint8_t *nonce,
+static int gcm_encrypt(slot_kind kind, const uint8_t *key, const uint8_t *nonce,
                        const uint8_t *aad, size_t aad_len, const uint8_t *pt,
                        size_t pt_len, uint8_t *ct, uint8_t *tag)
 {
-    EVP_CIPHER_CTX *c = thread_cipher_ctx();
+    gcm_slot *s = thread_slot(kind);
     int len;
-    if (!c || pt_len > INT32_MAX || aad_len > INT32_MAX)
+    if (!s || pt_len > INT32_MAX || aad_len > INT32_MAX ||
+        !slot_init(s, kind, true, key, nonce))
         return SESS_ECRYPTO;
-    if (!EVP_EncryptInit_ex2(c, aes_gcm, key, nonce, NULL) ||
-        (aad_len && !EVP_EncryptUpdate(c, NULL, &len, aad, (int)aad_len)) ||
-        !EVP_EncryptUpdate(c, ct, &len, pt, (int)pt_len) ||
-        !EVP_EncryptFinal_ex(c, ct + len, &len) ||
-        !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, SESS__TAG_BYTES, tag))
+    if ((aad_len && !EVP_EncryptUpdate(s->c, NULL, &len, aad, (int)aad_len)) ||
+        !EVP_EncryptUpdate(s->c, ct, &len, pt, (int)pt_len) ||
+        !EVP_EncryptFinal_ex(s->c, ct + len, &len) ||
+        !EVP_CIPHER_CTX_ctrl(s->c, EVP_CTRL_GCM_GET_TAG, SESS__TAG_BYTES, tag))
         return SESS_ECRYPTO;
     return SESS_OK;
 }
 
 /* AES-256-GCM decrypt; SESS_ECORRUPT when the tag does not verify. */
-static int gcm_decrypt(const uint8_t *key, const uint8_t *nonce,
+static int gcm_decrypt(slot_kind kind, const uint8_t *key, const uint8_t *nonce,
                        const uint8_t *aad, size_t aad_len, const uint8_t *ct,
                        size_t ct_len, const uint8_t *tag, uint8_t *pt)
 {
-    EVP_CIPHER_CTX *c = thread_cipher_ctx();
+    gcm_slot *s = thread_slot(kind);
     int len;
-    if (!c || ct_len > INT32_MAX || aad_len > INT32_MAX)
+    if (!s || ct_len > INT32_MAX || aad_len > INT32_MAX ||
+        !slot_init(s, kind, false, key, nonce))
         return SESS_ECRYPTO;
-    if (!EVP_DecryptInit_ex2(c, aes_gcm, key, nonce, NULL) ||
-        (aad_len && !EVP_DecryptUpdate(c, NULL, &len, aad, (int)aad_len)) ||
-        !EVP_DecryptUpdate(c, pt, &len, ct, (int)ct_len) ||
-        !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, SESS__TAG_BYTES,
+    if ((aad_len && !EVP_DecryptUpdate(s->c, NULL, &len, aad, (int)aad_len)) ||
+        !EVP_DecryptUpdate(s->c, pt, &len, ct, (int)ct_len) ||
+        !EVP_CIPHER_CTX_ctrl(s->c, EVP_CTRL_GCM_SET_TAG, SESS__TAG_BYTES,
                              (void *)tag))
         return SESS_ECRYPTO;
-    if (EVP_DecryptFinal_ex(c, pt + len, &len) <= 0) {
+    if (EVP_DecryptFinal_ex(s->c, pt + len, &len) <= 0) {
         sess__wipe(pt, ct_len);
         return SESS_ECORRUPT;
     }
@@ -129,7 +178,7 @@ int sess__seal(const sess_keyring *kr, const uint8_t *skey, const uint8_t *pt,
         return sess__fail(err, SESS_ERANDOM, "getrandom failed");
     memcpy(aad, p, hdr);
     memcpy(aad + hdr, skey, SESS_STORE_KEY_BYTES);
-    rc = gcm_encrypt(k->key, p + hdr, aad, hdr + SESS_STORE_KEY_BYTES, pt,
+    rc = gcm_encrypt(SLOT_SEAL, k->key, p + hdr, aad, hdr + SESS_STORE_KEY_BYTES, pt,
                      pt_len, p + hdr + SESS__NONCE_BYTES,
                      p + hdr + SESS__NONCE_BYTES + pt_len);
     if (rc != SESS_OK)
@@ -162,7 +211,7 @@ int sess__open(const sess_keyring *kr, const uint8_t *skey,
         return sess__fail(err, SESS_ENOMEM, "out of memory opening record");
     memcpy(aad, blob, hdr);
     memcpy(aad + hdr, skey, SESS_STORE_KEY_BYTES);
-    rc = gcm_decrypt(k->key, blob + hdr, aad, hdr + SESS_STORE_KEY_BYTES,
+    rc = gcm_decrypt(SLOT_OPEN, k->key, blob + hdr, aad, hdr + SESS_STORE_KEY_BYTES,
                      blob + hdr + SESS__NONCE_BYTES, ct_len,
                      blob + blob_len - SESS__TAG_BYTES, out->data);
     if (rc == SESS_ECORRUPT)
@@ -184,7 +233,7 @@ int sess__wrap32(const uint8_t *wrap_secret, size_t wrap_len,
     sess__sha256_labeled("sessiond successor wrap v1", wrap_secret, wrap_len, key);
     rc = sess__random(out, SESS__NONCE_BYTES);
     if (rc == SESS_OK)
-        rc = gcm_encrypt(key, out, aad, aad_len, in, 32,
+        rc = gcm_encrypt(SLOT_ONCE, key, out, aad, aad_len, in, 32,
                          out + SESS__NONCE_BYTES, out + SESS__NONCE_BYTES + 32);
     sess__wipe(key, sizeof key);
     return rc;
@@ -197,7 +246,7 @@ int sess__unwrap32(const uint8_t *wrap_secret, size_t wrap_len,
     uint8_t key[32];
     int rc;
     sess__sha256_labeled("sessiond successor wrap v1", wrap_secret, wrap_len, key);
-    rc = gcm_decrypt(key, in, aad, aad_len, in + SESS__NONCE_BYTES, 32,
+    rc = gcm_decrypt(SLOT_ONCE, key, in, aad, aad_len, in + SESS__NONCE_BYTES, 32,
                      in + SESS__NONCE_BYTES + 32, out);
     sess__wipe(key, sizeof key);
     return rc;

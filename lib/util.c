@@ -7,6 +7,7 @@
  * weaker.  Hashing and comparison use OpenSSL, never home-made code.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -35,24 +36,60 @@ int sess__random(void *buf, size_t len)
     return SESS_OK;
 }
 
-void sess__sha256(const void *data, size_t len, uint8_t out[32])
+/* SHA-256 through EVP with the algorithm fetched once and one digest
+ * context per thread: EVP_Q_digest (behind SHA256()) fetches the algorithm
+ * on every call, which costs more than hashing a session ID. */
+static pthread_once_t digest_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+static pthread_key_t digest_key;
+
+static void digest_ctx_free(void *p)
 {
-    SHA256(data, len, out);
+    EVP_MD_CTX_free(p);
 }
 
+static void digest_init(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!sha256_md || pthread_key_create(&digest_key, digest_ctx_free) != 0)
+        abort();
+}
+
+static EVP_MD_CTX *thread_digest_ctx(void)
+{
+    pthread_once(&digest_once, digest_init);
+    EVP_MD_CTX *c = pthread_getspecific(digest_key);
+    if (!c) {
+        c = EVP_MD_CTX_new();
+        if (!c || pthread_setspecific(digest_key, c) != 0)
+            abort();
+    }
+    return c;
+}
+
+/* Hash "label" (with its NUL, when not NULL) then "data".  EVP calls fail
+ * only on allocation: abort rather than return a predictable digest. */
+static void sha256_two(const char *label, const void *data, size_t len,
+                       uint8_t out[32])
+{
+    EVP_MD_CTX *c = thread_digest_ctx();
+    unsigned int olen = 32;
+    if (!EVP_DigestInit_ex2(c, sha256_md, NULL) ||
+        (label && !EVP_DigestUpdate(c, label, strlen(label) + 1)) ||
+        !EVP_DigestUpdate(c, data, len) || !EVP_DigestFinal_ex(c, out, &olen))
+        abort();
+}
+
+void sess__sha256(const void *data, size_t len, uint8_t out[32])
+{
+    sha256_two(NULL, data, len, out);
+}
+
+/* The label's NUL terminator is hashed too, so "ab"+"c" != "a"+"bc". */
 void sess__sha256_labeled(const char *label, const void *data, size_t len,
                           uint8_t out[32])
 {
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    unsigned int olen = 32;
-    /* The label's NUL terminator is hashed too, so "ab"+"c" != "a"+"bc".
-     * EVP calls only fail on allocation; abort rather than return a
-     * predictable digest. */
-    if (!c || !EVP_DigestInit_ex(c, EVP_sha256(), NULL) ||
-        !EVP_DigestUpdate(c, label, strlen(label) + 1) ||
-        !EVP_DigestUpdate(c, data, len) || !EVP_DigestFinal_ex(c, out, &olen))
-        abort();
-    EVP_MD_CTX_free(c);
+    sha256_two(label, data, len, out);
 }
 
 static const char b64url_alphabet[] =
@@ -81,17 +118,21 @@ void sess__b64url_encode(const uint8_t *in, size_t n, char *out)
     out[o] = '\0';
 }
 
-/* Value of a base64url character, or -1.  A table lookup, so decoding a
- * secret does not branch on its characters beyond validity. */
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
+/* One more than each byte's value as a base64url digit, 0 for bytes that
+ * are not digits: one load per character, no branch on its value. */
+static const uint8_t b64url_digit[256] = {
+    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6,
+    ['G'] = 7, ['H'] = 8, ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12,
+    ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18,
+    ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30,
+    ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
+    ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
+    ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54,
+    ['2'] = 55, ['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60,
+    ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64,
+};
 
 int sess__b64url_decode(const char *in, size_t in_len, uint8_t *out, size_t n)
 {
@@ -100,17 +141,19 @@ int sess__b64url_decode(const char *in, size_t in_len, uint8_t *out, size_t n)
     uint32_t acc = 0;
     int bits = 0;
     size_t o = 0;
+    bool ok = true;
     for (size_t i = 0; i < in_len; i++) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0)
-            return SESS_EINVAL;
-        acc = (acc << 6) | (uint32_t)v;
+        unsigned char c = (unsigned char)in[i];
+        ok &= b64url_digit[c] != 0;
+        acc = (acc << 6) | (uint32_t)((b64url_digit[c] - 1u) & 63u);
         bits += 6;
         if (bits >= 8) {
             bits -= 8;
             out[o++] = (uint8_t)(acc >> bits);
         }
     }
+    if (!ok)
+        return SESS_EINVAL;
     /* Leftover bits must be zero: one canonical spelling per value. */
     if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
         return SESS_EINVAL;
