@@ -10,14 +10,31 @@
 #include "record.h"
 #include "util.h"
 
-#define FIXED_U64 9
-#define FIXED_BYTES                                                         \
-    (4 + FIXED_U64 * 8 + SESS_STORE_HANDLE_BYTES + 32 + 32 + 16 + 32 +     \
-     SESS_STORE_KEY_BYTES + SESS__WRAP_BYTES)
+#define FIXED_U64 7
+#define SECTION_PREV 0x1u
+#define SECTION_SUCC 0x2u
+#define FIXED_BYTES (5 + FIXED_U64 * 8 + SESS_STORE_HANDLE_BYTES + 32 + 32)
+#define PREV_BYTES (8 + 32)
+#define SUCC_BYTES (8 + SESS_STORE_KEY_BYTES + SESS__WRAP_BYTES)
+
+static unsigned sections_of(const sess__record *r)
+{
+    return (r->prev_csrf_until ? SECTION_PREV : 0) |
+           (r->state == SESS__ROTATED ? SECTION_SUCC : 0);
+}
+
+static size_t ip_bytes(uint8_t family)
+{
+    return family == 4 ? 4 : 16;
+}
 
 size_t sess__record_size(const sess__record *r)
 {
-    return FIXED_BYTES + 2 + r->user_len + 2 + r->ua_len + 4 + r->data_len;
+    unsigned sec = sections_of(r);
+    return FIXED_BYTES + ip_bytes(r->ip_family) +
+           ((sec & SECTION_PREV) ? PREV_BYTES : 0) +
+           ((sec & SECTION_SUCC) ? SUCC_BYTES : 0) + 2 + r->user_len + 2 +
+           r->ua_len + 4 + r->data_len;
 }
 
 static uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
@@ -27,26 +44,39 @@ static uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
     return p + n;
 }
 
+static uint8_t *put_u64(uint8_t *p, uint64_t v)
+{
+    sess__put_u64(p, v);
+    return p + 8;
+}
+
 void sess__record_encode(const sess__record *r, uint8_t *p)
 {
     const uint64_t u64s[FIXED_U64] = {
-        r->created_at,     r->issued_at,    r->last_seen_at,
-        r->idle_expires_at, r->abs_expires_at, r->data_version,
-        r->prev_csrf_until, r->grace_until, r->login_order};
+        r->created_at,     r->issued_at,      r->last_seen_at, r->idle_expires_at,
+        r->abs_expires_at, r->data_version,   r->login_order};
+    unsigned sec = sections_of(r);
 
     *p++ = SESS__RECORD_V1;
     *p++ = r->state;
     *p++ = r->flags;
     *p++ = r->ip_family;
-    for (int i = 0; i < FIXED_U64; i++, p += 8)
-        sess__put_u64(p, u64s[i]);
+    *p++ = (uint8_t)sec;
+    for (int i = 0; i < FIXED_U64; i++)
+        p = put_u64(p, u64s[i]);
     p = put_bytes(p, r->handle, sizeof r->handle);
     p = put_bytes(p, r->csrf, sizeof r->csrf);
-    p = put_bytes(p, r->prev_csrf, sizeof r->prev_csrf);
-    p = put_bytes(p, r->ip, sizeof r->ip);
+    p = put_bytes(p, r->ip, ip_bytes(r->ip_family));
     p = put_bytes(p, r->ua_hash, sizeof r->ua_hash);
-    p = put_bytes(p, r->succ_key, sizeof r->succ_key);
-    p = put_bytes(p, r->succ_wrap, sizeof r->succ_wrap);
+    if (sec & SECTION_PREV) {
+        p = put_u64(p, r->prev_csrf_until);
+        p = put_bytes(p, r->prev_csrf, sizeof r->prev_csrf);
+    }
+    if (sec & SECTION_SUCC) {
+        p = put_u64(p, r->grace_until);
+        p = put_bytes(p, r->succ_key, sizeof r->succ_key);
+        p = put_bytes(p, r->succ_wrap, sizeof r->succ_wrap);
+    }
     *p++ = (uint8_t)r->user_len;
     *p++ = (uint8_t)(r->user_len >> 8);
     p = put_bytes(p, r->user, r->user_len);
@@ -58,51 +88,81 @@ void sess__record_encode(const sess__record *r, uint8_t *p)
     put_bytes(p, r->data, r->data_len);
 }
 
+/* Take "n" bytes at *p into "dst" if that many are left. */
+static bool take(const uint8_t **p, const uint8_t *end, void *dst, size_t n)
+{
+    if ((size_t)(end - *p) < n)
+        return false;
+    memcpy(dst, *p, n);
+    *p += n;
+    return true;
+}
+
+static bool take_u64(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    if ((size_t)(end - *p) < 8)
+        return false;
+    *v = sess__get_u64(*p);
+    *p += 8;
+    return true;
+}
+
+static bool take_u16(const uint8_t **p, const uint8_t *end, uint16_t *v)
+{
+    if ((size_t)(end - *p) < 2)
+        return false;
+    *v = (uint16_t)((*p)[0] | (*p)[1] << 8);
+    *p += 2;
+    return true;
+}
+
 int sess__record_decode(const uint8_t *in, size_t len, sess__record *r)
 {
     const uint8_t *p = in, *end = in + len;
     uint64_t *u64s[FIXED_U64] = {
-        &r->created_at,     &r->issued_at,    &r->last_seen_at,
-        &r->idle_expires_at, &r->abs_expires_at, &r->data_version,
-        &r->prev_csrf_until, &r->grace_until, &r->login_order};
+        &r->created_at,     &r->issued_at,    &r->last_seen_at, &r->idle_expires_at,
+        &r->abs_expires_at, &r->data_version, &r->login_order};
+    unsigned sec;
 
-    if (len < FIXED_BYTES + 8 || p[0] != SESS__RECORD_V1)
+    if (len < FIXED_BYTES || p[0] != SESS__RECORD_V1)
         return SESS_ECORRUPT;
     r->state = p[1];
     r->flags = p[2];
     r->ip_family = p[3];
+    sec = p[4];
     if (r->state < SESS__ACTIVE || r->state > SESS__REVOKED ||
-        (r->ip_family != 4 && r->ip_family != 6))
+        (r->ip_family != 4 && r->ip_family != 6) ||
+        (sec & ~(SECTION_PREV | SECTION_SUCC)) ||
+        ((sec & SECTION_SUCC) != 0) != (r->state == SESS__ROTATED))
         return SESS_ECORRUPT;
-    p += 4;
-    for (int i = 0; i < FIXED_U64; i++, p += 8)
-        *u64s[i] = sess__get_u64(p);
-#define TAKE(field)                              \
-    do {                                         \
-        memcpy(r->field, p, sizeof r->field);    \
-        p += sizeof r->field;                    \
-    } while (0)
-    TAKE(handle);
-    TAKE(csrf);
-    TAKE(prev_csrf);
-    TAKE(ip);
-    TAKE(ua_hash);
-    TAKE(succ_key);
-    TAKE(succ_wrap);
-#undef TAKE
-    r->user_len = (uint16_t)(p[0] | p[1] << 8);
-    p += 2;
-    if (r->user_len == 0 || r->user_len > SESS_USER_ID_MAX ||
-        (size_t)(end - p) < (size_t)r->user_len + 2)
+    p += 5;
+    for (int i = 0; i < FIXED_U64; i++)
+        take_u64(&p, end, u64s[i]);
+    memset(r->ip, 0, sizeof r->ip);
+    if (!take(&p, end, r->handle, sizeof r->handle) ||
+        !take(&p, end, r->csrf, sizeof r->csrf) ||
+        !take(&p, end, r->ip, ip_bytes(r->ip_family)) ||
+        !take(&p, end, r->ua_hash, sizeof r->ua_hash))
         return SESS_ECORRUPT;
-    memcpy(r->user, p, r->user_len);
-    p += r->user_len;
-    r->ua_len = (uint16_t)(p[0] | p[1] << 8);
-    p += 2;
-    if (r->ua_len > SESS_UA_MAX || (size_t)(end - p) < (size_t)r->ua_len + 4)
+    r->prev_csrf_until = 0;
+    memset(r->prev_csrf, 0, sizeof r->prev_csrf);
+    if ((sec & SECTION_PREV) &&
+        (!take_u64(&p, end, &r->prev_csrf_until) ||
+         !take(&p, end, r->prev_csrf, sizeof r->prev_csrf) || !r->prev_csrf_until))
         return SESS_ECORRUPT;
-    memcpy(r->ua, p, r->ua_len);
-    p += r->ua_len;
+    r->grace_until = 0;
+    memset(r->succ_key, 0, sizeof r->succ_key);
+    memset(r->succ_wrap, 0, sizeof r->succ_wrap);
+    if ((sec & SECTION_SUCC) &&
+        (!take_u64(&p, end, &r->grace_until) ||
+         !take(&p, end, r->succ_key, sizeof r->succ_key) ||
+         !take(&p, end, r->succ_wrap, sizeof r->succ_wrap)))
+        return SESS_ECORRUPT;
+    if (!take_u16(&p, end, &r->user_len) || r->user_len == 0 ||
+        r->user_len > SESS_USER_ID_MAX || !take(&p, end, r->user, r->user_len) ||
+        !take_u16(&p, end, &r->ua_len) || r->ua_len > SESS_UA_MAX ||
+        !take(&p, end, r->ua, r->ua_len) || (size_t)(end - p) < 4)
+        return SESS_ECORRUPT;
     r->data_len = sess__get_u32(p);
     p += 4;
     if (r->data_len > SESS_DATA_MAX || (size_t)(end - p) != r->data_len)

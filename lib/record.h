@@ -6,13 +6,17 @@
  *
  * Encoding, version 1, little-endian, every length bounded on decode:
  *
- *   u8 version (1) | u8 state | u8 flags | u8 ip_family
+ *   u8 version (1) | u8 state | u8 flags | u8 ip_family | u8 sections
  *   u64 created_at | issued_at | last_seen_at | idle_expires_at |
- *       abs_expires_at | data_version | prev_csrf_until | grace_until |
- *       login_order
- *   16 handle | 32 csrf | 32 prev_csrf | 16 ip | 32 ua_hash
- *   32 succ_key | SESS__WRAP_BYTES succ_wrap
+ *       abs_expires_at | data_version | login_order
+ *   16 handle | 32 csrf | ip (4 bytes for IPv4, 16 for IPv6) | 32 ua_hash
+ *   if sections & PREV: u64 prev_csrf_until | 32 prev_csrf
+ *   if sections & SUCC: u64 grace_until | 32 succ_key | SESS__WRAP_BYTES
  *   u16 user_len | user | u16 ua_len | ua | u32 data_len | data
+ *
+ * The optional sections exist only when used (a previous CSRF token after
+ * a rotation; the successor in a rotation tombstone), which keeps the
+ * common record small: at a million sessions every byte is a megabyte.
  */
 #ifndef SESS_RECORD_H
 #define SESS_RECORD_H

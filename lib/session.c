@@ -916,6 +916,11 @@ static void touch(sess_ctx *ctx, scratch *S, loaded *L, uint64_t now)
     r = L->rec;
     r.last_seen_at = now;
     r.idle_expires_at = next_idle;
+    if (r.prev_csrf_until && now >= r.prev_csrf_until) {
+        /* The previous CSRF token's grace is over: drop it from the record. */
+        r.prev_csrf_until = 0;
+        sess__wipe(r.prev_csrf, sizeof r.prev_csrf);
+    }
     if (seal_record(ctx, S, &r, L->key, &S->seal[0], &e, NULL) == SESS_OK &&
         ctx->store->methods->update(ctx->store, &e, L->entry.blob,
                                     L->entry.blob_len, now, NULL) == SESS_OK) {

@@ -179,6 +179,32 @@ static void test_record_round_trip_and_bounds(void **state)
         assert_int_equal(sess__record_decode(buf, k, &d), SESS_ECORRUPT);
     buf[0] = 2;   /* unknown version */
     assert_int_equal(sess__record_decode(buf, n, &d), SESS_ECORRUPT);
+
+    /* A rotation tombstone with every optional section, over IPv6. */
+    r.state = SESS__ROTATED;
+    r.ip_family = 6;
+    memset(r.ip, 0xab, sizeof r.ip);
+    r.prev_csrf_until = 77;
+    memset(r.prev_csrf, 0x11, sizeof r.prev_csrf);
+    r.grace_until = 88;
+    memset(r.succ_key, 0x22, sizeof r.succ_key);
+    memset(r.succ_wrap, 0x33, sizeof r.succ_wrap);
+    size_t m = sess__record_size(&r);
+    assert_true(m > n + 100);
+    sess__record_encode(&r, buf);
+    assert_int_equal(sess__record_decode(buf, m, &d), SESS_OK);
+    assert_int_equal(d.state, SESS__ROTATED);
+    assert_int_equal(d.prev_csrf_until, 77);
+    assert_int_equal(d.grace_until, 88);
+    assert_memory_equal(d.ip, r.ip, 16);
+    assert_memory_equal(d.prev_csrf, r.prev_csrf, 32);
+    assert_memory_equal(d.succ_key, r.succ_key, 32);
+    assert_memory_equal(d.succ_wrap, r.succ_wrap, sizeof r.succ_wrap);
+    for (size_t k = 0; k < m; k++)
+        assert_int_equal(sess__record_decode(buf, k, &d), SESS_ECORRUPT);
+    /* A state that disagrees with its sections is refused. */
+    buf[1] = SESS__ACTIVE;
+    assert_int_equal(sess__record_decode(buf, m, &d), SESS_ECORRUPT);
 }
 
 int main(void)
