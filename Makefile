@@ -48,7 +48,7 @@ test-fuzz: fuzz
 	cd build-fuzz && $(CTEST)
 
 valgrind: build
-	cd build && ctest -L unit -T memcheck --output-on-failure
+	cd build && ctest -L valgrind --output-on-failure
 
 run: build
 	@mkdir -p var
@@ -59,3 +59,12 @@ install: build
 
 clean:
 	rm -rf build build-asan build-fuzz
+
+# make bench: the benchmark suite (bench/run.py) on a Release build in
+# build-release/; BENCH_QUICK=1 for a smoke run of a few seconds.  Report
+# under bench/results/<date>-<host>.md; see docs/performance.md.
+.PHONY: bench
+bench:
+	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DSESS_TESTS=OFF
+	cmake --build build-release -j$(JOBS) --target sessiond libbench
+	python3 bench/run.py --build-dir build-release

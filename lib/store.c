@@ -6,7 +6,8 @@
  *
  * The registry is a fixed table of STORE_MAX_BACKENDS method tables keyed
  * by URL scheme, like SQLite's VFS list.  The built-ins ("memory",
- * "lmdb") are added once, on first use of the registry, under
+ * "lmdb", and with SESS_WITH_REDIS "redis", "redis+sentinel",
+ * "redis+cluster") are added once, on first use of the registry, under
  * pthread_once, so there is no start-up call to forget.  A mutex guards
  * the table: sess_store_register is documented as a start-up call, but
  * guarding it costs nothing and makes a late registration safe.  Method
@@ -22,7 +23,14 @@
 #include "store_internal.h"
 #include "util.h"
 
-#define STORE_MAX_BACKENDS 16
+/* Room for 16 backends besides the optional built-ins, so that building
+ * with Redis does not shrink what applications may register. */
+#ifdef SESS_WITH_REDIS
+#define STORE_OPTIONAL_BUILTINS 3
+#else
+#define STORE_OPTIONAL_BUILTINS 0
+#endif
+#define STORE_MAX_BACKENDS (16 + STORE_OPTIONAL_BUILTINS)
 #define SCHEME_MAX 32 /* longest scheme accepted, for messages and lookup */
 
 static const sess_store_methods *registry[STORE_MAX_BACKENDS];
@@ -83,6 +91,11 @@ static void register_builtins(void)
     pthread_mutex_lock(&registry_lock);
     (void)register_locked(&sess__store_memory_methods);
     (void)register_locked(&sess__store_lmdb_methods);
+#ifdef SESS_WITH_REDIS
+    (void)register_locked(&sess__store_redis_methods);
+    (void)register_locked(&sess__store_redis_sentinel_methods);
+    (void)register_locked(&sess__store_redis_cluster_methods);
+#endif
     pthread_mutex_unlock(&registry_lock);
 }
 

@@ -19,6 +19,15 @@
 
 extern const sess_store_methods sess__store_memory_methods;
 extern const sess_store_methods sess__store_lmdb_methods;
+#ifdef SESS_WITH_REDIS
+extern const sess_store_methods sess__store_redis_methods;
+extern const sess_store_methods sess__store_redis_sentinel_methods;
+extern const sess_store_methods sess__store_redis_cluster_methods;
+
+/* Test hook (store conformance only): empty every primary behind a Redis
+ * store (FLUSHALL) and its L1 cache.  Never called by the daemon. */
+int sess__store_redis_flushall(sess_store *st, sess_err *err);
+#endif
 
 /* Entries are gone at or after expires_at (sess/store.h). */
 static inline bool sess__store_live(uint64_t expires_at, uint64_t now)

@@ -96,18 +96,67 @@ typedef int (*sess_store_list_fn)(void *ctx, const sess_entry *e);
 
 typedef enum sess_durability {
     SESS_DURABILITY_PROCESS = 0,  /* survives the process dying (kill -9) */
-    SESS_DURABILITY_FSYNC = 1     /* survives power loss too */
+    SESS_DURABILITY_FSYNC = 1,    /* survives power loss too */
+    SESS_DURABILITY_REPLICATED = 2 /* Redis: one replica has it (WAIT)
+                                    * before create, regenerate and
+                                    * destroy are acknowledged */
 } sess_durability;
 
+/* What a networked store does when it cannot reach its server. */
+typedef enum sess_store_unavailable {
+    SESS_UNAVAILABLE_FAIL_CLOSED = 0, /* every operation: SESS_EUNAVAILABLE */
+    SESS_UNAVAILABLE_SERVE_CACHED = 1 /* get may answer from the L1 cache
+                                       * (a session revoked meanwhile keeps
+                                       * working until the server is back) */
+} sess_store_unavailable;
+
+/* Options for sess_store_open.  Members are only ever appended; a zero
+ * value always means "the default" so that a caller built against an
+ * older header (a shorter struct, zero-filled) keeps working. */
 typedef struct sess_store_options {
     sess_durability durability;
     uint64_t map_size;            /* LMDB map size in bytes, 0 = default */
+
+    /* ---- networked stores (Redis) ---- */
+    uint32_t timeout_ms;          /* read/write timeout, 0 = 20 */
+    uint32_t connect_timeout_ms;  /* 0 = 100 */
+    uint32_t pool_size;           /* idle connections kept per server,
+                                   * 0 = 16 */
+    uint32_t replica_timeout_ms;  /* WAIT under REPLICATED, 0 = 100 */
+    const char *password;         /* AUTH password or NULL; copied at open,
+                                   * the caller wipes its own copy */
+    int l1_cache;                 /* -1 off, 0 default (on), 1 on */
+    uint32_t l1_max_entries;      /* 0 = 100000 */
+    sess_store_unavailable on_unavailable;
 } sess_store_options;
+
+/* Latency buckets of sess_store_stats, upper bounds in microseconds; the
+ * last bucket counts everything slower. */
+#define SESS_STORE_LAT_BUCKETS 12
+#define SESS_STORE_LAT_BOUNDS_US                                            \
+    {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, \
+     0 /* +Inf */}
+
+/* Counters a store may report (stats, version 3).  Monotonic counters
+ * except breaker_open (0 closed, 1 open or half-open) and l1_entries. */
+typedef struct sess_store_stats {
+    uint64_t l1_hits;
+    uint64_t l1_misses;
+    uint64_t l1_invalidations;    /* entries dropped by server messages */
+    uint64_t l1_flushes;          /* whole-cache flushes (link lost...) */
+    uint64_t l1_entries;          /* current size */
+    uint64_t timeouts;
+    uint64_t reconnects;
+    uint64_t errors;
+    uint64_t breaker_open;
+    uint64_t lat_count[SESS_STORE_LAT_BUCKETS]; /* per bucket, not cumulative */
+    uint64_t lat_sum_us;
+} sess_store_stats;
 
 typedef struct sess_store sess_store;
 
 typedef struct sess_store_methods {
-    int version;                  /* 1 or 2 (route) */
+    int version;                  /* 1, 2 (route) or 3 (stats) */
     const char *scheme;           /* URL scheme, e.g. "lmdb", "memory" */
 
     /* Open the store named by "url" (scheme included).  */
@@ -190,6 +239,13 @@ typedef struct sess_store_methods {
      * random. */
     int (*route)(sess_store *st, const uint8_t *user, uint16_t *out,
                  sess_err *err);
+
+    /* ---- version 3 ---- */
+
+    /* Optional (NULL: nothing to report): fill "out" with the store's
+     * counters (sess_store_stats).  Cheap and lock-free enough to call on
+     * every metrics scrape; never talks to a server. */
+    int (*stats)(sess_store *st, sess_store_stats *out);
 } sess_store_methods;
 
 /* The 14-bit route carried by a routed key or handle (see route). */

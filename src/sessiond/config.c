@@ -98,7 +98,10 @@ typedef struct cfg_key {
 /* Enum names: the index is the enum value, so each list follows its enum. */
 static const char *const env_names[] = {"development", "staging",
                                         "production", NULL};
-static const char *const durability_names[] = {"process", "fsync", NULL};
+static const char *const durability_names[] = {"process", "fsync",
+                                               "replicated", NULL};
+static const char *const unavailable_names[] = {"fail_closed", "serve_cached",
+                                                NULL};
 static const char *const limit_names[] = {"evict_oldest", "deny", NULL};
 static const char *const action_names[] = {"reject", "log", NULL};
 static const char *const same_site_names[] = {"Strict", "Lax", "None", NULL};
@@ -108,8 +111,12 @@ static const char *const format_names[] = {"text", "json", NULL};
 
 _Static_assert(SESS_ENV_DEVELOPMENT == 0 && SESS_ENV_STAGING == 1 &&
                SESS_ENV_PRODUCTION == 2, "env_names order");
-_Static_assert(SESS_DURABILITY_PROCESS == 0 && SESS_DURABILITY_FSYNC == 1,
-               "durability_names order");
+_Static_assert(SESS_DURABILITY_PROCESS == 0 && SESS_DURABILITY_FSYNC == 1 &&
+               SESS_DURABILITY_REPLICATED == 2, "durability_names order");
+_Static_assert(SESS_UNAVAILABLE_FAIL_CLOSED == 0 &&
+               SESS_UNAVAILABLE_SERVE_CACHED == 1 &&
+               sizeof(sess_store_unavailable) == sizeof(int),
+               "unavailable_names order");
 _Static_assert(SESS_LIMIT_EVICT_OLDEST == 0 && SESS_LIMIT_DENY == 1,
                "limit_names order");
 _Static_assert(SESS_BIND_REJECT == 0 && SESS_BIND_LOG == 1,
@@ -174,17 +181,51 @@ static const cfg_key keys[] = {
 
     {"store", "url", KT_STR, FIELD(store_url), 0, 0, NULL, NULL,
      check_store_url, "lmdb:./var/sessions", K_NONEMPTY, "SESSIOND_STORE",
-     "--store", "Session store: lmdb:PATH or memory:."},
+     "--store", "Session store: lmdb:PATH, memory:, redis://HOST:PORT[/DB], "
+     "redis+sentinel://H1:P1,H2:P2/MASTER[/DB] or redis+cluster://H1:P1,H2:P2."},
     {"store", "durability", KT_ENUM, FIELD(durability), 0, 0, NULL,
      durability_names, NULL, "process", 0, NULL, NULL,
      "process: an acknowledged write survives the process dying (kill -9); "
-     "fsync: it also survives power loss, at a cost per write."},
+     "fsync: it also survives power loss, at a cost per write (LMDB); "
+     "replicated: Redis only, a create, regenerate or destroy is "
+     "acknowledged once one replica has it (WAIT), else 503."},
     {"store", "map_size", KT_U64, FIELD(map_size), 1048576,
      INT64_C(17592186044416), "bytes", NULL, NULL, "4294967296", 0, NULL,
      NULL, "Largest size of the LMDB file (address space, not disk)."},
     {"store", "purge_interval", KT_U32, FIELD(purge_interval), 1, 86400,
      "whole seconds", NULL, NULL, "60", 0, NULL, NULL,
      "Seconds between sweeps that delete expired sessions."},
+    {"store", "timeout_ms", KT_U32, FIELD(store_timeout_ms), 1, 60000,
+     "milliseconds", NULL, NULL, "20", 0, NULL, NULL,
+     "Redis: read/write timeout of one round trip; past it the operation "
+     "fails with 503."},
+    {"store", "connect_timeout_ms", KT_U32, FIELD(store_connect_timeout_ms),
+     1, 60000, "milliseconds", NULL, NULL, "100", 0, NULL, NULL,
+     "Redis: timeout of a connection attempt."},
+    {"store", "pool_size", KT_U32, FIELD(store_pool_size), 0, 65536,
+     "a number of connections", NULL, NULL, "0", 0, NULL, NULL,
+     "Redis: idle connections kept per server; 0 means twice "
+     "server.threads (or 16 when threads is 0)."},
+    {"store", "replica_timeout_ms", KT_U32, FIELD(store_replica_timeout_ms),
+     1, 60000, "milliseconds", NULL, NULL, "100", 0, NULL, NULL,
+     "Redis with durability = replicated: how long to wait for a replica "
+     "to acknowledge a write."},
+    {"store", "password_file", KT_STR, FIELD(store_password_file), 0, 0,
+     NULL, NULL, NULL, "", 0, NULL, NULL,
+     "Redis: file (mode 0600) holding the AUTH password; empty means no "
+     "AUTH. Never put a password in store.url."},
+    {"store", "l1_cache", KT_BOOL, FIELD(store_l1_cache), 0, 0, NULL, NULL,
+     NULL, "true", 0, NULL, NULL,
+     "Redis: keep an in-process cache of sessions in front of Redis, kept "
+     "coherent by Redis client-side caching invalidation."},
+    {"store", "l1_max_entries", KT_U32, FIELD(store_l1_max_entries), 1,
+     100000000, "a number of entries", NULL, NULL, "100000", 0, NULL, NULL,
+     "Redis: most sessions held in the L1 cache (random eviction)."},
+    {"store", "on_unavailable", KT_ENUM, FIELD(store_on_unavailable), 0, 0,
+     NULL, unavailable_names, NULL, "fail_closed", 0, NULL, NULL,
+     "Redis unreachable: fail_closed answers 503 to every validation; "
+     "serve_cached lets sessions already in the L1 cache validate (a "
+     "session revoked meanwhile keeps working until Redis is back)."},
 
     {"session", "idle_timeout", KT_U32, FIELD(session.idle_timeout), 1,
      SECONDS_MAX, "whole seconds", NULL, NULL, "1800", 0, NULL, NULL,

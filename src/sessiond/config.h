@@ -49,6 +49,15 @@ typedef struct sessiond_config {
     sess_durability durability;         /* process */
     uint64_t map_size;                  /* LMDB map size, bytes (4 GiB) */
     uint32_t purge_interval;            /* seconds between purges, 60 */
+    /* networked stores (Redis) */
+    uint32_t store_timeout_ms;          /* read/write timeout, 20 */
+    uint32_t store_connect_timeout_ms;  /* 100 */
+    uint32_t store_pool_size;           /* 0 = 2 x server.threads */
+    uint32_t store_replica_timeout_ms;  /* WAIT under replicated, 100 */
+    char store_password_file[SESSIOND_PATH_MAX]; /* "" = no AUTH */
+    bool store_l1_cache;                /* true */
+    uint32_t store_l1_max_entries;      /* 100000 */
+    sess_store_unavailable store_on_unavailable; /* fail_closed */
 
     /* [session] and [binding] and [csrf] enabled: the library's policy */
     sess_config session;

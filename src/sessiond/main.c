@@ -186,6 +186,42 @@ static void make_parents(const char *path)
     }
 }
 
+/* Read the Redis AUTH password from "path" into "out" (NUL-terminated):
+ * the file must be a regular file not readable by group or others (0600),
+ * like the keys.  Trailing newlines are dropped.  0, or -1 with "msg". */
+static int read_password_file(const char *path, char *out, size_t cap,
+                              char *msg, size_t msglen)
+{
+    struct stat sb;
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        snprintf(msg, msglen, "store.password_file: cannot open %s: %s", path,
+                 strerror(errno));
+        return -1;
+    }
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) ||
+        (sb.st_mode & 077) != 0) {
+        fclose(f);
+        snprintf(msg, msglen,
+                 "store.password_file: %s must be a regular file with mode "
+                 "0600", path);
+        return -1;
+    }
+    size_t n = fread(out, 1, cap - 1, f);
+    bool more = !feof(f) && fgetc(f) != EOF;
+    fclose(f);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+        n--;
+    out[n] = '\0';
+    if (more || n == 0 || memchr(out, '\0', n) != NULL) {
+        sess_wipe(out, cap);
+        snprintf(msg, msglen, "store.password_file: %s is empty, too long "
+                              "or holds a NUL byte", path);
+        return -1;
+    }
+    return 0;
+}
+
 /* The scheme of a store URL, for logs: the rest may hold a password. */
 static void store_scheme(const char *url, char *out, size_t cap)
 {
@@ -299,8 +335,33 @@ int main(int argc, char **argv)
     }
 
     /* ---- run-time resources: exit 1 ---- */
-    sess_store_options opt = {cfg.durability, cfg.map_size};
+    char password[512];
+    password[0] = '\0';
+    if (cfg.store_password_file[0] != '\0' &&
+        read_password_file(cfg.store_password_file, password, sizeof(password),
+                           msg, sizeof(msg)) != 0) {
+        fail(msg);
+        status = EXIT_CONFIG;
+        goto cleanup;
+    }
+    uint32_t pool = cfg.store_pool_size;
+    if (pool == 0)
+        pool = cfg.threads ? 2 * cfg.threads : 16;
+    sess_store_options opt = {
+        .durability = cfg.durability,
+        .map_size = cfg.map_size,
+        .timeout_ms = cfg.store_timeout_ms,
+        .connect_timeout_ms = cfg.store_connect_timeout_ms,
+        .pool_size = pool,
+        .replica_timeout_ms = cfg.store_replica_timeout_ms,
+        .password = password[0] != '\0' ? password : NULL,
+        .l1_cache = cfg.store_l1_cache ? 1 : -1,
+        .l1_max_entries = cfg.store_l1_max_entries,
+        .on_unavailable = cfg.store_on_unavailable,
+    };
     rc = sess_store_open(cfg.store_url, &opt, &store, &err);
+    /* The store keeps its own copy; this one goes now. */
+    sess_wipe(password, sizeof(password));
     if (rc != SESS_OK) {
         char scheme[32];
         store_scheme(cfg.store_url, scheme, sizeof(scheme));
@@ -310,6 +371,7 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     /* sess_ctx_new owns the store and keys from here, even on failure. */
+    app.store = store; /* for its counters (metrics); ctx owns it */
     rc = sess_ctx_new(&cfg.session, store, keys, &app.ctx, &err);
     store = NULL;
     keys = NULL;

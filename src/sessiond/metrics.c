@@ -254,7 +254,74 @@ static void render_stats(strbuf *sb, const sess_stats *st)
                   outcomes[i].outcome, stat_at(st, outcomes[i].offset));
 }
 
+/* The store's counters (sess_store_stats; Redis stores fill them): L1
+ * cache, timeouts, reconnects, errors, breaker state and a latency
+ * histogram of store round trips in seconds. */
+static void render_store(strbuf *sb, const sess_store_stats *s)
+{
+    static const uint64_t bounds[SESS_STORE_LAT_BUCKETS] = SESS_STORE_LAT_BOUNDS_US;
+    static const struct {
+        const char *name, *type, *help;
+        size_t offset;
+    } rows[] = {
+        {"sessiond_store_l1_hits_total", "counter",
+         "Validations answered from the in-process L1 cache.",
+         offsetof(sess_store_stats, l1_hits)},
+        {"sessiond_store_l1_misses_total", "counter",
+         "Validations that had to ask the store.",
+         offsetof(sess_store_stats, l1_misses)},
+        {"sessiond_store_l1_invalidations_total", "counter",
+         "Invalidation messages received from the store server.",
+         offsetof(sess_store_stats, l1_invalidations)},
+        {"sessiond_store_l1_flushes_total", "counter",
+         "Whole-cache flushes (invalidation link lost or re-established).",
+         offsetof(sess_store_stats, l1_flushes)},
+        {"sessiond_store_l1_entries", "gauge", "Entries in the L1 cache.",
+         offsetof(sess_store_stats, l1_entries)},
+        {"sessiond_store_timeouts_total", "counter",
+         "Store round trips that timed out.",
+         offsetof(sess_store_stats, timeouts)},
+        {"sessiond_store_reconnects_total", "counter",
+         "Connections (re)established to store servers.",
+         offsetof(sess_store_stats, reconnects)},
+        {"sessiond_store_errors_total", "counter",
+         "Store operations that failed (unavailable or bad answer).",
+         offsetof(sess_store_stats, errors)},
+        {"sessiond_store_breaker_open", "gauge",
+         "1 while a store server's circuit breaker is open.",
+         offsetof(sess_store_stats, breaker_open)},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)s + rows[i].offset, sizeof v);
+        sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", rows[i].name,
+                  rows[i].help, rows[i].name, rows[i].type, rows[i].name,
+                  (unsigned long long)v);
+    }
+    sb_printf(sb, "# HELP sessiond_store_latency_seconds Store round trips.\n"
+                  "# TYPE sessiond_store_latency_seconds histogram\n");
+    uint64_t cum = 0;
+    for (size_t i = 0; i < SESS_STORE_LAT_BUCKETS; i++) {
+        cum += s->lat_count[i];
+        if (bounds[i] == 0)
+            sb_printf(sb, "sessiond_store_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
+                      (unsigned long long)cum);
+        else
+            sb_printf(sb, "sessiond_store_latency_seconds_bucket{le=\"%g\"} %llu\n",
+                      (double)bounds[i] / 1e6, (unsigned long long)cum);
+    }
+    sb_printf(sb, "sessiond_store_latency_seconds_sum %.6f\n"
+                  "sessiond_store_latency_seconds_count %llu\n",
+              (double)s->lat_sum_us / 1e6, (unsigned long long)cum);
+}
+
 char *sessiond_metrics_render(const sess_stats *stats, size_t *len)
+{
+    return sessiond_metrics_render_store(stats, NULL, len);
+}
+
+char *sessiond_metrics_render_store(const sess_stats *stats,
+                                    const sess_store_stats *store, size_t *len)
 {
     strbuf sb = {malloc(8192), 0, 8192, false};
     if (sb.p == NULL)
@@ -271,6 +338,8 @@ char *sessiond_metrics_render(const sess_stats *stats, size_t *len)
               sess_version());
     if (stats != NULL)
         render_stats(&sb, stats);
+    if (store != NULL)
+        render_store(&sb, store);
     render_http(&sb);
     if (sb.failed) {
         free(sb.p);
@@ -295,7 +364,14 @@ void sessiond_metrics_handler(sessiond_app *app, const sessiond_http_req *req,
     if (rc != SESS_OK)
         sessiond_log(SESSIOND_LOG_WARN, "metrics: no session statistics: %s",
                      err.msg[0] != '\0' ? err.msg : sess_strerror(rc));
-    char *text = sessiond_metrics_render(rc == SESS_OK ? &st : NULL, &len);
+    /* The store's own counters never talk to a server: always there. */
+    sess_store_stats ss;
+    const sess_store_stats *ssp = NULL;
+    if (app->store != NULL && app->store->methods->version >= 3 &&
+        app->store->methods->stats != NULL &&
+        app->store->methods->stats(app->store, &ss) == SESS_OK)
+        ssp = &ss;
+    char *text = sessiond_metrics_render_store(rc == SESS_OK ? &st : NULL, ssp, &len);
     if (text == NULL) {
         sessiond_resp_error(resp, 500, "internal_error", "out of memory");
         return;

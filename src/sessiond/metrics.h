@@ -27,4 +27,9 @@ void sessiond_metrics_handler(sessiond_app *app, const sessiond_http_req *req,
  * then left out).  Exposed for tests. */
 char *sessiond_metrics_render(const sess_stats *stats, size_t *len);
 
+/* As sessiond_metrics_render, plus the store's own counters
+ * (sessiond_store_*) when "store" is not NULL. */
+char *sessiond_metrics_render_store(const sess_stats *stats,
+                                    const sess_store_stats *store, size_t *len);
+
 #endif /* SESSIOND_METRICS_H */

@@ -1,0 +1,1424 @@
+/*
+ * store_redis.c - the Redis stores ("redis://", "redis+sentinel://",
+ * "redis+cluster://"): the method table, the key layout, one Lua script
+ * per operation, and the in-process L1 cache in front of get.  Servers,
+ * pools, routing and failover live in store_redis_conn.c.
+ *
+ * Key layout.  Every name carries a hash tag "{rrrr}", the 14-bit route
+ * (sess/store.h) of the bytes it is named after in four hex digits:
+ *   s{r(key)}KEY32        string: header || blob (the record)
+ *   h{r(handle)}HANDLE16  string: the record's name (indexed entries)
+ *   u{r(user)}USER32      sorted set: record names by created_at
+ *   x{r}                  sorted set: record names by expires_at (all)
+ *   c{r}                  sorted set: as x, indexed entries only (count)
+ * The record header (RV_HDR bytes, big-endian so Lua reads it easily):
+ *   version 1 | flags u32 | created_at u64 | expires_at u64 | handle16 |
+ *   user32.  Blobs are the sealed records: this file never sees plaintext.
+ * route(user) is SESS_ROUTE_OF(user): the user key is a SHA-256 already,
+ * so its first 14 bits are as good as any hash of it.  The core writes the
+ * user's route into the key and handle of each of the user's sessions, so
+ * all five names of one user's sessions share one tag, one cluster slot,
+ * and every operation is ONE script on that slot (EVALSHA, EVAL when the
+ * server answers NOSCRIPT).  Standalone and Sentinel use the same layout
+ * and scripts.  In a cluster an entry whose key or handle is not routed
+ * to its user is refused (SESS_EINVAL): no script could keep it atomic.
+ *
+ * Expiry.  Entries are dead at expires_at by the caller's "now" (every
+ * script compares); Redis forgets a record and its handle by itself
+ * TTL_GRACE seconds after that (EX relative to the caller's "now", so a
+ * test clock or a skewed server clock never deletes a live entry), and
+ * purge deletes what expired, oldest tags first, with the index rows.
+ * Index rows whose record Redis already dropped are skipped by reads and
+ * removed by the next write that meets them (insert, remove_user, purge).
+ *
+ * L1.  get answers from an in-process cache when (1) the entry was filled
+ * by a read on a tracked connection in the current invalidation epoch,
+ * (2) no invalidation is waiting in a subscriber socket or being applied
+ * (sess__redis_track_quiet) and (3) the caller's "now" has not passed its
+ * expiry.  Fills are fenced: an invalidation of the key's stripe, or an
+ * epoch change, between the read and the fill cancels the fill.  Writes
+ * of this process drop their own entries at once.  With on_unavailable =
+ * serve_cached a get that cannot reach Redis may answer from any entry
+ * still held (epoch ignored): the documented risk of that mode.
+ *
+ * Locking: the L1 has one mutex (held for table work only, never across
+ * a server call); stripe counters are atomics.  Lock order: the
+ * connection layer's topology lock may be held when it calls the flush
+ * hook, which takes the L1 mutex; the L1 mutex never calls out.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+
+#include "sess/store.h"
+#include "store_internal.h"
+#include "store_redis.h"
+#include "util.h"
+
+#define RV_VERSION 1
+#define RV_FLAGS 1
+#define RV_CREATED 5
+#define RV_EXPIRES 13
+#define RV_HANDLE 21
+#define RV_USER (RV_HANDLE + SESS_STORE_HANDLE_BYTES)
+#define RV_HDR (RV_USER + SESS_STORE_USER_BYTES) /* 69 */
+
+#define NAME_PREFIX 7                              /* "s{rrrr}" */
+#define NAME_MAX_BYTES (NAME_PREFIX + 32)
+#define TTL_GRACE 300u                             /* seconds */
+#define TTL_MAX (10u * 366u * 86400u)
+#define L1_DEFAULT_MAX 100000u
+#define L1_STRIPES 256u
+#define L1_EXPIRED 1000                               /* l1_lookup: held, dead */
+
+/* ---- Lua ---------------------------------------------------------------- */
+
+/* Shared by every script: header parsing, names, drop and put. */
+#define LUA_PRELUDE                                                              \
+    "local function u64(s,o) local v=0 for i=o,o+7 do v=v*256+string.byte(s,i) end return v end\n" \
+    "local function meta(v)\n"                                                   \
+    " if type(v)~='string' or #v<69 or string.byte(v,1)~=1 then return nil end\n" \
+    " local f=0 for i=2,5 do f=f*256+string.byte(v,i) end\n"                     \
+    " return f,u64(v,6),u64(v,14),string.sub(v,22,37),string.sub(v,38,69)\n"    \
+    "end\n"                                                                      \
+    "local function tag(b) return string.format('{%04x}',(string.byte(b,1)%64)*256+string.byte(b,2)) end\n" \
+    "local function indexed(f) return f%2==0 end\n"                              \
+    "local function drop(rn,v)\n"                                                \
+    " redis.call('DEL',rn)\n"                                                    \
+    " local t=string.sub(rn,2,7)\n"                                              \
+    " redis.call('ZREM','x'..t,rn) redis.call('ZREM','c'..t,rn)\n"               \
+    " local f,c,e,h,u=meta(v)\n"                                                 \
+    " if f and indexed(f) then\n"                                                \
+    "  local hn='h'..tag(h)..h\n"                                                \
+    "  if redis.call('GET',hn)==rn then redis.call('DEL',hn) end\n"              \
+    "  redis.call('ZREM','u'..tag(u)..u,rn)\n"                                   \
+    " end\n"                                                                     \
+    "end\n"                                                                      \
+    "local function put(rn,v,ttl,exp,created)\n"                                 \
+    " local f,c,e,h,u=meta(v)\n"                                                 \
+    " redis.call('SET',rn,v,'EX',ttl)\n"                                         \
+    " local t=string.sub(rn,2,7)\n"                                              \
+    " redis.call('ZADD','x'..t,exp,rn)\n"                                        \
+    " if indexed(f) then\n"                                                      \
+    "  redis.call('ZADD','c'..t,exp,rn)\n"                                       \
+    "  redis.call('SET','h'..tag(h)..h,rn,'EX',ttl)\n"                           \
+    "  local un='u'..tag(u)..u\n"                                                \
+    "  redis.call('ZADD',un,created,rn)\n"                                       \
+    "  if redis.call('TTL',un)<ttl then redis.call('EXPIRE',un,ttl) end\n"       \
+    " end\n"                                                                     \
+    "end\n"                                                                      \
+    "local function bless(a,b)\n"                                                \
+    " local n=math.min(#a,#b)\n"                                                 \
+    " for i=1,n do local x,y=string.byte(a,i),string.byte(b,i) if x~=y then return x<y end end\n" \
+    " return #a<#b\n"                                                            \
+    "end\n"
+
+/* KEYS: record, handle, user.  ARGV: value, now, max, deny, ttl, exp,
+ * created.  -> {0, handle1, name1, ...} or {1} key taken, {2} handle
+ * taken, {3} limit. */
+static const char lua_insert[] = LUA_PRELUDE
+    "local rn,hn,un=KEYS[1],KEYS[2],KEYS[3]\n"
+    "local v,now,max=ARGV[1],tonumber(ARGV[2]),tonumber(ARGV[3])\n"
+    "local nf,nc,ne,nh=meta(v)\n"
+    "if not nf then return redis.error_reply('ERR bad record') end\n"
+    "local cur=redis.call('GET',rn)\n"
+    "if cur then local f,c,e=meta(cur) if f and e>now then return {1} end end\n"
+    "local hown,hval=nil,nil\n"
+    "if indexed(nf) then\n"
+    " local hv=redis.call('GET',hn)\n"
+    " if hv and hv~=rn then\n"
+    "  local ov=redis.call('GET',hv)\n"
+    "  local f,c,e,h=meta(ov)\n"
+    "  if f and indexed(f) and h==nh then\n"
+    "   if e>now then return {2} end\n"
+    "   hown,hval=hv,ov\n"
+    "  end\n"
+    " end\n"
+    "end\n"
+    "local evict={}\n"
+    "if indexed(nf) and max>0 then\n"
+    " local ms=redis.call('ZRANGE',un,0,-1)\n"
+    " local live={}\n"
+    " local user=string.sub(un,8)\n"
+    " for i=1,#ms do\n"
+    "  local m=ms[i]\n"
+    "  local mv=redis.call('GET',m)\n"
+    "  if not mv then redis.call('ZREM',un,m)\n"
+    "  elseif m~=rn and m~=hown then\n"
+    "   local f,c,e,h,u=meta(mv)\n"
+    "   if f and indexed(f) and e>now and u==user then live[#live+1]={m,mv,c} end\n"
+    "  end\n"
+    " end\n"
+    " if #live>=max then\n"
+    "  if ARGV[4]=='1' then return {3} end\n"
+    "  table.sort(live,function(a,b) if a[3]~=b[3] then return a[3]<b[3] end\n"
+    "   return bless(string.sub(a[1],8),string.sub(b[1],8)) end)\n"
+    "  for i=1,#live-max+1 do evict[#evict+1]=live[i] end\n"
+    " end\n"
+    "end\n"
+    "if cur then drop(rn,cur) end\n"
+    "if hown then drop(hown,hval) end\n"
+    "local out={0}\n"
+    "for i=1,#evict do\n"
+    " local f,c,e,h=meta(evict[i][2])\n"
+    " drop(evict[i][1],evict[i][2])\n"
+    " out[#out+1]=h out[#out+1]=evict[i][1]\n"
+    "end\n"
+    "put(rn,v,tonumber(ARGV[5]),ARGV[6],ARGV[7])\n"
+    "return out\n";
+
+/* KEYS: record.  ARGV: expect, blob, expires (8 bytes), now, ttl, exp.
+ * -> 0 done, 1 absent, 2 conflict. */
+static const char lua_update[] = LUA_PRELUDE
+    "local rn=KEYS[1]\n"
+    "local v=redis.call('GET',rn)\n"
+    "if not v then return 1 end\n"
+    "local f,c,e,h,u=meta(v)\n"
+    "if not f then return redis.error_reply('ERR bad record') end\n"
+    "if e<=tonumber(ARGV[4]) then return 1 end\n"
+    "if string.sub(v,70)~=ARGV[1] then return 2 end\n"
+    "local ttl=tonumber(ARGV[5])\n"
+    "redis.call('SET',rn,string.sub(v,1,13)..ARGV[3]..string.sub(v,22,69)..ARGV[2],'EX',ttl)\n"
+    "local t=string.sub(rn,2,7)\n"
+    "redis.call('ZADD','x'..t,ARGV[6],rn)\n"
+    "if indexed(f) then\n"
+    " redis.call('ZADD','c'..t,ARGV[6],rn)\n"
+    " local hn='h'..tag(h)..h\n"
+    " if redis.call('GET',hn)==rn then redis.call('EXPIRE',hn,ttl) end\n"
+    " local un='u'..tag(u)..u\n"
+    " local cur=redis.call('TTL',un)\n"
+    " if cur>=-1 and cur<ttl then redis.call('EXPIRE',un,ttl) end\n"
+    "end\n"
+    "return 0\n";
+
+/* KEYS: old record, new record, new handle, new user.  ARGV: expect,
+ * next value, now, next ttl, next exp, next created, tomb value or "",
+ * tomb ttl, tomb exp, tomb created.  -> 0, 1 absent, 2 conflict, 3 new
+ * key taken, 4 handle taken. */
+static const char lua_replace[] = LUA_PRELUDE
+    "local orn,nrn,nhn=KEYS[1],KEYS[2],KEYS[3]\n"
+    "local now=tonumber(ARGV[3])\n"
+    "local ov=redis.call('GET',orn)\n"
+    "if not ov then return 1 end\n"
+    "local of,oc,oe=meta(ov)\n"
+    "if not of then return redis.error_reply('ERR bad record') end\n"
+    "if oe<=now then return 1 end\n"
+    "if string.sub(ov,70)~=ARGV[1] then return 2 end\n"
+    "local nv=ARGV[2]\n"
+    "local nf,nc,ne,nh=meta(nv)\n"
+    "if not nf then return redis.error_reply('ERR bad record') end\n"
+    "local taken=redis.call('GET',nrn)\n"
+    "if taken then local f,c,e=meta(taken) if f and e>now then return 3 end end\n"
+    "local hown,hval=nil,nil\n"
+    "if indexed(nf) then\n"
+    " local hv=redis.call('GET',nhn)\n"
+    " if hv and hv~=orn and hv~=nrn then\n"
+    "  local xv=redis.call('GET',hv)\n"
+    "  local f,c,e,h=meta(xv)\n"
+    "  if f and indexed(f) and h==nh then\n"
+    "   if e>now then return 4 end\n"
+    "   hown,hval=hv,xv\n"
+    "  end\n"
+    " end\n"
+    "end\n"
+    "if taken then drop(nrn,taken) end\n"
+    "if hown then drop(hown,hval) end\n"
+    "drop(orn,ov)\n"
+    "if ARGV[7]~='' then put(orn,ARGV[7],tonumber(ARGV[8]),ARGV[9],ARGV[10]) end\n"
+    "put(nrn,nv,tonumber(ARGV[4]),ARGV[5],ARGV[6])\n"
+    "return 0\n";
+
+/* KEYS: record.  -> {1} absent or {0, handle}. */
+static const char lua_remove[] = LUA_PRELUDE
+    "local v=redis.call('GET',KEYS[1])\n"
+    "if not v then return {1} end\n"
+    "local f,c,e,h=meta(v)\n"
+    "drop(KEYS[1],v)\n"
+    "return {0,h or ''}\n";
+
+/* KEYS: handle.  ARGV: now, handle.  -> record name or nil. */
+static const char lua_find[] = LUA_PRELUDE
+    "local rn=redis.call('GET',KEYS[1])\n"
+    "if not rn then return false end\n"
+    "local f,c,e,h=meta(redis.call('GET',rn))\n"
+    "if f and indexed(f) and e>tonumber(ARGV[1]) and h==ARGV[2] then return rn end\n"
+    "return false\n";
+
+/* KEYS: user.  ARGV: now.  -> {name1, value1, ...} */
+static const char lua_list[] = LUA_PRELUDE
+    "local ms=redis.call('ZRANGE',KEYS[1],0,-1)\n"
+    "local now=tonumber(ARGV[1])\n"
+    "local user=string.sub(KEYS[1],8)\n"
+    "local out={}\n"
+    "for i=1,#ms do\n"
+    " local v=redis.call('GET',ms[i])\n"
+    " local f,c,e,h,u=meta(v)\n"
+    " if f and indexed(f) and e>now and u==user then out[#out+1]=ms[i] out[#out+1]=v end\n"
+    "end\n"
+    "return out\n";
+
+/* KEYS: user.  ARGV: now, except handle or "".  -> {n, name...} */
+static const char lua_remove_user[] = LUA_PRELUDE
+    "local ms=redis.call('ZRANGE',KEYS[1],0,-1)\n"
+    "local now=tonumber(ARGV[1])\n"
+    "local out={0}\n"
+    "for i=1,#ms do\n"
+    " local v=redis.call('GET',ms[i])\n"
+    " if not v then redis.call('ZREM',KEYS[1],ms[i])\n"
+    " else\n"
+    "  local f,c,e,h=meta(v)\n"
+    "  if not (ARGV[2]~='' and h==ARGV[2]) then\n"
+    "   if f and e>now then out[1]=out[1]+1 end\n"
+    "   drop(ms[i],v) out[#out+1]=ms[i]\n"
+    "  end\n"
+    " end\n"
+    "end\n"
+    "return out\n";
+
+/* KEYS: x{tag}.  ARGV: now, max.  -> {n, name...} */
+static const char lua_purge[] = LUA_PRELUDE
+    "local now=tonumber(ARGV[1])\n"
+    "local ms=redis.call('ZRANGEBYSCORE',KEYS[1],'-inf',ARGV[1],'LIMIT',0,tonumber(ARGV[2]))\n"
+    "local out={0}\n"
+    "for i=1,#ms do\n"
+    " local v=redis.call('GET',ms[i])\n"
+    " if not v then\n"
+    "  redis.call('ZREM',KEYS[1],ms[i]) redis.call('ZREM','c'..string.sub(KEYS[1],2),ms[i])\n"
+    " else\n"
+    "  local f,c,e=meta(v)\n"
+    "  if not f or e<=now then drop(ms[i],v) out[1]=out[1]+1 out[#out+1]=ms[i]\n"
+    "  else redis.call('ZADD',KEYS[1],e,ms[i]) end\n"
+    " end\n"
+    "end\n"
+    "return out\n";
+
+enum script_id { S_INSERT, S_UPDATE, S_REPLACE, S_REMOVE, S_FIND, S_LIST,
+                 S_REMOVE_USER, S_PURGE, S_COUNT_ };
+
+static const char *const scripts[S_COUNT_] = {
+    lua_insert, lua_update, lua_replace, lua_remove,
+    lua_find,   lua_list,   lua_remove_user, lua_purge};
+
+static char script_sha[S_COUNT_][41];
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+static int sha_rc;
+
+static void sha_init(void)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < S_COUNT_; i++) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        if (EVP_Digest(scripts[i], strlen(scripts[i]), md, &n, EVP_sha1(), NULL) != 1 ||
+            n != 20) {
+            sha_rc = SESS_EINTERNAL;
+            return;
+        }
+        for (unsigned j = 0; j < 20; j++) {
+            script_sha[i][2 * j] = hex[md[j] >> 4];
+            script_sha[i][2 * j + 1] = hex[md[j] & 15];
+        }
+        script_sha[i][40] = '\0';
+    }
+}
+
+/* ---- the store ------------------------------------------------------------ */
+
+struct l1_entry {
+    struct l1_entry *next;
+    uint8_t key[SESS_STORE_KEY_BYTES];
+    uint64_t epoch;
+    uint64_t expires_at;
+    size_t len;
+    uint8_t *val;                 /* header || blob, owned */
+};
+
+struct redis_store {
+    sess_store base;              /* first: sess_store rule */
+    sess__redis *r;
+    sess__redis_counters ctr;
+    bool cluster;
+    bool replicated;
+    bool serve_cached;
+
+    bool l1_on;
+    pthread_mutex_t l1_lock;
+    struct l1_entry **l1_b;
+    size_t l1_mask;
+    size_t l1_n, l1_max;
+    uint64_t l1_rng;
+    atomic_uint_fast64_t stripe[L1_STRIPES];
+};
+
+static uint16_t route_of(const uint8_t *b)
+{
+    return SESS_ROUTE_OF(b);
+}
+
+/* "KIND{rrrr}BYTES" into "out" (NAME_MAX_BYTES); returns its length. */
+static size_t name_of(char *out, char kind, const uint8_t *bytes, size_t n)
+{
+    char t[8];
+    snprintf(t, sizeof t, "{%04x}", (unsigned)route_of(bytes));
+    out[0] = kind;
+    memcpy(out + 1, t, 6);
+    memcpy(out + NAME_PREFIX, bytes, n);
+    return NAME_PREFIX + n;
+}
+
+static int slot_of(const struct redis_store *st, const char *name, size_t n)
+{
+    return st->cluster ? sess__redis_slot(name, n) : SESS_REDIS_ANY_SLOT;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* header || blob of "e" with "flags", malloc'ed into "*out". */
+static int encode(const sess_entry *e, uint32_t flags, uint8_t **out, size_t *len)
+{
+    size_t n = RV_HDR + e->blob_len;
+    uint8_t *p = malloc(n);
+    if (!p)
+        return SESS_ENOMEM;
+    p[0] = RV_VERSION;
+    p[RV_FLAGS] = (uint8_t)(flags >> 24);
+    p[RV_FLAGS + 1] = (uint8_t)(flags >> 16);
+    p[RV_FLAGS + 2] = (uint8_t)(flags >> 8);
+    p[RV_FLAGS + 3] = (uint8_t)flags;
+    put_be64(p + RV_CREATED, e->created_at);
+    put_be64(p + RV_EXPIRES, e->expires_at);
+    memcpy(p + RV_HANDLE, e->handle, SESS_STORE_HANDLE_BYTES);
+    memcpy(p + RV_USER, e->user, SESS_STORE_USER_BYTES);
+    if (e->blob_len)
+        memcpy(p + RV_HDR, e->blob, e->blob_len);
+    *out = p;
+    *len = n;
+    return SESS_OK;
+}
+
+static void wipe_free(uint8_t *p, size_t n)
+{
+    if (p) {
+        sess__wipe(p, n);
+        free(p);
+    }
+}
+
+static bool header_valid(const uint8_t *v, size_t n)
+{
+    return n >= RV_HDR && v[0] == RV_VERSION;
+}
+
+/* Fill "e" from a stored value; the blob is copied into "buf". */
+static int decode_into(const uint8_t *key, const uint8_t *v, size_t n,
+                       sess_entry *e, sess_store_buf *buf)
+{
+    size_t blen = n - RV_HDR;
+    if (sess_store_buf_reserve(buf, blen) != SESS_OK)
+        return SESS_ENOMEM;
+    if (blen)
+        memcpy(buf->data, v + RV_HDR, blen);
+    buf->len = blen;
+    memcpy(e->key, key, SESS_STORE_KEY_BYTES);
+    memcpy(e->handle, v + RV_HANDLE, SESS_STORE_HANDLE_BYTES);
+    memcpy(e->user, v + RV_USER, SESS_STORE_USER_BYTES);
+    e->flags = (uint32_t)v[RV_FLAGS] << 24 | (uint32_t)v[RV_FLAGS + 1] << 16 |
+               (uint32_t)v[RV_FLAGS + 2] << 8 | v[RV_FLAGS + 3];
+    e->created_at = get_be64(v + RV_CREATED);
+    e->expires_at = get_be64(v + RV_EXPIRES);
+    e->blob = buf->data;
+    e->blob_len = blen;
+    return SESS_OK;
+}
+
+/* Seconds Redis keeps a record: its remaining life by the caller's clock
+ * plus TTL_GRACE, so a slow purge never races Redis's own expiry. */
+static uint64_t ttl_for(uint64_t expires_at, uint64_t now)
+{
+    uint64_t left = expires_at > now ? expires_at - now : 0;
+    if (left > TTL_MAX)
+        left = TTL_MAX;
+    return left + TTL_GRACE;
+}
+
+/* ---- L1 ------------------------------------------------------------------ */
+
+static size_t l1_hash(const uint8_t *key)
+{
+    /* Keys are SHA-256 outputs; bytes 2.. are not the route. */
+    uint64_t h = sess__get_u64(key + 2) ^ sess__get_u64(key + 10);
+    return (size_t)(h ^ (h >> 29));
+}
+
+static atomic_uint_fast64_t *l1_stripe(struct redis_store *st, const uint8_t *key)
+{
+    return &st->stripe[(key[2] ^ key[9]) % L1_STRIPES];
+}
+
+static void l1_entry_free(struct l1_entry *e)
+{
+    if (e) {
+        wipe_free(e->val, e->len);
+        free(e);
+    }
+}
+
+/* Unlink the entry for "key"; caller holds l1_lock.  True if found. */
+static bool l1_unlink_locked(struct redis_store *st, const uint8_t *key)
+{
+    struct l1_entry **pp = &st->l1_b[l1_hash(key) & st->l1_mask];
+    for (; *pp; pp = &(*pp)->next) {
+        if (memcmp((*pp)->key, key, SESS_STORE_KEY_BYTES) == 0) {
+            struct l1_entry *e = *pp;
+            *pp = e->next;
+            st->l1_n--;
+            l1_entry_free(e);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Drop "key" from L1 and cancel fills in flight for its stripe. */
+static void l1_drop(struct redis_store *st, const uint8_t *key)
+{
+    if (!st->l1_on)
+        return;
+    atomic_fetch_add(l1_stripe(st, key), 1);
+    pthread_mutex_lock(&st->l1_lock);
+    (void)l1_unlink_locked(st, key);
+    pthread_mutex_unlock(&st->l1_lock);
+}
+
+/* The same for a record name as Redis returns it ("s{rrrr}KEY32"). */
+static void l1_drop_name(struct redis_store *st, const char *name, size_t len)
+{
+    if (len == NAME_MAX_BYTES && name[0] == 's')
+        l1_drop(st, (const uint8_t *)name + NAME_PREFIX);
+}
+
+static void hook_invalidate(void *ctx, const char *name, size_t len)
+{
+    struct redis_store *st = ctx;
+    atomic_fetch_add_explicit(&st->ctr.l1_invalidations, 1, memory_order_relaxed);
+    l1_drop_name(st, name, len);
+}
+
+/* A link went down or came back (the epoch changed already): fenced
+ * entries are kept for serve_cached only. */
+static void hook_flush(void *ctx)
+{
+    struct redis_store *st = ctx;
+    if (!st->l1_on)
+        return;
+    atomic_fetch_add_explicit(&st->ctr.l1_flushes, 1, memory_order_relaxed);
+    if (st->serve_cached)
+        return;
+    pthread_mutex_lock(&st->l1_lock);
+    for (size_t i = 0; i <= st->l1_mask; i++) {
+        struct l1_entry *e = st->l1_b[i];
+        while (e) {
+            struct l1_entry *next = e->next;
+            l1_entry_free(e);
+            e = next;
+        }
+        st->l1_b[i] = NULL;
+    }
+    st->l1_n = 0;
+    pthread_mutex_unlock(&st->l1_lock);
+}
+
+/* Copy of the cached value of "key" when usable: "any_epoch" ignores the
+ * epoch fence (serve_cached).  SESS_OK, L1_EXPIRED (held but dead at
+ * "now": absent), SESS_NOTFOUND (miss) or SESS_ENOMEM. */
+static int l1_lookup(struct redis_store *st, const uint8_t *key, uint64_t now,
+                     bool any_epoch, sess_entry *e, sess_store_buf *buf)
+{
+    int rc = SESS_NOTFOUND;
+    uint64_t epoch = sess__redis_track_epoch(st->r);
+    pthread_mutex_lock(&st->l1_lock);
+    struct l1_entry *x = st->l1_b[l1_hash(key) & st->l1_mask];
+    for (; x; x = x->next)
+        if (memcmp(x->key, key, SESS_STORE_KEY_BYTES) == 0)
+            break;
+    if (x && (any_epoch || x->epoch == epoch)) {
+        if (!sess__store_live(x->expires_at, now))
+            rc = L1_EXPIRED;
+        else
+            rc = decode_into(key, x->val, x->len, e, buf);
+    }
+    pthread_mutex_unlock(&st->l1_lock);
+    return rc;
+}
+
+/* Insert a copy of a value read at "epoch" with stripe counter "seq". */
+static void l1_fill(struct redis_store *st, const uint8_t *key, const uint8_t *v,
+                    size_t n, uint64_t epoch, uint64_t seq)
+{
+    struct l1_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return;
+    e->val = malloc(n);
+    if (!e->val) {
+        free(e);
+        return;
+    }
+    memcpy(e->val, v, n);
+    e->len = n;
+    memcpy(e->key, key, SESS_STORE_KEY_BYTES);
+    e->epoch = epoch;
+    e->expires_at = get_be64(v + RV_EXPIRES);
+
+    pthread_mutex_lock(&st->l1_lock);
+    /* Fenced: an invalidation or epoch change since the read wins. */
+    if (atomic_load(l1_stripe(st, key)) != seq ||
+        sess__redis_track_epoch(st->r) != epoch) {
+        pthread_mutex_unlock(&st->l1_lock);
+        l1_entry_free(e);
+        return;
+    }
+    (void)l1_unlink_locked(st, key);
+    if (st->l1_n >= st->l1_max) {
+        /* Random eviction: the first chain at or after a random bucket. */
+        st->l1_rng ^= st->l1_rng << 13;
+        st->l1_rng ^= st->l1_rng >> 7;
+        st->l1_rng ^= st->l1_rng << 17;
+        size_t start = (size_t)st->l1_rng & st->l1_mask;
+        for (size_t i = 0; i <= st->l1_mask; i++) {
+            struct l1_entry **pp = &st->l1_b[(start + i) & st->l1_mask];
+            if (*pp) {
+                struct l1_entry *victim = *pp;
+                *pp = victim->next;
+                st->l1_n--;
+                l1_entry_free(victim);
+                break;
+            }
+        }
+    }
+    size_t b = l1_hash(key) & st->l1_mask;
+    e->next = st->l1_b[b];
+    st->l1_b[b] = e;
+    st->l1_n++;
+    pthread_mutex_unlock(&st->l1_lock);
+}
+
+/* ---- running scripts --------------------------------------------------------- */
+
+/* Run script "id" with "nkeys" names and "nargs" arguments on the slot of
+ * the first name.  "*out" gets the reply (caller frees); an error reply
+ * becomes SESS_EIO (SESS_EINVAL for a cross-slot refusal). */
+static int run(struct redis_store *st, enum script_id id, unsigned flags,
+               size_t nkeys, const char *const *keys, const size_t *klen,
+               size_t nargs, const char *const *args, const size_t *alen,
+               redisReply **out, const char *op, sess_err *err)
+{
+    sess__redis_cmd c;
+    char nk[4];
+    int l = snprintf(nk, sizeof nk, "%zu", nkeys);
+
+    *out = NULL;
+    if (2 + 1 + nkeys + nargs > sizeof c.argv / sizeof c.argv[0])
+        return sess__fail(err, SESS_EINTERNAL, "redis %s: too many arguments", op);
+    c.argc = 0;
+    c.argv[c.argc] = "EVALSHA";
+    c.len[c.argc++] = 7;
+    c.argv[c.argc] = script_sha[id];
+    c.len[c.argc++] = 40;
+    c.argv[c.argc] = nk;
+    c.len[c.argc++] = (size_t)l;
+    for (size_t i = 0; i < nkeys; i++) {
+        c.argv[c.argc] = keys[i];
+        c.len[c.argc++] = klen[i];
+    }
+    for (size_t i = 0; i < nargs; i++) {
+        c.argv[c.argc] = args[i];
+        c.len[c.argc++] = alen[i];
+    }
+    int slot = slot_of(st, keys[0], klen[0]);
+    redisReply *rep = NULL;
+    int rc = sess__redis_exec(st->r, slot, flags, &c, 1, &rep, NULL, NULL, op, err);
+    if (rc != SESS_OK)
+        return rc;
+    if (rep->type == REDIS_REPLY_ERROR && rep->str &&
+        strncmp(rep->str, "NOSCRIPT", 8) == 0) {
+        freeReplyObject(rep);
+        rep = NULL;
+        c.argv[0] = "EVAL";
+        c.len[0] = 4;
+        c.argv[1] = scripts[id];
+        c.len[1] = strlen(scripts[id]);
+        rc = sess__redis_exec(st->r, slot, flags, &c, 1, &rep, NULL, NULL, op, err);
+        if (rc != SESS_OK)
+            return rc;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        bool cross = rep->str && (strstr(rep->str, "CROSSSLOT") ||
+                                  strstr(rep->str, "non local key") ||
+                                  strstr(rep->str, "same slot"));
+        freeReplyObject(rep);
+        atomic_fetch_add_explicit(&st->ctr.errors, 1, memory_order_relaxed);
+        if (cross)
+            return sess__fail(err, SESS_EINVAL,
+                              "redis %s: keys of one session span slots "
+                              "(not routed, see route in sess/store.h)", op);
+        return sess__fail(err, SESS_EIO, "redis %s: script failed", op);
+    }
+    *out = rep;
+    return SESS_OK;
+}
+
+static int bad_reply(struct redis_store *st, redisReply *rep, const char *op,
+                     sess_err *err)
+{
+    if (rep)
+        freeReplyObject(rep);
+    atomic_fetch_add_explicit(&st->ctr.errors, 1, memory_order_relaxed);
+    return sess__fail(err, SESS_EIO, "redis %s: unexpected reply", op);
+}
+
+static bool is_int(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_INTEGER;
+}
+
+static bool is_str(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_STRING;
+}
+
+/* In a cluster, a session's names must share the user's slot. */
+static int check_routed(struct redis_store *st, const sess_entry *e, bool indexed,
+                        const char *op, sess_err *err)
+{
+    if (!st->cluster)
+        return SESS_OK;
+    uint16_t u = route_of(e->user);
+    if (route_of(e->key) != u || (indexed && route_of(e->handle) != u))
+        return sess__fail(err, SESS_EINVAL,
+                          "redis %s: session key or handle not routed to its "
+                          "user's slot (see route in sess/store.h)", op);
+    return SESS_OK;
+}
+
+/* ---- methods -------------------------------------------------------------- */
+
+static void rs_close(sess_store *base)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    if (!st)
+        return;
+    sess__redis_close(st->r); /* joins the subscribers: no hook after this */
+    if (st->l1_b) {
+        for (size_t i = 0; i <= st->l1_mask; i++) {
+            struct l1_entry *e = st->l1_b[i];
+            while (e) {
+                struct l1_entry *next = e->next;
+                l1_entry_free(e);
+                e = next;
+            }
+        }
+        free(st->l1_b);
+    }
+    pthread_mutex_destroy(&st->l1_lock);
+    free(st);
+}
+
+static int rs_open(const char *url, const sess_store_options *opt,
+                   sess_store **out, sess_err *err)
+{
+    *out = NULL;
+    pthread_once(&sha_once, sha_init);
+    if (sha_rc != SESS_OK)
+        return sess__fail(err, sha_rc, "redis store: cannot hash scripts");
+    if (opt->durability != SESS_DURABILITY_PROCESS &&
+        opt->durability != SESS_DURABILITY_FSYNC &&
+        opt->durability != SESS_DURABILITY_REPLICATED)
+        return sess__fail(err, SESS_EINVAL, "redis store: unknown durability");
+    if (opt->on_unavailable != SESS_UNAVAILABLE_FAIL_CLOSED &&
+        opt->on_unavailable != SESS_UNAVAILABLE_SERVE_CACHED)
+        return sess__fail(err, SESS_EINVAL, "redis store: unknown on_unavailable");
+
+    struct redis_store *st = calloc(1, sizeof *st);
+    if (!st)
+        return sess__fail(err, SESS_ENOMEM, "redis store: out of memory");
+    st->base.methods = (const sess_store_methods *)NULL;
+    pthread_mutex_init(&st->l1_lock, NULL);
+    st->replicated = opt->durability == SESS_DURABILITY_REPLICATED;
+    st->serve_cached = opt->on_unavailable == SESS_UNAVAILABLE_SERVE_CACHED;
+    st->l1_on = opt->l1_cache >= 0;
+    st->l1_max = opt->l1_max_entries ? opt->l1_max_entries : L1_DEFAULT_MAX;
+    st->l1_rng = (uint64_t)(uintptr_t)st | 1;
+    size_t buckets = 64;
+    while (buckets < st->l1_max && buckets < ((size_t)1 << 24))
+        buckets *= 2;
+    st->l1_b = calloc(buckets, sizeof *st->l1_b);
+    st->l1_mask = buckets - 1;
+    if (!st->l1_b) {
+        rs_close(&st->base);
+        return sess__fail(err, SESS_ENOMEM, "redis store: out of memory");
+    }
+
+    sess__redis_config cfg = {
+        .timeout_ms = opt->timeout_ms,
+        .connect_timeout_ms = opt->connect_timeout_ms,
+        .pool_size = opt->pool_size,
+        .replica_timeout_ms = opt->replica_timeout_ms,
+        .password = opt->password,
+        .tracking = st->l1_on,
+        .hooks = {.ctx = st, .invalidate = hook_invalidate, .flush = hook_flush},
+        .counters = &st->ctr,
+    };
+    int rc = sess__redis_open(url, &cfg, &st->r, err);
+    if (rc != SESS_OK) {
+        rs_close(&st->base);
+        return rc;
+    }
+    st->cluster = sess__redis_kind_of(st->r) == SESS_REDIS_CLUSTER;
+    switch (sess__redis_kind_of(st->r)) {
+    case SESS_REDIS_SENTINEL: st->base.methods = &sess__store_redis_sentinel_methods; break;
+    case SESS_REDIS_CLUSTER: st->base.methods = &sess__store_redis_cluster_methods; break;
+    default: st->base.methods = &sess__store_redis_methods; break;
+    }
+    *out = &st->base;
+    return SESS_OK;
+}
+
+static int rs_get(sess_store *base, const uint8_t *key, uint64_t now,
+                  sess_entry *e, sess_store_buf *buf, sess_err *err)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    char name[NAME_MAX_BYTES];
+
+    if (!key || !e || !buf)
+        return sess__fail(err, SESS_EINVAL, "redis get: missing argument");
+    if (st->l1_on) {
+        if (sess__redis_track_quiet(st->r)) {
+            int lrc = l1_lookup(st, key, now, false, e, buf);
+            if (lrc == SESS_OK || lrc == L1_EXPIRED) {
+                atomic_fetch_add_explicit(&st->ctr.l1_hits, 1, memory_order_relaxed);
+                return lrc == SESS_OK ? SESS_OK : SESS_NOTFOUND;
+            }
+            if (lrc == SESS_ENOMEM)
+                return sess__fail(err, SESS_ENOMEM, "redis get: out of memory");
+        }
+        atomic_fetch_add_explicit(&st->ctr.l1_misses, 1, memory_order_relaxed);
+    }
+
+    size_t nl = name_of(name, 's', key, SESS_STORE_KEY_BYTES);
+    uint64_t seq = st->l1_on ? atomic_load(l1_stripe(st, key)) : 0;
+    sess__redis_cmd c = {.argc = 2, .argv = {"GET", name}, .len = {3, nl}};
+    redisReply *rep = NULL;
+    bool tracked = false;
+    uint64_t epoch = 0;
+    int rc = sess__redis_exec(st->r, slot_of(st, name, nl),
+                              st->l1_on ? SESS_REDIS_TRACK : 0, &c, 1, &rep,
+                              &tracked, &epoch, "get", err);
+    if (rc != SESS_OK) {
+        if (rc == SESS_EUNAVAILABLE && st->l1_on && st->serve_cached) {
+            /* The documented risk of serve_cached: this entry may have
+             * been revoked while the server was out of reach. */
+            int lrc = l1_lookup(st, key, now, true, e, buf);
+            if (lrc == SESS_OK)
+                return SESS_OK;
+            if (lrc == L1_EXPIRED)
+                return SESS_NOTFOUND;
+        }
+        return rc;
+    }
+    if (rep->type == REDIS_REPLY_NIL) {
+        freeReplyObject(rep);
+        l1_drop(st, key);
+        return SESS_NOTFOUND;
+    }
+    if (!is_str(rep))
+        return bad_reply(st, rep, "get", err);
+    const uint8_t *v = (const uint8_t *)rep->str;
+    size_t n = rep->len;
+    if (!header_valid(v, n)) {
+        freeReplyObject(rep);
+        return sess__fail(err, SESS_ECORRUPT, "redis get: stored entry malformed");
+    }
+    if (st->l1_on && tracked)
+        l1_fill(st, key, v, n, epoch, seq);
+    rc = decode_into(key, v, n, e, buf);
+    if (rc == SESS_OK && !sess__store_live(e->expires_at, now))
+        rc = SESS_NOTFOUND;
+    else if (rc == SESS_ENOMEM)
+        rc = sess__fail(err, SESS_ENOMEM, "redis get: out of memory");
+    freeReplyObject(rep);
+    return rc;
+}
+
+static void u64dec(char *out, size_t cap, uint64_t v, size_t *len)
+{
+    int l = snprintf(out, cap, "%llu", (unsigned long long)v);
+    *len = (size_t)l;
+}
+
+static int rs_insert(sess_store *base, const sess_entry *e,
+                     const sess_store_limit *lim, uint64_t now,
+                     sess_store_evicted *evicted, sess_err *err)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    char rn[NAME_MAX_BYTES], hn[NAME_MAX_BYTES], un[NAME_MAX_BYTES];
+    char snow[24], smax[16], sttl[24], sexp[24], screated[24];
+    size_t lnow, lmax, lttl, lexp, lcreated;
+    uint8_t *val = NULL;
+    size_t vlen = 0;
+    redisReply *rep = NULL;
+    int rc = sess__store_check_entry(e, "insert", err);
+
+    if (evicted)
+        evicted->n = 0;
+    if (rc != SESS_OK)
+        return rc;
+    bool indexed = sess__store_indexed(e->flags);
+    if ((rc = check_routed(st, e, indexed, "insert", err)) != SESS_OK)
+        return rc;
+    if (encode(e, e->flags, &val, &vlen) != SESS_OK)
+        return sess__fail(err, SESS_ENOMEM, "redis insert: out of memory");
+
+    size_t lr = name_of(rn, 's', e->key, SESS_STORE_KEY_BYTES);
+    size_t lh = name_of(hn, 'h', e->handle, SESS_STORE_HANDLE_BYTES);
+    size_t lu = name_of(un, 'u', e->user, SESS_STORE_USER_BYTES);
+    u64dec(snow, sizeof snow, now, &lnow);
+    u64dec(smax, sizeof smax, lim ? lim->max_per_user : 0, &lmax);
+    u64dec(sttl, sizeof sttl, ttl_for(e->expires_at, now), &lttl);
+    u64dec(sexp, sizeof sexp, e->expires_at, &lexp);
+    u64dec(screated, sizeof screated, e->created_at, &lcreated);
+    const char *deny = lim && lim->policy == SESS_LIMIT_DENY ? "1" : "0";
+
+    const char *keys[3] = {rn, hn, un};
+    size_t klen[3] = {lr, lh, lu};
+    const char *args[7] = {(const char *)val, snow, smax, deny, sttl, sexp, screated};
+    size_t alen[7] = {vlen, lnow, lmax, 1, lttl, lexp, lcreated};
+    /* In a cluster an unindexed entry only touches its own slot. */
+    size_t nkeys = (st->cluster && !indexed) ? 1 : 3;
+    rc = run(st, S_INSERT, SESS_REDIS_FENCE | (st->replicated ? SESS_REDIS_WAIT_REPLICA : 0), nkeys,
+             keys, klen, 7, args, alen, &rep, "insert", err);
+    wipe_free(val, vlen);
+    if (rc != SESS_OK)
+        return rc;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 || !is_int(rep->element[0]) ||
+        (rep->elements - 1) % 2 != 0)
+        return bad_reply(st, rep, "insert", err);
+    switch (rep->element[0]->integer) {
+    case 0:
+        break;
+    case 1:
+        freeReplyObject(rep);
+        return sess__fail(err, SESS_EXISTS, "redis insert: key exists");
+    case 2:
+        freeReplyObject(rep);
+        return sess__fail(err, SESS_EXISTS, "redis insert: handle exists");
+    case 3:
+        freeReplyObject(rep);
+        return sess__fail(err, SESS_LIMIT, "redis insert: per-user limit reached");
+    default:
+        return bad_reply(st, rep, "insert", err);
+    }
+    for (size_t i = 1; i + 1 < rep->elements; i += 2) {
+        redisReply *h = rep->element[i], *nm = rep->element[i + 1];
+        if (is_str(h) && h->len == SESS_STORE_HANDLE_BYTES)
+            sess__store_report_evicted(evicted, (const uint8_t *)h->str);
+        if (is_str(nm))
+            l1_drop_name(st, nm->str, nm->len);
+    }
+    l1_drop(st, e->key);
+    freeReplyObject(rep);
+    return SESS_OK;
+}
+
+static int rs_update(sess_store *base, const sess_entry *e,
+                     const uint8_t *expect, size_t expect_len, uint64_t now,
+                     sess_err *err)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    char rn[NAME_MAX_BYTES], snow[24], sttl[24], sexp[24];
+    size_t lnow, lttl, lexp;
+    uint8_t exp8[8];
+    redisReply *rep = NULL;
+    int rc = sess__store_check_entry(e, "update", err);
+
+    if (rc != SESS_OK)
+        return rc;
+    if (expect_len && !expect)
+        return sess__fail(err, SESS_EINVAL, "redis update: no expected record");
+    size_t lr = name_of(rn, 's', e->key, SESS_STORE_KEY_BYTES);
+    put_be64(exp8, e->expires_at);
+    u64dec(snow, sizeof snow, now, &lnow);
+    u64dec(sttl, sizeof sttl, ttl_for(e->expires_at, now), &lttl);
+    u64dec(sexp, sizeof sexp, e->expires_at, &lexp);
+    const char *keys[1] = {rn};
+    size_t klen[1] = {lr};
+    const char *args[6] = {expect_len ? (const char *)expect : "",
+                           e->blob_len ? (const char *)e->blob : "",
+                           (const char *)exp8, snow, sttl, sexp};
+    size_t alen[6] = {expect_len, e->blob_len, 8, lnow, lttl, lexp};
+    rc = run(st, S_UPDATE, SESS_REDIS_FENCE, 1, keys, klen, 6, args, alen, &rep, "update", err);
+    l1_drop(st, e->key);
+    if (rc != SESS_OK)
+        return rc;
+    if (!is_int(rep))
+        return bad_reply(st, rep, "update", err);
+    long long v = rep->integer;
+    freeReplyObject(rep);
+    if (v == 0)
+        return SESS_OK;
+    if (v == 1)
+        return SESS_NOTFOUND;
+    if (v == 2)
+        return sess__fail(err, SESS_CONFLICT, "redis update: record changed");
+    return sess__fail(err, SESS_EIO, "redis update: unexpected reply");
+}
+
+static int rs_replace(sess_store *base, const uint8_t *old_key,
+                      const uint8_t *expect, size_t expect_len,
+                      const sess_entry *old_tomb, const sess_entry *next,
+                      uint64_t now, sess_err *err)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    char orn[NAME_MAX_BYTES], nrn[NAME_MAX_BYTES], nhn[NAME_MAX_BYTES],
+        nun[NAME_MAX_BYTES];
+    char snow[24], nttl[24], nexp[24], ncre[24], tttl[24], texp[24], tcre[24];
+    size_t lnow, lnttl, lnexp, lncre, ltttl = 0, ltexp = 0, ltcre = 0;
+    uint8_t *nval = NULL, *tval = NULL;
+    size_t nvlen = 0, tvlen = 0;
+    redisReply *rep = NULL;
+    int rc;
+
+    if (!old_key || (expect_len && !expect))
+        return sess__fail(err, SESS_EINVAL, "redis replace: missing argument");
+    if ((rc = sess__store_check_entry(next, "replace", err)) != SESS_OK)
+        return rc;
+    if (old_tomb && (rc = sess__store_check_entry(old_tomb, "replace", err)) != SESS_OK)
+        return rc;
+    if (memcmp(next->key, old_key, SESS_STORE_KEY_BYTES) == 0)
+        return sess__fail(err, SESS_EINVAL, "redis replace: new key equals old key");
+    bool indexed = sess__store_indexed(next->flags);
+    if ((rc = check_routed(st, next, indexed, "replace", err)) != SESS_OK)
+        return rc;
+    if (st->cluster && route_of(old_key) != route_of(next->key))
+        return sess__fail(err, SESS_EINVAL,
+                          "redis replace: old and new key on different slots");
+
+    if (encode(next, next->flags, &nval, &nvlen) != SESS_OK ||
+        (old_tomb && encode(old_tomb, old_tomb->flags | SESS_ENTRY_UNINDEXED,
+                            &tval, &tvlen) != SESS_OK)) {
+        wipe_free(nval, nvlen);
+        return sess__fail(err, SESS_ENOMEM, "redis replace: out of memory");
+    }
+    size_t l1 = name_of(orn, 's', old_key, SESS_STORE_KEY_BYTES);
+    size_t l2 = name_of(nrn, 's', next->key, SESS_STORE_KEY_BYTES);
+    size_t l3 = name_of(nhn, 'h', next->handle, SESS_STORE_HANDLE_BYTES);
+    size_t l4 = name_of(nun, 'u', next->user, SESS_STORE_USER_BYTES);
+    u64dec(snow, sizeof snow, now, &lnow);
+    u64dec(nttl, sizeof nttl, ttl_for(next->expires_at, now), &lnttl);
+    u64dec(nexp, sizeof nexp, next->expires_at, &lnexp);
+    u64dec(ncre, sizeof ncre, next->created_at, &lncre);
+    if (old_tomb) {
+        u64dec(tttl, sizeof tttl, ttl_for(old_tomb->expires_at, now), &ltttl);
+        u64dec(texp, sizeof texp, old_tomb->expires_at, &ltexp);
+        u64dec(tcre, sizeof tcre, old_tomb->created_at, &ltcre);
+    } else {
+        tttl[0] = texp[0] = tcre[0] = '\0';
+    }
+    const char *keys[4] = {orn, nrn, nhn, nun};
+    size_t klen[4] = {l1, l2, l3, l4};
+    const char *args[10] = {expect_len ? (const char *)expect : "",
+                            (const char *)nval, snow, nttl, nexp, ncre,
+                            tval ? (const char *)tval : "", tttl, texp, tcre};
+    size_t alen[10] = {expect_len, nvlen, lnow, lnttl, lnexp, lncre,
+                       tvlen, ltttl, ltexp, ltcre};
+    size_t nkeys = (st->cluster && !indexed) ? 2 : 4;
+    rc = run(st, S_REPLACE, SESS_REDIS_FENCE | (st->replicated ? SESS_REDIS_WAIT_REPLICA : 0), nkeys,
+             keys, klen, 10, args, alen, &rep, "replace", err);
+    wipe_free(nval, nvlen);
+    wipe_free(tval, tvlen);
+    l1_drop(st, old_key);
+    l1_drop(st, next->key);
+    if (rc != SESS_OK)
+        return rc;
+    if (!is_int(rep))
+        return bad_reply(st, rep, "replace", err);
+    long long v = rep->integer;
+    freeReplyObject(rep);
+    switch (v) {
+    case 0: return SESS_OK;
+    case 1: return SESS_NOTFOUND;
+    case 2: return sess__fail(err, SESS_CONFLICT, "redis replace: record changed");
+    case 3: return sess__fail(err, SESS_EXISTS, "redis replace: new key exists");
+    case 4:
+        return sess__fail(err, SESS_EXISTS,
+                          "redis replace: handle belongs to another session");
+    default: return sess__fail(err, SESS_EIO, "redis replace: unexpected reply");
+    }
+}
+
+static int rs_remove(sess_store *base, const uint8_t *key, uint8_t *handle_out,
+                     sess_err *err)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    char rn[NAME_MAX_BYTES];
+    redisReply *rep = NULL;
+
+    if (!key)
+        return sess__fail(err, SESS_EINVAL, "redis remove: no key");
+    size_t lr = name_of(rn, 's', key, SESS_STORE_KEY_BYTES);
+    const char *keys[1] = {rn};
+    size_t klen[1] = {lr};
+    int rc = run(st, S_REMOVE, SESS_REDIS_FENCE | (st->replicated ? SESS_REDIS_WAIT_REPLICA : 0), 1,
+                 keys, klen, 0, NULL, NULL, &rep, "remove", err);
+    l1_drop(st, key);
+    if (rc != SESS_OK)
+        return rc;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 || !is_int(rep->element[0]))
+        return bad_reply(st, rep, "remove", err);
+    if (rep->element[0]->integer == 1) {
+        freeReplyObject(rep);
+        return SESS_NOTFOUND;
+    }
+    if (rep->element[0]->integer != 0 || rep->elements != 2 || !is_str(rep->element[1]))
+        return bad_reply(st, rep, "remove", err);
+    if (handle_out) {
+        if (rep->element[1]->len == SESS_STORE_HANDLE_BYTES)
+            memcpy(handle_out, rep->element[1]->str, SESS_STORE_HANDLE_BYTES);
+        else
+            memset(handle_out, 0, SESS_STORE_HANDLE_BYTES);
+    }
+    freeReplyObject(rep);
+    return SESS_OK;
+}
+
+static int rs_find_handle(sess_store *base, const uint8_t *handle, uint64_t now,
+                          uint8_t *key_out, sess_err *err)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    char hn[NAME_MAX_BYTES], snow[24];
+    size_t lnow;
+    redisReply *rep = NULL;
+
+    if (!handle || !key_out)
+        return sess__fail(err, SESS_EINVAL, "redis find_handle: missing argument");
+    size_t lh = name_of(hn, 'h', handle, SESS_STORE_HANDLE_BYTES);
+    u64dec(snow, sizeof snow, now, &lnow);
+    const char *keys[1] = {hn};
+    size_t klen[1] = {lh};
+    const char *args[2] = {snow, (const char *)handle};
+    size_t alen[2] = {lnow, SESS_STORE_HANDLE_BYTES};
+    int rc = run(st, S_FIND, 0, 1, keys, klen, 2, args, alen, &rep, "find_handle", err);
+    if (rc != SESS_OK)
+        return rc;
+    if (rep->type == REDIS_REPLY_NIL) {
+        freeReplyObject(rep);
+        return SESS_NOTFOUND;
+    }
+    if (!is_str(rep) || rep->len != NAME_MAX_BYTES || rep->str[0] != 's')
+        return bad_reply(st, rep, "find_handle", err);
+    memcpy(key_out, rep->str + NAME_PREFIX, SESS_STORE_KEY_BYTES);
+    freeReplyObject(rep);
+    return SESS_OK;
+}
+
+static int rs_list_user(sess_store *base, const uint8_t *user, uint64_t now,
+                        sess_store_list_fn fn, void *ctx, sess_err *err)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    char un[NAME_MAX_BYTES], snow[24];
+    size_t lnow;
+    redisReply *rep = NULL;
+    sess_store_buf buf = {0};
+
+    if (!user || !fn)
+        return sess__fail(err, SESS_EINVAL, "redis list_user: missing argument");
+    size_t lu = name_of(un, 'u', user, SESS_STORE_USER_BYTES);
+    u64dec(snow, sizeof snow, now, &lnow);
+    const char *keys[1] = {un};
+    size_t klen[1] = {lu};
+    const char *args[1] = {snow};
+    size_t alen[1] = {lnow};
+    int rc = run(st, S_LIST, 0, 1, keys, klen, 1, args, alen, &rep, "list_user", err);
+    if (rc != SESS_OK)
+        return rc;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2 != 0)
+        return bad_reply(st, rep, "list_user", err);
+    for (size_t i = 0; i < rep->elements; i += 2) {
+        redisReply *nm = rep->element[i], *v = rep->element[i + 1];
+        if (!is_str(nm) || nm->len != NAME_MAX_BYTES || !is_str(v) ||
+            !header_valid((const uint8_t *)v->str, v->len)) {
+            rc = bad_reply(st, NULL, "list_user", err);
+            break;
+        }
+        sess_entry e;
+        if (decode_into((const uint8_t *)nm->str + NAME_PREFIX,
+                        (const uint8_t *)v->str, v->len, &e, &buf) != SESS_OK) {
+            rc = sess__fail(err, SESS_ENOMEM, "redis list_user: out of memory");
+            break;
+        }
+        /* No lock is held and the reply is ours: "fn" may call back in. */
+        if (fn(ctx, &e) != 0)
+            break;
+    }
+    sess_store_buf_free(&buf);
+    freeReplyObject(rep);
+    return rc;
+}
+
+static int rs_remove_user(sess_store *base, const uint8_t *user,
+                          const uint8_t *except, uint64_t now, size_t *n,
+                          sess_err *err)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    char un[NAME_MAX_BYTES], snow[24];
+    size_t lnow;
+    redisReply *rep = NULL;
+
+    if (n)
+        *n = 0;
+    if (!user)
+        return sess__fail(err, SESS_EINVAL, "redis remove_user: no user");
+    size_t lu = name_of(un, 'u', user, SESS_STORE_USER_BYTES);
+    u64dec(snow, sizeof snow, now, &lnow);
+    const char *keys[1] = {un};
+    size_t klen[1] = {lu};
+    const char *args[2] = {snow, except ? (const char *)except : ""};
+    size_t alen[2] = {lnow, except ? SESS_STORE_HANDLE_BYTES : 0};
+    int rc = run(st, S_REMOVE_USER, SESS_REDIS_FENCE | (st->replicated ? SESS_REDIS_WAIT_REPLICA : 0), 1,
+                 keys, klen, 2, args, alen, &rep, "remove_user", err);
+    if (rc != SESS_OK)
+        return rc;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 || !is_int(rep->element[0]) ||
+        rep->element[0]->integer < 0)
+        return bad_reply(st, rep, "remove_user", err);
+    for (size_t i = 1; i < rep->elements; i++)
+        if (is_str(rep->element[i]))
+            l1_drop_name(st, rep->element[i]->str, rep->element[i]->len);
+    if (n)
+        *n = (size_t)rep->element[0]->integer;
+    freeReplyObject(rep);
+    return SESS_OK;
+}
+
+/* ---- purge and count: every tag ---------------------------------------------- */
+
+struct tag_walk {
+    char now[28];                 /* "(" + decimal, or the decimal */
+    size_t now_len;
+    char names[SESS_REDIS_SLOTS][8];
+    uint32_t *counts;             /* purge: expired per tag */
+    uint64_t total;
+    char kind;                    /* 'c' count, 'x' purge census */
+};
+
+static void make_zcount(void *ctx, uint32_t tag, sess__redis_cmd *c)
+{
+    struct tag_walk *w = ctx;
+    char *nm = w->names[tag];
+    snprintf(nm, sizeof w->names[tag], "%c{%04x}", w->kind, (unsigned)tag);
+    c->argc = 4;
+    c->argv[0] = "ZCOUNT";
+    c->len[0] = 6;
+    c->argv[1] = nm;
+    c->len[1] = 7;
+    if (w->kind == 'c') {
+        c->argv[2] = w->now;       /* "(now" */
+        c->len[2] = w->now_len;
+        c->argv[3] = "+inf";
+        c->len[3] = 4;
+    } else {
+        c->argv[2] = "-inf";
+        c->len[2] = 4;
+        c->argv[3] = w->now;       /* "now" */
+        c->len[3] = w->now_len;
+    }
+}
+
+static int take_zcount(void *ctx, uint32_t tag, redisReply *rep)
+{
+    struct tag_walk *w = ctx;
+    if (!is_int(rep) || rep->integer < 0)
+        return SESS_EIO;
+    w->total += (uint64_t)rep->integer;
+    if (w->counts)
+        w->counts[tag] = rep->integer > UINT32_MAX ? UINT32_MAX : (uint32_t)rep->integer;
+    return SESS_OK;
+}
+
+static int rs_count(sess_store *base, uint64_t now, uint64_t *n, sess_err *err)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    if (!n)
+        return sess__fail(err, SESS_EINVAL, "redis count: no output");
+    struct tag_walk *w = calloc(1, sizeof *w);
+    if (!w)
+        return sess__fail(err, SESS_ENOMEM, "redis count: out of memory");
+    w->kind = 'c';
+    w->now_len = (size_t)snprintf(w->now, sizeof w->now, "(%llu", (unsigned long long)now);
+    int rc = sess__redis_each_tag(st->r, make_zcount, take_zcount, w, "count", err);
+    if (rc == SESS_EIO)
+        rc = sess__fail(err, SESS_EIO, "redis count: unexpected reply");
+    if (rc == SESS_OK)
+        *n = w->total;
+    free(w);
+    return rc;
+}
+
+static int rs_purge(sess_store *base, uint64_t now, size_t max, size_t *removed,
+                    sess_err *err)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    size_t done = 0;
+    int rc;
+
+    if (removed)
+        *removed = 0;
+    if (max == 0)
+        return SESS_OK;
+    struct tag_walk *w = calloc(1, sizeof *w);
+    uint32_t *counts = calloc(SESS_REDIS_SLOTS, sizeof *counts);
+    if (!w || !counts) {
+        free(w);
+        free(counts);
+        return sess__fail(err, SESS_ENOMEM, "redis purge: out of memory");
+    }
+    w->kind = 'x';
+    w->counts = counts;
+    w->now_len = (size_t)snprintf(w->now, sizeof w->now, "%llu", (unsigned long long)now);
+    /* A census first (cheap reads), then one script per tag that has
+     * expired entries, so "max" is honoured exactly. */
+    rc = sess__redis_each_tag(st->r, make_zcount, take_zcount, w, "purge", err);
+    if (rc == SESS_EIO)
+        rc = sess__fail(err, SESS_EIO, "redis purge: unexpected reply");
+    for (uint32_t t = 0; rc == SESS_OK && t < SESS_REDIS_SLOTS && done < max; t++) {
+        if (!counts[t])
+            continue;
+        char xn[8], smax[24];
+        int xl = snprintf(xn, sizeof xn, "x{%04x}", (unsigned)t);
+        size_t want = max - done < counts[t] ? max - done : counts[t];
+        size_t lmax;
+        u64dec(smax, sizeof smax, want, &lmax);
+        const char *keys[1] = {xn};
+        size_t klen[1] = {(size_t)xl};
+        const char *args[2] = {w->now, smax};
+        size_t alen[2] = {w->now_len, lmax};
+        redisReply *rep = NULL;
+        rc = run(st, S_PURGE, SESS_REDIS_FENCE, 1, keys, klen, 2, args, alen, &rep, "purge", err);
+        if (rc != SESS_OK)
+            break;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+            !is_int(rep->element[0]) || rep->element[0]->integer < 0) {
+            rc = bad_reply(st, rep, "purge", err);
+            break;
+        }
+        done += (size_t)rep->element[0]->integer;
+        for (size_t i = 1; i < rep->elements; i++)
+            if (is_str(rep->element[i]))
+                l1_drop_name(st, rep->element[i]->str, rep->element[i]->len);
+        freeReplyObject(rep);
+    }
+    free(w);
+    free(counts);
+    if (removed)
+        *removed = done;
+    return rc;
+}
+
+static int rs_ping(sess_store *base, sess_err *err)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    sess__redis_cmd c = {.argc = 1, .argv = {"PING"}, .len = {4}};
+    redisReply *rep = NULL;
+    int rc = sess__redis_exec(st->r, SESS_REDIS_ANY_SLOT, 0, &c, 1, &rep, NULL,
+                              NULL, "ping", err);
+    if (rc != SESS_OK)
+        return rc;
+    bool ok = rep->type == REDIS_REPLY_STATUS && rep->str &&
+              strcmp(rep->str, "PONG") == 0;
+    freeReplyObject(rep);
+    return ok ? SESS_OK : sess__fail(err, SESS_EUNAVAILABLE, "redis ping: bad answer");
+}
+
+static int rs_route(sess_store *base, const uint8_t *user, uint16_t *out,
+                    sess_err *err)
+{
+    (void)base;
+    if (!user || !out)
+        return sess__fail(err, SESS_EINVAL, "redis route: missing argument");
+    *out = route_of(user);
+    return SESS_OK;
+}
+
+static int rs_stats(sess_store *base, sess_store_stats *o)
+{
+    struct redis_store *st = (struct redis_store *)base;
+#define LD(x) atomic_load_explicit(&st->ctr.x, memory_order_relaxed)
+    memset(o, 0, sizeof *o);
+    o->l1_hits = LD(l1_hits);
+    o->l1_misses = LD(l1_misses);
+    o->l1_invalidations = LD(l1_invalidations);
+    o->l1_flushes = LD(l1_flushes);
+    o->timeouts = LD(timeouts);
+    o->reconnects = LD(reconnects);
+    o->errors = LD(errors);
+    for (size_t i = 0; i < SESS_STORE_LAT_BUCKETS; i++)
+        o->lat_count[i] = LD(lat_count[i]);
+    o->lat_sum_us = LD(lat_sum_us);
+#undef LD
+    if (st->l1_on) {
+        pthread_mutex_lock(&st->l1_lock);
+        o->l1_entries = st->l1_n;
+        pthread_mutex_unlock(&st->l1_lock);
+    }
+    o->breaker_open = (uint64_t)sess__redis_breaker_open(st->r);
+    return SESS_OK;
+}
+
+int sess__store_redis_flushall(sess_store *base, sess_err *err)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    int rc = sess__redis_flushall(st->r, err);
+    hook_flush(st);
+    return rc;
+}
+
+#define REDIS_METHODS(name, sch)                                             \
+    const sess_store_methods name = {                                        \
+        .version = 3,                                                        \
+        .scheme = sch,                                                       \
+        .open = rs_open,                                                     \
+        .close = rs_close,                                                   \
+        .get = rs_get,                                                       \
+        .insert = rs_insert,                                                 \
+        .update = rs_update,                                                 \
+        .replace = rs_replace,                                               \
+        .remove = rs_remove,                                                 \
+        .find_handle = rs_find_handle,                                       \
+        .list_user = rs_list_user,                                           \
+        .remove_user = rs_remove_user,                                       \
+        .purge = rs_purge,                                                   \
+        .ping = rs_ping,                                                     \
+        .count = rs_count,                                                   \
+        .route = rs_route,                                                   \
+        .stats = rs_stats,                                                   \
+    }
+
+REDIS_METHODS(sess__store_redis_methods, "redis");
+REDIS_METHODS(sess__store_redis_sentinel_methods, "redis+sentinel");
+REDIS_METHODS(sess__store_redis_cluster_methods, "redis+cluster");
