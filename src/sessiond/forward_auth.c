@@ -226,10 +226,11 @@ void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
     memset(&view, 0, sizeof(view));
     cookie[0] = '\0';
     const char *header = req->header(req->conn, "Cookie");
+    /* The ID's form is checked by sess_validate (an unknown-form ID is
+     * rejected there), so it is not decoded twice on this path. */
     if (header == NULL ||
         sess_cookie_find(header, strlen(header), cfg->cookie.name, &id,
-                         &id_len) != SESS_OK ||
-        sess_id_check(id, id_len) != SESS_OK) {
+                         &id_len) != SESS_OK) {
         sessiond_resp_static(resp, 401, content_json, body_401);
         return;
     }
