@@ -32,7 +32,11 @@ class FailoverTest(RedisTestCase):
     TOPOLOGY_KW = {"replicas": 2}
 
     def test_failover_keeps_every_acknowledged_write(self):
-        sets = ["store.durability=replicated", "session.max_per_user=0", "server.threads=4"]
+        # Timeouts looser than the 20 ms default: this test is about what
+        # survives a failover, and on a loaded 2-core machine (or under
+        # ASan) a 20 ms timeout can fail a request before the kill.
+        sets = ["store.durability=replicated", "session.max_per_user=0", "server.threads=4",
+                "store.timeout_ms=250", "store.replica_timeout_ms=1000"]
         a = self.instance(sets)
         lock = threading.Lock()
         created = {}            # sid -> user, for every 201
