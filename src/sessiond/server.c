@@ -46,8 +46,10 @@
 #include "routes.h"
 
 /* Request line and headers must fit; libmicrohttpd answers 431 beyond.
+ * It also zeroes this pool for every keep-alive request, so it is no
+ * larger than needed (48 KiB cost 2.6% of forward-auth CPU).
  * Large enough for a full Cookie header (SESS_COOKIE_HEADER_MAX). */
-#define CONNECTION_MEMORY (48u * 1024u)
+#define CONNECTION_MEMORY (32u * 1024u)
 
 struct sessiond_server {
     struct MHD_Daemon *daemon;
