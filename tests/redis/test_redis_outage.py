@@ -17,6 +17,10 @@ instances A and B on it.
     the same 503s, as fast - read timeouts, not TCP errors, end the wait.
   * serve_cached: a session B validated before the outage still validates on
     B during it; one B never saw answers 503; /readyz still says 503.
+  * the invalidation link alone drops (CLIENT KILL TYPE pubsub: the data
+    connections stay up): B's cache must not serve a session destroyed on A
+    while the link is down, nor after it is back - which needs B to re-point
+    its tracking at the new subscriber - over LINK_ROUNDS rounds.
 """
 
 import signal
@@ -28,6 +32,7 @@ from redisbb import LOOPBACK_CLIENT, RedisTestCase, brief, create, timed, valida
 ANSWER_WITHIN = 1.0       # seconds, per request, during the outage
 RECOVER_WITHIN = 15.0     # seconds from redis being back to /readyz 200
 SETTLE = 0.3              # for sessiond to see the links drop
+LINK_ROUNDS = 30
 
 
 def cookie_name(set_cookie):
@@ -180,6 +185,39 @@ class OutageTest(RedisTestCase):
         self.assertEqual(validate(b, seen).status, 401,
                          "after the outage B still serves a session destroyed on A")
         self.assertEqual(validate(b, unseen).status, 200)
+
+    def test_4_invalidation_link_drop(self):
+        a, b = self.pair()
+        stale = []
+        for i in range(LINK_ROUNDS):
+            # Phase 1: B has the session cached, the link goes, A destroys.
+            sid = a.create_ok("link-%d" % i)["session_id"]
+            for _ in range(2):
+                self.assertEqual(validate(b, sid).status, 200)
+            self.topo.server.cmd("CLIENT", "KILL", "TYPE", "pubsub")
+            self.assertEqual(a.destroy(sid).status, 200)
+            r = validate(b, sid)
+            if r.status != 401:
+                stale.append((i, "link down", brief(r)))
+            # Phase 2: after the link is back, caching must be coherent
+            # again (tracking re-pointed at the new subscriber).
+            time.sleep(0.2)
+            sid = a.create_ok("link-back-%d" % i)["session_id"]
+            for _ in range(3):
+                self.assertEqual(validate(b, sid).status, 200)
+            self.assertEqual(a.destroy(sid).status, 200)
+            r = validate(b, sid)
+            if r.status != 401:
+                stale.append((i, "link back", brief(r)))
+        self.assertEqual(stale, [], "B served a session destroyed on A in %d of %d rounds "
+                         "around an invalidation-link drop; first: %s"
+                         % (len(stale), 2 * LINK_ROUNDS, stale[:5]))
+        samples = redisbb.metrics(b)
+        flushes, lines = redisbb.metric_sum(samples, "flush")
+        self.assertGreater(flushes, 0, "the L1 was never flushed: %s" % lines)
+        hits, lines = redisbb.metric_sum(samples, "l1", "hit")
+        self.assertGreater(hits, 0, "after the link came back the L1 never hit again: "
+                           "%s" % lines)
 
 
 if __name__ == "__main__":
