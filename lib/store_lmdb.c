@@ -231,24 +231,10 @@ static void slots_close_store(struct lmdb_store *st)
 
 /* ---- encoding ------------------------------------------------------------ */
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 static void expiry_key(uint8_t out[EXPIRY_KEY_LEN], uint64_t expires_at,
                        const uint8_t *key)
 {
-    put_be64(out, expires_at);
+    sess__put_be64(out, expires_at);
     memcpy(out + 8, key, SESS_STORE_KEY_BYTES);
 }
 
@@ -749,7 +735,7 @@ static int lmdb_count(sess_store *base, uint64_t now, uint64_t *n, sess_err *err
         sess_entry e;
         if (k.mv_size != EXPIRY_KEY_LEN)
             continue;
-        uint64_t expires_at = get_be64(k.mv_data);
+        uint64_t expires_at = sess__get_be64(k.mv_data);
         if (sess__store_live(expires_at, now))
             break;
         if (load(st, txn, (const uint8_t *)k.mv_data + 8, &e, "count", NULL) == SESS_OK &&
@@ -1118,7 +1104,7 @@ static int lmdb_purge(sess_store *base, uint64_t now, size_t max,
             rc = sess__fail(err, SESS_ECORRUPT, "lmdb purge: bad expiry row");
             goto cleanup;
         }
-        uint64_t expires_at = get_be64(xkey);
+        uint64_t expires_at = sess__get_be64(xkey);
         if (sess__store_live(expires_at, now))
             break;
         memcpy(key, xkey + 8, sizeof key);

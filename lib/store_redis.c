@@ -376,20 +376,6 @@ static int slot_of(const struct redis_store *st, const char *name, size_t n)
     return st->cluster ? sess__redis_slot(name, n) : SESS_REDIS_ANY_SLOT;
 }
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 /* header || blob of "e" with "flags", malloc'ed into "*out". */
 static int encode(const sess_entry *e, uint32_t flags, uint8_t **out, size_t *len)
 {
@@ -402,8 +388,8 @@ static int encode(const sess_entry *e, uint32_t flags, uint8_t **out, size_t *le
     p[RV_FLAGS + 1] = (uint8_t)(flags >> 16);
     p[RV_FLAGS + 2] = (uint8_t)(flags >> 8);
     p[RV_FLAGS + 3] = (uint8_t)flags;
-    put_be64(p + RV_CREATED, e->created_at);
-    put_be64(p + RV_EXPIRES, e->expires_at);
+    sess__put_be64(p + RV_CREATED, e->created_at);
+    sess__put_be64(p + RV_EXPIRES, e->expires_at);
     memcpy(p + RV_HANDLE, e->handle, SESS_STORE_HANDLE_BYTES);
     memcpy(p + RV_USER, e->user, SESS_STORE_USER_BYTES);
     if (e->blob_len)
@@ -441,8 +427,8 @@ static int decode_into(const uint8_t *key, const uint8_t *v, size_t n,
     memcpy(e->user, v + RV_USER, SESS_STORE_USER_BYTES);
     e->flags = (uint32_t)v[RV_FLAGS] << 24 | (uint32_t)v[RV_FLAGS + 1] << 16 |
                (uint32_t)v[RV_FLAGS + 2] << 8 | v[RV_FLAGS + 3];
-    e->created_at = get_be64(v + RV_CREATED);
-    e->expires_at = get_be64(v + RV_EXPIRES);
+    e->created_at = sess__get_be64(v + RV_CREATED);
+    e->expires_at = sess__get_be64(v + RV_EXPIRES);
     e->blob = buf->data;
     e->blob_len = blen;
     return SESS_OK;
@@ -584,7 +570,7 @@ static void l1_fill(struct redis_store *st, const uint8_t *key, const uint8_t *v
     e->len = n;
     memcpy(e->key, key, SESS_STORE_KEY_BYTES);
     e->epoch = epoch;
-    e->expires_at = get_be64(v + RV_EXPIRES);
+    e->expires_at = sess__get_be64(v + RV_EXPIRES);
 
     pthread_mutex_lock(&st->l1_lock);
     /* Fenced: an invalidation or epoch change since the read wins. */
@@ -962,7 +948,7 @@ static int rs_update(sess_store *base, const sess_entry *e,
     if (expect_len && !expect)
         return sess__fail(err, SESS_EINVAL, "redis update: no expected record");
     size_t lr = name_of(rn, 's', e->key, SESS_STORE_KEY_BYTES);
-    put_be64(exp8, e->expires_at);
+    sess__put_be64(exp8, e->expires_at);
     u64dec(snow, sizeof snow, now, &lnow);
     u64dec(sttl, sizeof sttl, ttl_for(e->expires_at, now), &lttl);
     u64dec(sexp, sizeof sexp, e->expires_at, &lexp);

@@ -70,6 +70,22 @@ static inline uint64_t sess__get_u64(const uint8_t *p)
     return v;
 }
 
+/* Big-endian, for keys that must sort by value (LMDB expiry index) and
+ * for headers read from Lua (Redis). */
+static inline void sess__put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static inline uint64_t sess__get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
 static inline void sess__put_u32(uint8_t *p, uint32_t v)
 {
     for (int i = 0; i < 4; i++)
