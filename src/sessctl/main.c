@@ -400,24 +400,35 @@ static void iso_time(json_t *v, char *buf, size_t cap)
         snprintf(buf, cap, "-");
 }
 
+/* Fill "path" (URL_MAX bytes) from "fmt" with one percent-encoded "arg"
+ * in place of its %s.  Returns 0, or 1 after saying what ("what") was too
+ * long. */
+static int path_with_arg(char *path, const char *fmt, const char *arg,
+                         const char *what)
+{
+    char *enc = escape(arg);
+    int n;
+    if (enc == NULL)
+        return 1;
+    n = snprintf(path, URL_MAX, fmt, enc);
+    curl_free(enc);
+    if (n < 0 || n >= URL_MAX) {
+        fprintf(stderr, "sessctl: %s too long\n", what);
+        return 1;
+    }
+    return 0;
+}
+
 static int cmd_sessions_list(const options *opt)
 {
     char path[URL_MAX];
-    char *user = escape(opt->args[0]);
     response r;
     json_t *root = NULL, *list;
     json_error_t jerr;
     int rc = 1;
 
-    if (user == NULL)
+    if (path_with_arg(path, "/v1/users/%s/sessions", opt->args[0], "user id") != 0)
         return 1;
-    if (snprintf(path, sizeof path, "/v1/users/%s/sessions", user) >=
-        (int)sizeof path) {
-        curl_free(user);
-        fprintf(stderr, "sessctl: user id too long\n");
-        return 1;
-    }
-    curl_free(user);
     if (http_call(opt, "GET", path, &r) != 0)
         return 1;
     if (r.status != 200) {
@@ -470,19 +481,11 @@ cleanup:
 static int cmd_revoke(const options *opt)
 {
     char path[URL_MAX];
-    char *handle = escape(opt->args[0]);
     response r;
     int rc = 1;
 
-    if (handle == NULL)
+    if (path_with_arg(path, "/v1/sessions/%s", opt->args[0], "handle") != 0)
         return 1;
-    if (snprintf(path, sizeof path, "/v1/sessions/%s", handle) >=
-        (int)sizeof path) {
-        curl_free(handle);
-        fprintf(stderr, "sessctl: handle too long\n");
-        return 1;
-    }
-    curl_free(handle);
     if (http_call(opt, "DELETE", path, &r) != 0)
         return 1;
     if (r.status == 204 || r.status == 200) {
