@@ -38,7 +38,7 @@
 static const char body_401[] =
     "{\"error\":\"invalid_session\",\"message\":\"no valid session\"}";
 static const char body_403[] =
-    "{\"error\":\"csrf_failed\",\"message\":\"cross-site request refused\"}";
+    "{\"error\":\"csrf_failed\",\"message\":\"CSRF check failed\"}";
 static const char body_500[] =
     "{\"error\":\"internal_error\",\"message\":\"internal error\"}";
 static const char body_503[] =
