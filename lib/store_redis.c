@@ -41,10 +41,11 @@
  * serve_cached a get that cannot reach Redis may answer from any entry
  * still held (epoch ignored): the documented risk of that mode.
  *
- * Locking: the L1 has one mutex (held for table work only, never across
- * a server call); stripe counters are atomics.  Lock order: the
- * connection layer's topology lock may be held when it calls the flush
- * hook, which takes the L1 mutex; the L1 mutex never calls out.
+ * Locking: the L1 is L1_SHARDS tables, each with its own mutex (held for
+ * table work only, never across a server call); stripe counters are
+ * atomics.  Lock order: the connection layer's topology lock may be held
+ * when it calls the flush hook, which takes the shard mutexes one at a
+ * time; a shard mutex never calls out.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -338,6 +339,20 @@ struct l1_entry {
     uint8_t *val;                 /* header || blob, owned */
 };
 
+/* The L1 is split in shards, each a chained table under its own mutex,
+ * so lookups of different sessions on different threads do not queue on
+ * one lock.  A key's shard comes from bytes of the key that neither the
+ * route nor the bucket hash uses. */
+#define L1_SHARDS 64u
+
+struct l1_shard {
+    pthread_mutex_t lock;
+    struct l1_entry **b;
+    size_t mask;
+    size_t n, max;
+    uint64_t rng;
+} __attribute__((aligned(64)));
+
 struct redis_store {
     sess_store base;              /* first: sess_store rule */
     sess__redis *r;
@@ -347,11 +362,7 @@ struct redis_store {
     bool serve_cached;
 
     bool l1_on;
-    pthread_mutex_t l1_lock;
-    struct l1_entry **l1_b;
-    size_t l1_mask;
-    size_t l1_n, l1_max;
-    uint64_t l1_rng;
+    struct l1_shard *l1;          /* L1_SHARDS of them */
     atomic_uint_fast64_t stripe[L1_STRIPES];
 };
 
@@ -458,6 +469,11 @@ static atomic_uint_fast64_t *l1_stripe(struct redis_store *st, const uint8_t *ke
     return &st->stripe[(key[2] ^ key[9]) % L1_STRIPES];
 }
 
+static struct l1_shard *l1_shard_of(struct redis_store *st, const uint8_t *key)
+{
+    return &st->l1[key[20] % L1_SHARDS];
+}
+
 static void l1_entry_free(struct l1_entry *e)
 {
     if (e) {
@@ -466,15 +482,16 @@ static void l1_entry_free(struct l1_entry *e)
     }
 }
 
-/* Unlink the entry for "key"; caller holds l1_lock.  True if found. */
-static bool l1_unlink_locked(struct redis_store *st, const uint8_t *key)
+/* Unlink the entry for "key"; caller holds the shard's lock.  True if
+ * found. */
+static bool l1_unlink_locked(struct l1_shard *sh, const uint8_t *key)
 {
-    struct l1_entry **pp = &st->l1_b[l1_hash(key) & st->l1_mask];
+    struct l1_entry **pp = &sh->b[l1_hash(key) & sh->mask];
     for (; *pp; pp = &(*pp)->next) {
         if (memcmp((*pp)->key, key, SESS_STORE_KEY_BYTES) == 0) {
             struct l1_entry *e = *pp;
             *pp = e->next;
-            st->l1_n--;
+            sh->n--;
             l1_entry_free(e);
             return true;
         }
@@ -482,15 +499,31 @@ static bool l1_unlink_locked(struct redis_store *st, const uint8_t *key)
     return false;
 }
 
+/* Free every entry of "sh"; caller holds its lock (or owns the store). */
+static void l1_shard_clear(struct l1_shard *sh)
+{
+    for (size_t i = 0; sh->b && i <= sh->mask; i++) {
+        struct l1_entry *e = sh->b[i];
+        while (e) {
+            struct l1_entry *next = e->next;
+            l1_entry_free(e);
+            e = next;
+        }
+        sh->b[i] = NULL;
+    }
+    sh->n = 0;
+}
+
 /* Drop "key" from L1 and cancel fills in flight for its stripe. */
 static void l1_drop(struct redis_store *st, const uint8_t *key)
 {
     if (!st->l1_on)
         return;
+    struct l1_shard *sh = l1_shard_of(st, key);
     atomic_fetch_add(l1_stripe(st, key), 1);
-    pthread_mutex_lock(&st->l1_lock);
-    (void)l1_unlink_locked(st, key);
-    pthread_mutex_unlock(&st->l1_lock);
+    pthread_mutex_lock(&sh->lock);
+    (void)l1_unlink_locked(sh, key);
+    pthread_mutex_unlock(&sh->lock);
 }
 
 /* The same for a record name as Redis returns it ("s{rrrr}KEY32"). */
@@ -517,18 +550,11 @@ static void hook_flush(void *ctx)
     atomic_fetch_add_explicit(&st->ctr.l1_flushes, 1, memory_order_relaxed);
     if (st->serve_cached)
         return;
-    pthread_mutex_lock(&st->l1_lock);
-    for (size_t i = 0; i <= st->l1_mask; i++) {
-        struct l1_entry *e = st->l1_b[i];
-        while (e) {
-            struct l1_entry *next = e->next;
-            l1_entry_free(e);
-            e = next;
-        }
-        st->l1_b[i] = NULL;
+    for (unsigned i = 0; i < L1_SHARDS; i++) {
+        pthread_mutex_lock(&st->l1[i].lock);
+        l1_shard_clear(&st->l1[i]);
+        pthread_mutex_unlock(&st->l1[i].lock);
     }
-    st->l1_n = 0;
-    pthread_mutex_unlock(&st->l1_lock);
 }
 
 /* Copy of the cached value of "key" when usable: "any_epoch" ignores the
@@ -539,8 +565,9 @@ static int l1_lookup(struct redis_store *st, const uint8_t *key, uint64_t now,
 {
     int rc = SESS_NOTFOUND;
     uint64_t epoch = sess__redis_track_epoch(st->r);
-    pthread_mutex_lock(&st->l1_lock);
-    struct l1_entry *x = st->l1_b[l1_hash(key) & st->l1_mask];
+    struct l1_shard *sh = l1_shard_of(st, key);
+    pthread_mutex_lock(&sh->lock);
+    struct l1_entry *x = sh->b[l1_hash(key) & sh->mask];
     for (; x; x = x->next)
         if (memcmp(x->key, key, SESS_STORE_KEY_BYTES) == 0)
             break;
@@ -550,7 +577,7 @@ static int l1_lookup(struct redis_store *st, const uint8_t *key, uint64_t now,
         else
             rc = decode_into(key, x->val, x->len, e, buf);
     }
-    pthread_mutex_unlock(&st->l1_lock);
+    pthread_mutex_unlock(&sh->lock);
     return rc;
 }
 
@@ -572,37 +599,38 @@ static void l1_fill(struct redis_store *st, const uint8_t *key, const uint8_t *v
     e->epoch = epoch;
     e->expires_at = sess__get_be64(v + RV_EXPIRES);
 
-    pthread_mutex_lock(&st->l1_lock);
+    struct l1_shard *sh = l1_shard_of(st, key);
+    pthread_mutex_lock(&sh->lock);
     /* Fenced: an invalidation or epoch change since the read wins. */
     if (atomic_load(l1_stripe(st, key)) != seq ||
         sess__redis_track_epoch(st->r) != epoch) {
-        pthread_mutex_unlock(&st->l1_lock);
+        pthread_mutex_unlock(&sh->lock);
         l1_entry_free(e);
         return;
     }
-    (void)l1_unlink_locked(st, key);
-    if (st->l1_n >= st->l1_max) {
+    (void)l1_unlink_locked(sh, key);
+    if (sh->n >= sh->max) {
         /* Random eviction: the first chain at or after a random bucket. */
-        st->l1_rng ^= st->l1_rng << 13;
-        st->l1_rng ^= st->l1_rng >> 7;
-        st->l1_rng ^= st->l1_rng << 17;
-        size_t start = (size_t)st->l1_rng & st->l1_mask;
-        for (size_t i = 0; i <= st->l1_mask; i++) {
-            struct l1_entry **pp = &st->l1_b[(start + i) & st->l1_mask];
+        sh->rng ^= sh->rng << 13;
+        sh->rng ^= sh->rng >> 7;
+        sh->rng ^= sh->rng << 17;
+        size_t start = (size_t)sh->rng & sh->mask;
+        for (size_t i = 0; i <= sh->mask; i++) {
+            struct l1_entry **pp = &sh->b[(start + i) & sh->mask];
             if (*pp) {
                 struct l1_entry *victim = *pp;
                 *pp = victim->next;
-                st->l1_n--;
+                sh->n--;
                 l1_entry_free(victim);
                 break;
             }
         }
     }
-    size_t b = l1_hash(key) & st->l1_mask;
-    e->next = st->l1_b[b];
-    st->l1_b[b] = e;
-    st->l1_n++;
-    pthread_mutex_unlock(&st->l1_lock);
+    size_t b = l1_hash(key) & sh->mask;
+    e->next = sh->b[b];
+    sh->b[b] = e;
+    sh->n++;
+    pthread_mutex_unlock(&sh->lock);
 }
 
 /* ---- running scripts --------------------------------------------------------- */
@@ -711,18 +739,14 @@ static void rs_close(sess_store *base)
     if (!st)
         return;
     sess__redis_close(st->r); /* joins the subscribers: no hook after this */
-    if (st->l1_b) {
-        for (size_t i = 0; i <= st->l1_mask; i++) {
-            struct l1_entry *e = st->l1_b[i];
-            while (e) {
-                struct l1_entry *next = e->next;
-                l1_entry_free(e);
-                e = next;
-            }
+    if (st->l1) {
+        for (unsigned i = 0; i < L1_SHARDS; i++) {
+            l1_shard_clear(&st->l1[i]);
+            free(st->l1[i].b);
+            pthread_mutex_destroy(&st->l1[i].lock);
         }
-        free(st->l1_b);
+        free(st->l1);
     }
-    pthread_mutex_destroy(&st->l1_lock);
     free(st);
 }
 
@@ -745,18 +769,32 @@ static int rs_open(const char *url, const sess_store_options *opt,
     if (!st)
         return sess__fail(err, SESS_ENOMEM, "redis store: out of memory");
     st->base.methods = (const sess_store_methods *)NULL;
-    pthread_mutex_init(&st->l1_lock, NULL);
     st->replicated = opt->durability == SESS_DURABILITY_REPLICATED;
     st->serve_cached = opt->on_unavailable == SESS_UNAVAILABLE_SERVE_CACHED;
     st->l1_on = opt->l1_cache >= 0;
-    st->l1_max = opt->l1_max_entries ? opt->l1_max_entries : L1_DEFAULT_MAX;
-    st->l1_rng = (uint64_t)(uintptr_t)st | 1;
-    size_t buckets = 64;
-    while (buckets < st->l1_max && buckets < ((size_t)1 << 24))
+    size_t l1_max = opt->l1_max_entries ? opt->l1_max_entries : L1_DEFAULT_MAX;
+    size_t per_shard = (l1_max + L1_SHARDS - 1) / L1_SHARDS;
+    size_t buckets = 4;
+    while (buckets < per_shard && buckets < ((size_t)1 << 20))
         buckets *= 2;
-    st->l1_b = calloc(buckets, sizeof *st->l1_b);
-    st->l1_mask = buckets - 1;
-    if (!st->l1_b) {
+    st->l1 = aligned_alloc(64, L1_SHARDS * sizeof *st->l1);
+    if (st->l1)
+        memset(st->l1, 0, L1_SHARDS * sizeof *st->l1);
+    for (unsigned i = 0; st->l1 && i < L1_SHARDS; i++) {
+        struct l1_shard *sh = &st->l1[i];
+        pthread_mutex_init(&sh->lock, NULL);
+        sh->max = per_shard;
+        sh->rng = ((uint64_t)(uintptr_t)st + i) | 1;
+        sh->mask = buckets - 1;
+        sh->b = calloc(buckets, sizeof *sh->b);
+        if (!sh->b) {
+            for (unsigned k = i + 1; k < L1_SHARDS; k++)
+                pthread_mutex_init(&st->l1[k].lock, NULL);
+            rs_close(&st->base);
+            return sess__fail(err, SESS_ENOMEM, "redis store: out of memory");
+        }
+    }
+    if (!st->l1) {
         rs_close(&st->base);
         return sess__fail(err, SESS_ENOMEM, "redis store: out of memory");
     }
@@ -1368,9 +1406,12 @@ static int rs_stats(sess_store *base, sess_store_stats *o)
     o->lat_sum_us = LD(lat_sum_us);
 #undef LD
     if (st->l1_on) {
-        pthread_mutex_lock(&st->l1_lock);
-        o->l1_entries = st->l1_n;
-        pthread_mutex_unlock(&st->l1_lock);
+        o->l1_entries = 0;
+        for (unsigned i = 0; i < L1_SHARDS; i++) {
+            pthread_mutex_lock(&st->l1[i].lock);
+            o->l1_entries += st->l1[i].n;
+            pthread_mutex_unlock(&st->l1[i].lock);
+        }
     }
     o->breaker_open = (uint64_t)sess__redis_breaker_open(st->r);
     return SESS_OK;
