@@ -716,6 +716,43 @@ static void test_routed_store(void **state)
     sess_ctx_free(ctx);
 }
 
+/* Expired sessions leave the store: at once for every index and count,
+ * and physically once the purge runs past their retention. */
+static void test_purge_expired(void **state)
+{
+    (void)state;
+    test_clock clk;
+    sess_config cfg;
+    sess_config_defaults(&cfg);
+    cfg.rotate_interval = 0;   /* no rotation tombstones to purge as well */
+    sess_ctx *ctx = test_ctx_new(&cfg, &clk);
+    sess_issued s, t;
+    sess_stats st;
+    size_t removed = 99;
+    sess_view v;
+
+    create_user(ctx, "rita", &s);
+    create_user(ctx, "rita", &t);
+    assert_int_equal(sess_get_stats(ctx, &st, NULL), SESS_OK);
+    assert_int_equal(st.stored_records, 2);
+    clk.now += 1000;
+    assert_int_equal(validate(ctx, t.id, &alice_client, &v), SESS_OK);   /* touched */
+    sess_view_clear(&v);
+    clk.now += 1000;                      /* s idle-expired, t still alive */
+    assert_int_equal(sess_get_stats(ctx, &st, NULL), SESS_OK);
+    assert_int_equal(st.stored_records, 1);
+    assert_int_equal(validate(ctx, s.id, &alice_client, &v), SESS_REJECTED);
+    assert_int_equal(v.reason, SESS_REASON_EXPIRED_IDLE);   /* still told why */
+    assert_int_equal(sess_purge_expired(ctx, 100, &removed, NULL), SESS_OK);
+    assert_int_equal(removed, 0);         /* kept a while to say "expired" */
+    clk.now += 3600;
+    assert_int_equal(sess_purge_expired(ctx, 100, &removed, NULL), SESS_OK);
+    assert_int_equal(removed, 2);         /* both gone now */
+    assert_int_equal(validate(ctx, s.id, &alice_client, &v), SESS_REJECTED);
+    assert_int_equal(v.reason, SESS_REASON_UNKNOWN);
+    sess_ctx_free(ctx);
+}
+
 static void test_config_check(void **state)
 {
     (void)state;
@@ -772,6 +809,7 @@ int main(void)
         cmocka_unit_test(test_key_reload),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_routed_store),
+        cmocka_unit_test(test_purge_expired),
     };
     return cmocka_run_group_tests_name("session", tests, NULL, NULL);
 }
