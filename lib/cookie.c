@@ -215,13 +215,9 @@ int sess_cookie_find(const char *header, size_t header_len, const char *name,
 
 int sess_id_check(const char *id, size_t len)
 {
-    uint8_t raw[32];
-    int rc;
     if (!id || len != SESS_ID_LEN)
         return SESS_EINVAL;
-    rc = sess__b64url_decode(id, len, raw, sizeof raw);
-    sess__wipe(raw, sizeof raw);
-    return rc;
+    return sess__b64url_check(id, len, 32);
 }
 
 bool sess_method_is_safe(const char *method)

@@ -160,6 +160,20 @@ int sess__b64url_decode(const char *in, size_t in_len, uint8_t *out, size_t n)
     return o == n ? SESS_OK : SESS_EINVAL;
 }
 
+int sess__b64url_check(const char *in, size_t in_len, size_t n)
+{
+    unsigned bad = 0;
+    if (in_len != SESS_B64URL_LEN(n) || in_len == 0)
+        return SESS_EINVAL;
+    for (size_t i = 0; i < in_len; i++)
+        bad |= b64url_digit[(unsigned char)in[i]] == 0;
+    if (bad)
+        return SESS_EINVAL;
+    unsigned leftover = (unsigned)(in_len * 6 - n * 8);
+    unsigned last = (b64url_digit[(unsigned char)in[in_len - 1]] - 1u) & 63u;
+    return (last & ((1u << leftover) - 1u)) == 0 ? SESS_OK : SESS_EINVAL;
+}
+
 bool sess__ct_equal(const void *a, const void *b, size_t len)
 {
     return CRYPTO_memcmp(a, b, len) == 0;

@@ -41,6 +41,10 @@ void sess__b64url_encode(const uint8_t *in, size_t n, char *out);
  * has one encoding).  SESS_OK or SESS_EINVAL. */
 int sess__b64url_decode(const char *in, size_t in_len, uint8_t *out, size_t n);
 
+/* The same checks as sess__b64url_decode without producing the bytes:
+ * length, alphabet, zero leftover bits.  SESS_OK or SESS_EINVAL. */
+int sess__b64url_check(const char *in, size_t in_len, size_t n);
+
 /* Constant-time equality of two buffers of the same length. */
 bool sess__ct_equal(const void *a, const void *b, size_t len);
 

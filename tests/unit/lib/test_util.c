@@ -41,6 +41,25 @@ static void test_b64url_strict(void **state)
     assert_int_equal(sess__b64url_decode("Zm8", 3, out, 2), SESS_OK);
 }
 
+/* The check-only path agrees with the decoder on random near-IDs. */
+static void test_b64url_check_agrees_with_decode(void **state)
+{
+    (void)state;
+    static const char pool[] = "AQgw-_zZ09+/=.~ \x80";
+    uint8_t rnd[64], out[32];
+    char s[44];
+    for (int round = 0; round < 20000; round++) {
+        assert_int_equal(sess__random(rnd, sizeof rnd), SESS_OK);
+        size_t len = 41 + rnd[0] % 4;
+        for (size_t i = 0; i < len; i++)
+            s[i] = (rnd[1] & 1) ? pool[rnd[i + 2] % (sizeof pool - 1)]
+                                : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                  "0123456789-_"[rnd[i + 2] % 64];
+        assert_int_equal(sess__b64url_check(s, len, 32) == SESS_OK,
+                         sess__b64url_decode(s, len, out, 32) == SESS_OK);
+    }
+}
+
 static void test_utf8(void **state)
 {
     (void)state;
@@ -85,6 +104,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_b64url_rfc4648_vectors),
         cmocka_unit_test(test_b64url_strict),
+        cmocka_unit_test(test_b64url_check_agrees_with_decode),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_random_and_ct_equal),
         cmocka_unit_test(test_strerror_table),
