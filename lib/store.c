@@ -233,6 +233,24 @@ int sess__store_check_entry(const sess_entry *e, const char *op,
     return SESS_OK;
 }
 
+int sess__store_check_replace(const uint8_t *old_key, const uint8_t *expect,
+                              size_t expect_len, const sess_entry *old_tomb,
+                              const sess_entry *next, const char *backend,
+                              sess_err *err)
+{
+    int rc;
+    if (!old_key || (expect_len && !expect))
+        return sess__fail(err, SESS_EINVAL, "%s replace: missing argument", backend);
+    if ((rc = sess__store_check_entry(next, "replace", err)) != SESS_OK)
+        return rc;
+    if (old_tomb && (rc = sess__store_check_entry(old_tomb, "replace", err)) != SESS_OK)
+        return rc;
+    if (memcmp(next->key, old_key, SESS_STORE_KEY_BYTES) == 0)
+        return sess__fail(err, SESS_EINVAL, "%s replace: new key equals old key",
+                          backend);
+    return SESS_OK;
+}
+
 static int cand_cmp(const void *a, const void *b)
 {
     const sess__evict_cand *x = a, *y = b;

@@ -51,6 +51,14 @@ const char *sess__store_url_rest(const char *url, const char *scheme);
 int sess__store_check_entry(const sess_entry *e, const char *op,
                             sess_err *err);
 
+/* The argument checks every backend's replace starts with: an old key,
+ * "expect" when "expect_len" > 0, valid entries, and a new key other than
+ * the old one.  "backend" ("lmdb", ...) names the store in the message. */
+int sess__store_check_replace(const uint8_t *old_key, const uint8_t *expect,
+                              size_t expect_len, const sess_entry *old_tomb,
+                              const sess_entry *next, const char *backend,
+                              sess_err *err);
+
 /* One live session of a user considered for eviction. */
 typedef struct sess__evict_cand {
     uint64_t created_at;

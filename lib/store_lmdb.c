@@ -927,14 +927,9 @@ static int lmdb_replace(sess_store *base, const uint8_t *old_key,
     sess_entry old, cur;
     int rc;
 
-    if (!old_key || (expect_len && !expect))
-        return sess__fail(err, SESS_EINVAL, "lmdb replace: missing argument");
-    if ((rc = sess__store_check_entry(next, "replace", err)) != SESS_OK)
+    if ((rc = sess__store_check_replace(old_key, expect, expect_len, old_tomb, next,
+                                        "lmdb", err)) != SESS_OK)
         return rc;
-    if (old_tomb && (rc = sess__store_check_entry(old_tomb, "replace", err)) != SESS_OK)
-        return rc;
-    if (memcmp(next->key, old_key, SESS_STORE_KEY_BYTES) == 0)
-        return sess__fail(err, SESS_EINVAL, "lmdb replace: new key equals old key");
     bool indexed = sess__store_indexed(next->flags);
 
     if ((rc = wbegin(st, &txn, "replace", err)) != SESS_OK)

@@ -612,15 +612,9 @@ static int mem_replace(sess_store *base, const uint8_t *old_key,
     struct mem_user *spare = NULL;
     int rc;
 
-    if (!old_key || (expect_len && !expect))
-        return sess__fail(err, SESS_EINVAL, "memory replace: missing argument");
-    if ((rc = sess__store_check_entry(next, "replace", err)) != SESS_OK)
+    if ((rc = sess__store_check_replace(old_key, expect, expect_len, old_tomb, next,
+                                        "memory", err)) != SESS_OK)
         return rc;
-    if (old_tomb && (rc = sess__store_check_entry(old_tomb, "replace", err)) != SESS_OK)
-        return rc;
-    if (memcmp(next->key, old_key, SESS_STORE_KEY_BYTES) == 0)
-        return sess__fail(err, SESS_EINVAL,
-                          "memory replace: new key equals old key");
     bool indexed = sess__store_indexed(next->flags);
 
     /* Allocate before locking so that nothing can fail halfway. */

@@ -1028,14 +1028,9 @@ static int rs_replace(sess_store *base, const uint8_t *old_key,
     redisReply *rep = NULL;
     int rc;
 
-    if (!old_key || (expect_len && !expect))
-        return sess__fail(err, SESS_EINVAL, "redis replace: missing argument");
-    if ((rc = sess__store_check_entry(next, "replace", err)) != SESS_OK)
+    if ((rc = sess__store_check_replace(old_key, expect, expect_len, old_tomb, next,
+                                        "redis", err)) != SESS_OK)
         return rc;
-    if (old_tomb && (rc = sess__store_check_entry(old_tomb, "replace", err)) != SESS_OK)
-        return rc;
-    if (memcmp(next->key, old_key, SESS_STORE_KEY_BYTES) == 0)
-        return sess__fail(err, SESS_EINVAL, "redis replace: new key equals old key");
     bool indexed = sess__store_indexed(next->flags);
     if ((rc = check_routed(st, next, indexed, "replace", err)) != SESS_OK)
         return rc;
