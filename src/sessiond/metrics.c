@@ -230,22 +230,27 @@ static const struct {
     {"error", offsetof(sess_stats, validate_error)},
 };
 
-static unsigned long long stat_at(const sess_stats *st, size_t offset)
+/* The uint64_t at "offset" in the struct at "base". */
+static unsigned long long stat_at(const void *base, size_t offset)
 {
     uint64_t v;
-    memcpy(&v, (const char *)st + offset, sizeof(v));
+    memcpy(&v, (const char *)base + offset, sizeof(v));
     return (unsigned long long)v;
+}
+
+/* One HELP/TYPE/sample group per row, values read from "base". */
+static void render_rows(strbuf *sb, const void *base, const stat_metric *rows,
+                        size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", rows[i].name,
+                  rows[i].help, rows[i].name, rows[i].type, rows[i].name,
+                  stat_at(base, rows[i].offset));
 }
 
 static void render_stats(strbuf *sb, const sess_stats *st)
 {
-    for (size_t i = 0; i < sizeof(stat_metrics) / sizeof(stat_metrics[0]);
-         i++) {
-        const stat_metric *m = &stat_metrics[i];
-        sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", m->name,
-                  m->help, m->name, m->type, m->name,
-                  stat_at(st, m->offset));
-    }
+    render_rows(sb, st, stat_metrics, sizeof(stat_metrics) / sizeof(stat_metrics[0]));
     sb_printf(sb, "# HELP sessiond_validations_total Session validations, "
                   "by outcome.\n"
                   "# TYPE sessiond_validations_total counter\n");
@@ -260,10 +265,7 @@ static void render_stats(strbuf *sb, const sess_stats *st)
 static void render_store(strbuf *sb, const sess_store_stats *s)
 {
     static const uint64_t bounds[SESS_STORE_LAT_BUCKETS] = SESS_STORE_LAT_BOUNDS_US;
-    static const struct {
-        const char *name, *type, *help;
-        size_t offset;
-    } rows[] = {
+    static const stat_metric rows[] = {
         {"sessiond_store_l1_hits_total", "counter",
          "Validations answered from the in-process L1 cache.",
          offsetof(sess_store_stats, l1_hits)},
@@ -291,13 +293,7 @@ static void render_store(strbuf *sb, const sess_store_stats *s)
          "1 while a store server's circuit breaker is open.",
          offsetof(sess_store_stats, breaker_open)},
     };
-    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-        uint64_t v;
-        memcpy(&v, (const char *)s + rows[i].offset, sizeof v);
-        sb_printf(sb, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", rows[i].name,
-                  rows[i].help, rows[i].name, rows[i].type, rows[i].name,
-                  (unsigned long long)v);
-    }
+    render_rows(sb, s, rows, sizeof(rows) / sizeof(rows[0]));
     sb_printf(sb, "# HELP sessiond_store_latency_seconds Store round trips.\n"
                   "# TYPE sessiond_store_latency_seconds histogram\n");
     uint64_t cum = 0;
