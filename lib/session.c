@@ -1375,3 +1375,11 @@ int sess_get_stats(sess_ctx *ctx, sess_stats *o, sess_err *err)
     return ctx->store->methods->count(ctx->store, sess_ctx_now(ctx) + SESS__RETAIN,
                                       &o->stored_records, err);
 }
+
+int sess_get_store_stats(sess_ctx *ctx, sess_store_stats *out)
+{
+    const sess_store_methods *m = ctx->store->methods;
+    if (m->version < 3 || m->stats == NULL)
+        return SESS_NOTFOUND;
+    return m->stats(ctx->store, out) == SESS_OK ? SESS_OK : SESS_NOTFOUND;
+}

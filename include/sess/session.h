@@ -314,6 +314,11 @@ typedef struct sess_stats {
 
 int sess_get_stats(sess_ctx *ctx, sess_stats *out, sess_err *err);
 
+/* The store's own counters (L1 cache, timeouts, breaker, latency), read
+ * without a server round trip.  SESS_OK, or SESS_NOTFOUND when the store
+ * keeps none (memory, LMDB). */
+int sess_get_store_stats(sess_ctx *ctx, sess_store_stats *out);
+
 /* Wipe "len" bytes at "p" so the compiler cannot elide it. */
 void sess_wipe(void *p, size_t len);
 

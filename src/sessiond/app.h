@@ -16,9 +16,6 @@
 typedef struct sessiond_app {
     const sessiond_config *cfg;
     sess_ctx *ctx;
-    /* The store "ctx" owns (valid while ctx lives), for its own counters
-     * (sess_store_methods.stats); never used to bypass ctx. */
-    sess_store *store;
     sessiond_apikeys *apikeys;
     /* cfg->allowed_origins as the pointer array sess_same_origin_ok takes */
     const char *allowed_origins[SESSIOND_ORIGINS_MAX];

@@ -371,7 +371,6 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     /* sess_ctx_new owns the store and keys from here, even on failure. */
-    app.store = store; /* for its counters (metrics); ctx owns it */
     rc = sess_ctx_new(&cfg.session, store, keys, &app.ctx, &err);
     store = NULL;
     keys = NULL;

@@ -363,9 +363,7 @@ void sessiond_metrics_handler(sessiond_app *app, const sessiond_http_req *req,
     /* The store's own counters never talk to a server: always there. */
     sess_store_stats ss;
     const sess_store_stats *ssp = NULL;
-    if (app->store != NULL && app->store->methods->version >= 3 &&
-        app->store->methods->stats != NULL &&
-        app->store->methods->stats(app->store, &ss) == SESS_OK)
+    if (sess_get_store_stats(app->ctx, &ss) == SESS_OK)
         ssp = &ss;
     char *text = sessiond_metrics_render_store(rc == SESS_OK ? &st : NULL, ssp, &len);
     if (text == NULL) {
