@@ -47,6 +47,7 @@
 #include "sess/session.h"
 #include "crypto.h"
 #include "record.h"
+#include "record_cache.h"
 #include "util.h"
 
 #define SESS__RETAIN 600u         /* seconds an expired record is kept */
@@ -62,7 +63,8 @@
     X(validate_expired_absolute) X(validate_binding_mismatch)               \
     X(validate_revoked) X(validate_error) X(rotations) X(regenerations)     \
     X(destroyed) X(evictions) X(limit_denied) X(binding_mismatches)         \
-    X(csrf_failures) X(touches_written) X(reuse_after_grace)
+    X(csrf_failures) X(touches_written) X(reuse_after_grace)                \
+    X(record_cache_hits) X(record_cache_misses)
 
 typedef struct stats_shard {
 #define STAT_MEMBER(f) _Atomic uint64_t f;
@@ -84,6 +86,12 @@ struct sess_ctx {
     pthread_mutex_t reload_lock;
     sess_keyring *retired[KEYRINGS_RETIRED_MAX];
     size_t n_retired;
+    /* Opened-record cache (record_cache.h), NULL when off.  Entries carry
+     * the keyring generation they were opened under; a reload bumps it
+     * after publishing the new keyring, so a cached plaintext is never
+     * served under a keyring other than the one that opened it. */
+    sess__rcache *rcache;
+    _Atomic uint32_t key_gen;
     sess_clock_fn clock;
     void *clock_user;
     sess_event_fn on_event;
@@ -106,6 +114,13 @@ static stats_shard *my_shard(sess_ctx *ctx)
 static const sess_keyring *keys_now(const sess_ctx *ctx)
 {
     return atomic_load_explicit(&((sess_ctx *)ctx)->keys, memory_order_acquire);
+}
+
+/* The keyring generation; read it before keys_now() so that a record
+ * opened or sealed with a keyring is never cached under a later one. */
+static uint32_t key_gen_now(const sess_ctx *ctx)
+{
+    return atomic_load_explicit(&((sess_ctx *)ctx)->key_gen, memory_order_acquire);
 }
 
 static _Atomic uint64_t login_seq;
@@ -137,6 +152,7 @@ void sess_config_defaults(sess_config *cfg)
     cfg->bind_user_agent = true;
     cfg->bind_action = SESS_BIND_REJECT;
     cfg->csrf_enabled = true;
+    cfg->record_cache_entries = 65536;
 }
 
 int sess_config_check(const sess_config *c, sess_err *err)
@@ -179,6 +195,10 @@ int sess_config_check(const sess_config *c, sess_err *err)
         return sess__fail(err, SESS_ECONFIG, "binding.ip_prefix_v6: 0..128");
     if (c->bind_action != SESS_BIND_REJECT && c->bind_action != SESS_BIND_LOG)
         return sess__fail(err, SESS_ECONFIG, "binding.action: unknown action");
+    if (c->record_cache_entries > (1u << 24))
+        return sess__fail(err, SESS_ECONFIG,
+                          "store.record_cache: at most %u entries (0 = off)",
+                          1u << 24);
     return SESS_OK;
 }
 
@@ -201,6 +221,13 @@ int sess_ctx_new(const sess_config *cfg, sess_store *store, sess_keyring *keys,
     ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
         rc = sess__fail(err, SESS_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (cfg->record_cache_entries &&
+        !(ctx->rcache = sess__rcache_new(cfg->record_cache_entries))) {
+        free(ctx);
+        ctx = NULL;
+        rc = sess__fail(err, SESS_ENOMEM, "out of memory for the record cache");
         goto fail;
     }
     ctx->cfg = *cfg;
@@ -226,6 +253,7 @@ void sess_ctx_free(sess_ctx *ctx)
     for (size_t i = 0; i < ctx->n_retired; i++)
         sess_keyring_free(ctx->retired[i]);
     pthread_mutex_destroy(&ctx->reload_lock);
+    sess__rcache_free(ctx->rcache);
     free(ctx);
 }
 
@@ -282,6 +310,8 @@ int sess_ctx_reload_keys(sess_ctx *ctx, sess_keyring *keys, bool allow_drop,
                 sess__wipe(cur->keys[i].key, sizeof cur->keys[i].key);
         ctx->retired[ctx->n_retired++] = cur;
         keys = NULL;
+        atomic_fetch_add_explicit(&ctx->key_gen, 1, memory_order_release);
+        sess__rcache_clear(ctx->rcache);
     }
     pthread_mutex_unlock(&ctx->reload_lock);
     sess_keyring_free(keys);
@@ -420,9 +450,37 @@ static void handle_text(const uint8_t *raw, char out[SESS_HANDLE_LEN + 1])
     sess__b64url_encode(raw, SESS_STORE_HANDLE_BYTES, out);
 }
 
+/* The last address parsed on this thread: requests on a keep-alive
+ * connection, and through one proxy, repeat the same client. */
+static _Thread_local struct {
+    size_t len;                   /* 0: empty */
+    uint8_t family;
+    uint8_t addr[16];
+    char text[SESS_IP_MAX];
+} ip_cache;
+
+static bool parse_ip_text(const char *text, uint8_t *family, uint8_t out[16]);
+
 /* Parse a textual address; IPv4-mapped IPv6 becomes IPv4 so one client is
  * one address whatever socket family the proxy used. */
 static bool parse_ip(const char *text, uint8_t *family, uint8_t out[16])
+{
+    size_t len = text ? strlen(text) : 0;
+    if (len && len == ip_cache.len && memcmp(text, ip_cache.text, len) == 0) {
+        *family = ip_cache.family;
+        memcpy(out, ip_cache.addr, 16);
+        return true;
+    }
+    if (!parse_ip_text(text, family, out))
+        return false;
+    ip_cache.len = len;
+    memcpy(ip_cache.text, text, len);
+    ip_cache.family = *family;
+    memcpy(ip_cache.addr, out, 16);
+    return true;
+}
+
+static bool parse_ip_text(const char *text, uint8_t *family, uint8_t out[16])
 {
     struct in6_addr a6;
     memset(out, 0, 16);
@@ -527,8 +585,21 @@ static int load(sess_ctx *ctx, loaded *L, sess_err *err)
     rc = ctx->store->methods->get(ctx->store, L->key, 0, &L->entry, &L->blob, err);
     if (rc != SESS_OK)
         return rc;
-    rc = sess__open(keys_now(ctx), L->key, L->entry.blob, L->entry.blob_len,
-                    &L->pt, err);
+    uint32_t gen = key_gen_now(ctx);
+    if (ctx->rcache && sess__rcache_get(ctx->rcache, L->key, gen, L->entry.blob,
+                                        L->entry.blob_len, &L->pt)) {
+        COUNT(ctx, record_cache_hits);
+        rc = SESS_OK;
+    } else {
+        rc = sess__open(keys_now(ctx), L->key, L->entry.blob, L->entry.blob_len,
+                        &L->pt, err);
+        if (ctx->rcache) {
+            COUNT(ctx, record_cache_misses);
+            if (rc == SESS_OK)
+                sess__rcache_put(ctx->rcache, L->key, gen, L->entry.blob,
+                                 L->entry.blob_len, L->pt.data, L->pt.len);
+        }
+    }
     if (rc == SESS_OK)
         rc = sess__record_decode(L->pt.data, L->pt.len, &L->rec);
     if (rc == SESS_ENOKEY || rc == SESS_ECORRUPT) {
@@ -549,7 +620,13 @@ static int seal_record(sess_ctx *ctx, scratch *S, const sess__record *r,
     if (sess_store_buf_reserve(&S->enc, n) != SESS_OK)
         return sess__fail(err, SESS_ENOMEM, "out of memory encoding record");
     sess__record_encode(r, S->enc.data);
+    uint32_t gen = key_gen_now(ctx);
     rc = sess__seal(keys_now(ctx), key, S->enc.data, n, out, err);
+    /* Write-through: the next read of this blob opens from the cache.  If
+     * the store write that follows fails, the entry is never matched (no
+     * store read returns this blob) and simply ages out. */
+    if (rc == SESS_OK)
+        sess__rcache_put(ctx->rcache, key, gen, out->data, out->len, S->enc.data, n);
     sess__wipe(S->enc.data, n);
     if (rc != SESS_OK)
         return rc;
@@ -1156,8 +1233,10 @@ int sess_destroy(sess_ctx *ctx, const char *id, size_t id_len, sess_err *err)
         if (rc != SESS_OK && rc != SESS_NOTFOUND)
             return rc;
         ended = rc == SESS_OK;
+        sess__rcache_drop(ctx->rcache, S->a.rec.succ_key);
     }
     rc = ctx->store->methods->remove(ctx->store, S->a.key, NULL, err);
+    sess__rcache_drop(ctx->rcache, S->a.key);
     if (rc != SESS_OK && rc != SESS_NOTFOUND)
         return rc;
     /* Removing a tombstone ends no session. */
@@ -1305,8 +1384,10 @@ int sess_revoke_handle(sess_ctx *ctx, const char *handle, size_t handle_len,
     if (!handle || sess__b64url_decode(handle, handle_len, raw, sizeof raw) != SESS_OK)
         return SESS_NOTFOUND;
     rc = ctx->store->methods->find_handle(ctx->store, raw, now, key, err);
-    if (rc == SESS_OK)
+    if (rc == SESS_OK) {
         rc = ctx->store->methods->remove(ctx->store, key, NULL, err);
+        sess__rcache_drop(ctx->rcache, key);
+    }
     if (rc == SESS_OK)
         emit(ctx, SESS_EVENT_REVOKE, NULL, raw, NULL, "handle");
     return rc;
@@ -1371,6 +1452,10 @@ int sess_get_stats(sess_ctx *ctx, sess_stats *o, sess_err *err)
         STAT_FIELDS(STAT_ADD)
 #undef STAT_ADD
     }
+    size_t used, slots;
+    sess__rcache_usage(ctx->rcache, &used, &slots);
+    o->record_cache_used = used;
+    o->record_cache_slots = slots;
     /* Entries carry SESS__RETAIN past their expiry (seal_record). */
     return ctx->store->methods->count(ctx->store, sess_ctx_now(ctx) + SESS__RETAIN,
                                       &o->stored_records, err);

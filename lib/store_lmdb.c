@@ -280,6 +280,29 @@ static bool blob_equal(const sess_entry *e, const uint8_t *expect,
            (expect_len == 0 || memcmp(e->blob, expect, expect_len) == 0);
 }
 
+/* The order of LMDB's default comparison (memcmp, then length) computed a
+ * word at a time for the 32-byte keys of "sessions": a validate makes some
+ * fifteen comparisons, and the libc call showed in profiles.  The order is
+ * the same, so tools that do not know this function (mdb_dump, mdb_stat)
+ * still read the file correctly. */
+static int key_cmp(const MDB_val *a, const MDB_val *b)
+{
+    if (a->mv_size == SESS_STORE_KEY_BYTES && b->mv_size == SESS_STORE_KEY_BYTES) {
+        const uint8_t *x = a->mv_data, *y = b->mv_data;
+        for (size_t i = 0; i < SESS_STORE_KEY_BYTES; i += 8) {
+            uint64_t u = sess__get_be64(x + i), v = sess__get_be64(y + i);
+            if (u != v)
+                return u < v ? -1 : 1;
+        }
+        return 0;
+    }
+    size_t n = a->mv_size < b->mv_size ? a->mv_size : b->mv_size;
+    int d = n ? memcmp(a->mv_data, b->mv_data, n) : 0;
+    if (d)
+        return d;
+    return a->mv_size < b->mv_size ? -1 : a->mv_size > b->mv_size;
+}
+
 /* ---- building blocks inside one transaction ------------------------------ */
 
 /* The entry under "key" whatever its expiry: SESS_OK, SESS_NOTFOUND or an
@@ -572,6 +595,7 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
     if ((rc = wbegin(st, &txn, "open", err)) != SESS_OK)
         goto cleanup;
     if ((mrc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &st->sessions)) != 0 ||
+        (mrc = mdb_set_compare(txn, st->sessions, key_cmp)) != 0 ||
         (mrc = mdb_dbi_open(txn, "handles", MDB_CREATE, &st->handles)) != 0 ||
         (mrc = mdb_dbi_open(txn, "users", MDB_CREATE, &st->users)) != 0 ||
         (mrc = mdb_dbi_open(txn, "expiry", MDB_CREATE, &st->expiry)) != 0) {

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "sess/error.h"
 
@@ -59,47 +60,59 @@ bool sess__utf8_valid(const char *s, size_t len);
  * or -1 with errno set (EEXIST is not an error). */
 int sess__mkdir_p(const char *path, unsigned mode);
 
-/* Little-endian integer helpers for record encoding. */
+/* Fixed-width integers in byte strings.  memcpy plus a byte swap where
+ * the host order differs: compilers turn each into one load or store
+ * (record decoding and LMDB key comparison are on the validate path). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define SESS__LE64(v) __builtin_bswap64(v)
+#define SESS__LE32(v) __builtin_bswap32(v)
+#define SESS__BE64(v) (v)
+#else
+#define SESS__LE64(v) (v)
+#define SESS__LE32(v) (v)
+#define SESS__BE64(v) __builtin_bswap64(v)
+#endif
+
+/* Little-endian, for record encoding. */
 static inline void sess__put_u64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    const uint64_t le = SESS__LE64(v);
+    memcpy(p, &le, 8);
 }
 
 static inline uint64_t sess__get_u64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
+    uint64_t le;
+    memcpy(&le, p, 8);
+    return SESS__LE64(le);
 }
 
 /* Big-endian, for keys that must sort by value (LMDB expiry index) and
  * for headers read from Lua (Redis). */
 static inline void sess__put_be64(uint8_t *p, uint64_t v)
 {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (56 - 8 * i));
+    const uint64_t be = SESS__BE64(v);
+    memcpy(p, &be, 8);
 }
 
 static inline uint64_t sess__get_be64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return SESS__BE64(v);
 }
 
 static inline void sess__put_u32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    const uint32_t le = SESS__LE32(v);
+    memcpy(p, &le, 4);
 }
 
 static inline uint32_t sess__get_u32(const uint8_t *p)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
+    uint32_t le;
+    memcpy(&le, p, 4);
+    return SESS__LE32(le);
 }
 
 #endif /* SESS_UTIL_H */

@@ -59,6 +59,10 @@ typedef struct sess_config {
     bool bind_user_agent;               /* true */
     sess_bind_action bind_action;       /* REJECT */
     bool csrf_enabled;                  /* true */
+    /* Opened records kept decrypted in memory (1 KiB each, out of core
+     * dumps) so a validate of an unchanged record skips AES-GCM; every
+     * use still starts from a fresh store read.  0 = off. */
+    uint32_t record_cache_entries;      /* 65536 */
 } sess_config;
 
 void sess_config_defaults(sess_config *cfg);
@@ -310,6 +314,10 @@ typedef struct sess_stats {
     uint64_t touches_written;
     uint64_t reuse_after_grace;
     uint64_t stored_records;       /* live sessions in the store now */
+    uint64_t record_cache_hits;    /* validations that skipped AES-GCM */
+    uint64_t record_cache_misses;  /* ... and those that opened the record */
+    uint64_t record_cache_used;    /* records in the cache now */
+    uint64_t record_cache_slots;   /* its capacity */
 } sess_stats;
 
 int sess_get_stats(sess_ctx *ctx, sess_stats *out, sess_err *err);

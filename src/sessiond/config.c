@@ -221,6 +221,11 @@ static const cfg_key keys[] = {
     {"store", "l1_max_entries", KT_U32, FIELD(store_l1_max_entries), 1,
      100000000, "a number of entries", NULL, NULL, "100000", 0, NULL, NULL,
      "Redis: most sessions held in the L1 cache (random eviction)."},
+    {"store", "record_cache", KT_U32, FIELD(session.record_cache_entries), 0,
+     1u << 24, "a number of records", NULL, NULL, "65536", 0, NULL, NULL,
+     "Opened records kept decrypted in memory (1 KiB each, excluded from "
+     "core dumps), so validating a record that has not changed skips "
+     "AES-GCM; every validation still reads the store. 0 turns it off."},
     {"store", "on_unavailable", KT_ENUM, FIELD(store_on_unavailable), 0, 0,
      NULL, unavailable_names, NULL, "fail_closed", 0, NULL, NULL,
      "Redis unreachable: fail_closed answers 503 to every validation; "

@@ -215,6 +215,20 @@ static const stat_metric stat_metrics[] = {
     {"sessiond_touches_written_total", "counter",
      "Idle-deadline updates written to the store.",
      offsetof(sess_stats, touches_written)},
+    {"sessiond_record_cache_hits_total", "counter",
+     "Records read from the store whose plaintext came from the record "
+     "cache (no AES-GCM).",
+     offsetof(sess_stats, record_cache_hits)},
+    {"sessiond_record_cache_misses_total", "counter",
+     "Records read from the store and opened with AES-GCM.",
+     offsetof(sess_stats, record_cache_misses)},
+    {"sessiond_record_cache_entries", "gauge",
+     "Records in the record cache now.",
+     offsetof(sess_stats, record_cache_used)},
+    {"sessiond_record_cache_capacity", "gauge",
+     "Records the record cache holds at most (store.record_cache, rounded "
+     "up).",
+     offsetof(sess_stats, record_cache_slots)},
 };
 
 static const struct {

@@ -91,6 +91,15 @@ static int match_pattern(const char *pattern, const char *path,
     int literals = 0;
 
     *n_params = 0;
+    if (strchr(pattern, '{') == NULL) {
+        /* A literal pattern (most routes): one comparison, then count its
+         * segments only when it matched. */
+        if (strlen(pattern) != path_len || memcmp(pattern, path, path_len) != 0)
+            return -1;
+        for (; *pp != '\0'; pp++)
+            literals += *pp == '/';
+        return literals;
+    }
     while (*pp != '\0') {
         if (*pp != '/' || p >= end || *p != '/')
             return -1;

@@ -177,6 +177,23 @@ cleanup:
     return ok;
 }
 
+/* Dotted-quad text of an IPv4 address ("cap" >= INET_ADDRSTRLEN).  Every
+ * request needs its peer as text, and glibc's inet_ntop formats IPv4
+ * through sprintf, which showed in forward-auth profiles. */
+static void ipv4_text(const uint8_t a[4], char *buf)
+{
+    char *p = buf;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+        if (v >= 100)
+            *p++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *p++ = (char)('0' + v / 10 % 10);
+        *p++ = (char)('0' + v % 10);
+        *p++ = i < 3 ? '.' : '\0';
+    }
+}
+
 static void peer_address(struct MHD_Connection *conn, char *buf, size_t cap,
                          bool *is_unix)
 {
@@ -187,14 +204,14 @@ static void peer_address(struct MHD_Connection *conn, char *buf, size_t cap,
     if (ci == NULL || ci->client_addr == NULL)
         return;
     const struct sockaddr *sa = ci->client_addr;
-    if (sa->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
-                  (socklen_t)cap);
+    _Static_assert(INET6_ADDRSTRLEN >= INET_ADDRSTRLEN, "peer buffer");
+    if (sa->sa_family == AF_INET && cap >= INET_ADDRSTRLEN) {
+        ipv4_text((const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr,
+                  buf);
     } else if (sa->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-            inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], buf,
-                      (socklen_t)cap);
+        if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && cap >= INET_ADDRSTRLEN)
+            ipv4_text(&in6->sin6_addr.s6_addr[12], buf);
         else
             inet_ntop(AF_INET6, &in6->sin6_addr, buf, (socklen_t)cap);
     } else if (sa->sa_family == AF_UNIX) {

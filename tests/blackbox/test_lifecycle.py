@@ -388,6 +388,11 @@ class HealthMetricsTest(SessiondTestCase):
             values[m.group(1)] = values.get(m.group(1), 0) + float(m.group(3))
         self.assertGreaterEqual(values.get("sessiond_validations_total", 0), 2)
         self.assertGreaterEqual(values.get("sessiond_http_requests_total", 0), 4)
+        # The record cache: create wrote the record through, so both
+        # validations opened it from the cache.
+        self.assertGreaterEqual(values.get("sessiond_record_cache_hits_total", 0), 2)
+        self.assertGreaterEqual(values.get("sessiond_record_cache_entries", 0), 1)
+        self.assertEqual(values.get("sessiond_record_cache_capacity"), 65536)
         for secret in (j["session_id"], j["csrf_token"]):
             self.assertNotIn(secret, text)
 
