@@ -27,19 +27,20 @@
 #define RC_STRIPES 256u
 #define RC_HEAD_MAX (2 + SESS_KID_MAX + SESS__NONCE_BYTES)
 
+/* The fixed part fits one cache line; the variable part follows it at
+ * once, so a typical record (about 300 bytes) spans five lines. */
 typedef struct rc_slot {
     uint8_t key[SESS_STORE_KEY_BYTES];
+    uint8_t tag[SESS__TAG_BYTES];
     uint32_t gen;
     uint32_t blob_len;            /* 0: the slot is empty */
     uint16_t pt_len;
     uint8_t head_len;
     uint8_t ref;
-    uint8_t tag[SESS__TAG_BYTES];
-    uint8_t head[RC_HEAD_MAX];    /* version, key id, nonce */
-    uint8_t pt[];
+    uint8_t var[];                /* head (version, key id, nonce), then pt */
 } rc_slot;
 
-#define RC_PT_MAX (RC_SLOT_BYTES - sizeof(rc_slot))
+#define RC_VAR_MAX (RC_SLOT_BYTES - sizeof(rc_slot))
 
 struct sess__rcache {
     uint8_t *arena;
@@ -51,7 +52,8 @@ struct sess__rcache {
     pthread_mutex_t locks[RC_STRIPES];
 };
 
-_Static_assert(sizeof(rc_slot) < RC_SLOT_BYTES / 4, "slot header too large");
+_Static_assert(sizeof(rc_slot) <= 64, "slot header beyond one cache line");
+_Static_assert(RC_VAR_MAX > RC_HEAD_MAX + 512, "slots too small");
 
 sess__rcache *sess__rcache_new(size_t entries)
 {
@@ -145,7 +147,7 @@ static void slot_wipe(sess__rcache *c, size_t set, unsigned way)
     if (c->tags[set * RC_WAYS + way] == 0)
         return;
     s = slot_at(c, set, way);
-    sess__wipe(s, sizeof *s + s->pt_len);
+    sess__wipe(s, sizeof *s + s->head_len + s->pt_len);
     c->tags[set * RC_WAYS + way] = 0;
     atomic_fetch_sub_explicit(&c->used, 1, memory_order_relaxed);
 }
@@ -166,7 +168,20 @@ static bool same_blob(const rc_slot *s, const uint8_t *blob, size_t blob_len,
 {
     return s->blob_len == blob_len && s->head_len == head &&
            memcmp(s->tag, blob + blob_len - SESS__TAG_BYTES, SESS__TAG_BYTES) == 0 &&
-           memcmp(s->head, blob, head) == 0;
+           memcmp(s->var, blob, head) == 0;
+}
+
+void sess__rcache_prefetch(const sess__rcache *c, const uint8_t key[32])
+{
+    size_t set;
+    if (!c)
+        return;
+    set = set_of(c, key);
+    __builtin_prefetch(&c->tags[set * RC_WAYS]);
+    /* Way 0 is filled first, so with the cache less than full most keys
+     * sit there: its first five lines hold a typical record. */
+    for (unsigned i = 0; i < 5; i++)
+        __builtin_prefetch((const uint8_t *)slot_at(c, set, 0) + 64u * i);
 }
 
 bool sess__rcache_get(sess__rcache *c, const uint8_t key[32], uint32_t gen,
@@ -183,7 +198,7 @@ bool sess__rcache_get(sess__rcache *c, const uint8_t key[32], uint32_t gen,
         rc_slot *s = slot_at(c, set, (unsigned)w);
         if (s->gen == gen && same_blob(s, blob, blob_len, head) &&
             sess_store_buf_reserve(pt, (size_t)s->pt_len + 1) == SESS_OK) {
-            memcpy(pt->data, s->pt, s->pt_len);
+            memcpy(pt->data, s->var + s->head_len, s->pt_len);
             pt->len = s->pt_len;
             s->ref = 1;
             hit = true;
@@ -202,7 +217,7 @@ void sess__rcache_put(sess__rcache *c, const uint8_t key[32], uint32_t gen,
     int w;
     if (!c || head == 0)
         return;
-    if (pt_len > RC_PT_MAX) {
+    if (pt_len > RC_VAR_MAX - head) {
         sess__rcache_drop(c, key);  /* an older, smaller one may be there */
         return;
     }
@@ -229,10 +244,10 @@ void sess__rcache_put(sess__rcache *c, const uint8_t key[32], uint32_t gen,
     v->blob_len = (uint32_t)blob_len;
     v->head_len = (uint8_t)head;
     v->ref = 0;
-    memcpy(v->head, blob, head);
+    memcpy(v->var, blob, head);
     memcpy(v->tag, blob + blob_len - SESS__TAG_BYTES, SESS__TAG_BYTES);
     v->pt_len = (uint16_t)pt_len;
-    memcpy(v->pt, pt, pt_len);
+    memcpy(v->var + head, pt, pt_len);
     c->tags[set * RC_WAYS + (unsigned)w] = tag_of(key);
     atomic_fetch_add_explicit(&c->used, 1, memory_order_relaxed);
     pthread_mutex_unlock(lock_of(c, set));

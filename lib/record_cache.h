@@ -41,6 +41,10 @@ typedef struct sess__rcache sess__rcache;
 sess__rcache *sess__rcache_new(size_t entries);
 void sess__rcache_free(sess__rcache *c);
 
+/* Start loading the cache lines "key" would use, so they arrive while the
+ * store is read (a validate's memory misses then overlap). */
+void sess__rcache_prefetch(const sess__rcache *c, const uint8_t key[32]);
+
 /* The plaintext of "blob" (sealed for storage key "key") into "pt" when
  * cached under keyring generation "gen"; false on a miss. */
 bool sess__rcache_get(sess__rcache *c, const uint8_t key[32], uint32_t gen,

@@ -581,6 +581,7 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 static int load(sess_ctx *ctx, loaded *L, sess_err *err)
 {
     int rc;
+    sess__rcache_prefetch(ctx->rcache, L->key);
     /* now = 0: see even expired records, so the reason can be precise. */
     rc = ctx->store->methods->get(ctx->store, L->key, 0, &L->entry, &L->blob, err);
     if (rc != SESS_OK)

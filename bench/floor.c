@@ -1,0 +1,275 @@
+/*
+ * floor.c - the same-run baselines of the library validate row: what the
+ * parts of one validation cost on their own, measured with the libraries
+ * libsess uses, so `make bench` can print validate as a ratio of them
+ * (absolute figures on a shared 2-core VM drift by a quarter between runs).
+ *
+ *   floor --op sha256    EVP SHA-256 of a 43-byte ID (the storage key)
+ *   floor --op gcm_open  EVP AES-256-GCM open of a record-sized ciphertext
+ *                        (key kept in the context, fresh nonce per call)
+ *   floor --op lmdb_get  read-only LMDB: renew a cached read transaction,
+ *                        mdb_get a 32-byte key, copy the value out, reset;
+ *                        over --n records shaped like sessiond's (random
+ *                        keys, --value-bytes values), keys visited in a
+ *                        shuffled order
+ *
+ *   floor --op OP [--seconds S] [--n N] [--value-bytes B] [--dir DIR]
+ *
+ * Output: one JSON object on stdout, like libbench (ops per CPU-second of
+ * the one thread that runs).  Exit 0 unless setup failed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+static const char *opt_op = "sha256";
+static const char *opt_dir = NULL;
+static double opt_seconds = 2.0;
+static size_t opt_n = 10000;
+static size_t opt_value = 293;     /* header + sealed record of a session */
+
+#define RECORD_PT 190              /* plaintext of a typical session record */
+#define RECORD_AAD 40              /* key id header + storage key */
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "floor: %s\n", what);
+    exit(2);
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *s = x;
+    return x;
+}
+
+/* Run "step" in batches of 256 until the time is up; ops and CPU time. */
+static void timed(void (*step)(void *), void *arg, uint64_t *ops, double *cpu,
+                  double *wall)
+{
+    double t0 = mono(), c0 = cpu_seconds();
+    uint64_t n = 0;
+    do {
+        for (int i = 0; i < 256; i++)
+            step(arg);
+        n += 256;
+    } while (mono() - t0 < opt_seconds);
+    *ops = n;
+    *cpu = cpu_seconds() - c0;
+    *wall = mono() - t0;
+}
+
+/* ---- SHA-256 ------------------------------------------------------------ */
+
+typedef struct sha_state {
+    EVP_MD_CTX *ctx;
+    const EVP_MD *md;
+    unsigned char id[43];
+    unsigned char out[32];
+} sha_state;
+
+static void sha_step(void *arg)
+{
+    sha_state *s = arg;
+    unsigned int len = 32;
+    if (!EVP_DigestInit_ex2(s->ctx, s->md, NULL) ||
+        !EVP_DigestUpdate(s->ctx, s->id, sizeof s->id) ||
+        !EVP_DigestFinal_ex(s->ctx, s->out, &len))
+        die("SHA-256 failed");
+    s->id[0] = s->out[0];           /* keep the calls dependent */
+}
+
+/* ---- AES-256-GCM open --------------------------------------------------- */
+
+typedef struct gcm_state {
+    EVP_CIPHER_CTX *ctx;
+    unsigned char nonce[12], aad[RECORD_AAD], ct[RECORD_PT], tag[16];
+    unsigned char pt[RECORD_PT];
+} gcm_state;
+
+static void gcm_step(void *arg)
+{
+    gcm_state *s = arg;
+    int len;
+    if (!EVP_DecryptInit_ex2(s->ctx, NULL, NULL, s->nonce, NULL) ||
+        !EVP_DecryptUpdate(s->ctx, NULL, &len, s->aad, sizeof s->aad) ||
+        !EVP_DecryptUpdate(s->ctx, s->pt, &len, s->ct, sizeof s->ct) ||
+        !EVP_CIPHER_CTX_ctrl(s->ctx, EVP_CTRL_GCM_SET_TAG, 16, s->tag) ||
+        EVP_DecryptFinal_ex(s->ctx, s->pt + len, &len) <= 0)
+        die("GCM open failed");
+}
+
+static void gcm_setup(gcm_state *s)
+{
+    unsigned char key[32];
+    EVP_CIPHER *aes = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    EVP_CIPHER_CTX *enc = EVP_CIPHER_CTX_new();
+    int len;
+    s->ctx = EVP_CIPHER_CTX_new();
+    if (!aes || !enc || !s->ctx || RAND_bytes(key, sizeof key) != 1 ||
+        RAND_bytes(s->nonce, sizeof s->nonce) != 1 ||
+        RAND_bytes(s->aad, sizeof s->aad) != 1 ||
+        RAND_bytes(s->pt, sizeof s->pt) != 1)
+        die("GCM setup failed");
+    if (!EVP_EncryptInit_ex2(enc, aes, key, s->nonce, NULL) ||
+        !EVP_EncryptUpdate(enc, NULL, &len, s->aad, sizeof s->aad) ||
+        !EVP_EncryptUpdate(enc, s->ct, &len, s->pt, sizeof s->pt) ||
+        !EVP_EncryptFinal_ex(enc, s->ct + len, &len) ||
+        !EVP_CIPHER_CTX_ctrl(enc, EVP_CTRL_GCM_GET_TAG, 16, s->tag) ||
+        !EVP_DecryptInit_ex2(s->ctx, aes, key, s->nonce, NULL))
+        die("GCM setup failed");
+    EVP_CIPHER_CTX_free(enc);
+    EVP_CIPHER_free(aes);
+}
+
+/* ---- LMDB get ----------------------------------------------------------- */
+
+typedef struct lmdb_state {
+    MDB_env *env;
+    MDB_dbi dbi;
+    MDB_txn *txn;
+    unsigned char (*keys)[32];
+    size_t n, next;
+    unsigned char copy[4096];
+} lmdb_state;
+
+static void lmdb_step(void *arg)
+{
+    lmdb_state *s = arg;
+    MDB_val k = {32, s->keys[s->next]}, v;
+    if (++s->next == s->n)
+        s->next = 0;
+    if (mdb_txn_renew(s->txn) != 0 || mdb_get(s->txn, s->dbi, &k, &v) != 0)
+        die("mdb_get failed");
+    memcpy(s->copy, v.mv_data, v.mv_size < sizeof s->copy ? v.mv_size : sizeof s->copy);
+    mdb_txn_reset(s->txn);
+}
+
+static void lmdb_setup(lmdb_state *s, const char *dir)
+{
+    MDB_txn *w;
+    unsigned char *val = calloc(1, opt_value);
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+    s->n = opt_n;
+    s->keys = malloc(opt_n * sizeof *s->keys);
+    if (!val || !s->keys || RAND_bytes((unsigned char *)s->keys, (int)(opt_n * 32)) != 1)
+        die("out of memory");
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        die("cannot make the LMDB directory");
+    if (mdb_env_create(&s->env) || mdb_env_set_maxdbs(s->env, 4) ||
+        mdb_env_set_mapsize(s->env, (size_t)1 << 34) ||
+        mdb_env_open(s->env, dir, MDB_NOTLS | MDB_NOSYNC, 0600) ||
+        mdb_txn_begin(s->env, NULL, 0, &w) ||
+        mdb_dbi_open(w, "sessions", MDB_CREATE, &s->dbi))
+        die("LMDB setup failed");
+    for (size_t i = 0; i < opt_n; i++) {
+        MDB_val k = {32, s->keys[i]}, v = {opt_value, val};
+        val[0] = (unsigned char)i;
+        if (mdb_put(w, s->dbi, &k, &v, 0) != 0)
+            die("mdb_put failed");
+    }
+    if (mdb_txn_commit(w) || mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->txn))
+        die("LMDB commit failed");
+    mdb_txn_reset(s->txn);
+    for (size_t i = opt_n; i > 1; i--) {          /* visit in random order */
+        size_t j = (size_t)(xorshift(&seed) % i);
+        unsigned char t[32];
+        memcpy(t, s->keys[i - 1], 32);
+        memcpy(s->keys[i - 1], s->keys[j], 32);
+        memcpy(s->keys[j], t, 32);
+    }
+    for (size_t i = 0; i < opt_n; i++)            /* warm the map */
+        lmdb_step(s);
+    free(val);
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *a = argv[i], *v = argv[i + 1];
+        if (strcmp(a, "--op") == 0) opt_op = v;
+        else if (strcmp(a, "--seconds") == 0) opt_seconds = strtod(v, NULL);
+        else if (strcmp(a, "--n") == 0) opt_n = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--value-bytes") == 0) opt_value = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--dir") == 0) opt_dir = v;
+        else die("usage: floor --op sha256|gcm_open|lmdb_get [--seconds S] "
+                 "[--n N] [--value-bytes B] [--dir DIR]");
+    }
+    if (opt_n == 0 || opt_value == 0 || opt_value > 4000)
+        die("--n and --value-bytes (1..4000) must be positive");
+
+    uint64_t ops;
+    double cpu, wall;
+    if (strcmp(opt_op, "sha256") == 0) {
+        /* Fetched once, as libsess does: EVP_sha256() would fetch the
+         * implementation again on every init. */
+        EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        sha_state s = {EVP_MD_CTX_new(), md, {0}, {0}};
+        if (!s.ctx || !md)
+            die("out of memory");
+        timed(sha_step, &s, &ops, &cpu, &wall);
+        EVP_MD_CTX_free(s.ctx);
+        EVP_MD_free(md);
+    } else if (strcmp(opt_op, "gcm_open") == 0) {
+        gcm_state s;
+        gcm_setup(&s);
+        timed(gcm_step, &s, &ops, &cpu, &wall);
+        EVP_CIPHER_CTX_free(s.ctx);
+    } else if (strcmp(opt_op, "lmdb_get") == 0) {
+        lmdb_state s;
+        char tmpl[] = "/tmp/sessiond-floor-XXXXXX";
+        const char *dir = opt_dir ? opt_dir : mkdtemp(tmpl);
+        if (!dir)
+            die("cannot make a temporary directory");
+        memset(&s, 0, sizeof s);
+        lmdb_setup(&s, dir);
+        timed(lmdb_step, &s, &ops, &cpu, &wall);
+        mdb_txn_abort(s.txn);
+        mdb_env_close(s.env);
+        free(s.keys);
+        if (!opt_dir) {
+            char p[64];
+            snprintf(p, sizeof p, "%s/data.mdb", dir);
+            unlink(p);
+            snprintf(p, sizeof p, "%s/lock.mdb", dir);
+            unlink(p);
+            rmdir(dir);
+        }
+    } else {
+        die("unknown --op (sha256, gcm_open, lmdb_get)");
+    }
+    printf("{\"op\":\"%s\",\"n\":%zu,\"ops\":%" PRIu64 ",\"seconds\":%.3f,"
+           "\"cpu_seconds\":%.3f,\"per_sec\":%.0f,\"per_cpu_sec\":%.0f}\n",
+           opt_op, opt_n, ops, wall, cpu, (double)ops / wall,
+           cpu > 0 ? (double)ops / cpu : 0.0);
+    return 0;
+}
