@@ -13,8 +13,15 @@ bench/results/<date>-<host>.md):
   microseconds per request (utime+stime of the server processes from
   /proc, before and after), wrk's own CPU, non-2xx answers.
 
+  Isolated cores (2+ cores): the server pinned to core 0 with one worker,
+  wrk -t1 pinned to core 1, alternating nginx 204 and forward-auth: the
+  load tool never takes the server's core, so p99 is the server's own and
+  the req/s ratio is the ratio of server CPU per request.
+
   Library (bench/libbench.c): validate, create, rotate per second and per
-  CPU-second on the memory: and lmdb: stores, one and two threads.
+  CPU-second on the memory: and lmdb: stores, one and two threads; and,
+  in the same run, the floors of a validation (bench/floor.c: EVP SHA-256,
+  EVP AES-256-GCM open, a raw LMDB get over sessiond-shaped records).
 
   Scale: start-up time and resident memory of sessiond over an LMDB store
   holding 10,000 and 1,000,000 live sessions (made by libbench straight
@@ -119,14 +126,19 @@ def free_port(used):
     raise RuntimeError("no free port in 18000-18999")
 
 
-def proc_cpu(pid):
-    """utime+stime of a process (all its threads), seconds."""
+def proc_cpu_split(pid):
+    """(utime, stime) of a process (all its threads), seconds."""
     try:
         with open("/proc/%d/stat" % pid) as f:
             rest = f.read().rsplit(")", 1)[1].split()
-        return (int(rest[11]) + int(rest[12])) / CLK_TCK
+        return int(rest[11]) / CLK_TCK, int(rest[12]) / CLK_TCK
     except (OSError, IndexError, ValueError):
-        return 0.0
+        return 0.0, 0.0
+
+
+def proc_cpu(pid):
+    """utime+stime of a process (all its threads), seconds."""
+    return sum(proc_cpu_split(pid))
 
 
 def proc_faults(pid):
@@ -182,19 +194,27 @@ def wait_port(port, timeout=10.0, proc=None):
 
 # ---- sessiond ----------------------------------------------------------
 
+def pinned(cpus):
+    """preexec_fn that pins the child (and its threads) to "cpus"."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 class Sessiond:
-    def __init__(self, binary, port, store, keys, name):
+    def __init__(self, binary, port, store, keys, name, extra=(), cpus=None):
         self.port = port
         self.logpath = os.path.join(TMP, "sessiond-%s.log" % name)
         argv = [binary, "--listen", "127.0.0.1:%d" % port,
                 "--store", store, "--keys", keys,
                 "--set", "session.rotate_interval=0",
                 "--set", "session.max_per_user=0",
-                "--set", "log.level=warn"]
+                "--set", "log.level=warn"] + list(extra)
         self.logf = open(self.logpath, "wb")
         t0 = time.monotonic()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=self.logf, stderr=self.logf)
+                                     stdout=self.logf, stderr=self.logf,
+                                     preexec_fn=pinned(cpus))
         PROCS.append(("sessiond", self.proc))
         # Start-up time: exec to the "listening on" line (what supervisors
         # and the black-box tests wait for).
@@ -268,8 +288,9 @@ def write_ids(path, ids):
 # ---- nginx -------------------------------------------------------------
 
 class Nginx:
-    def __init__(self, binary, port_204, port_auth, sessiond_port):
-        prefix = os.path.join(TMP, "nginx")
+    def __init__(self, binary, port_204, port_auth, sessiond_port, workers=None,
+                 cpus=None, name="nginx"):
+        prefix = os.path.join(TMP, name)
         os.makedirs(prefix, exist_ok=True)
         with open(os.path.join(HERE, "nginx.conf.in")) as f:
             conf = f.read()
@@ -277,7 +298,8 @@ class Nginx:
         for k, v in (("@PREFIX@", prefix), ("@PORT_204@", str(port_204)),
                      ("@PORT_AUTH@", str(port_auth)),
                      ("@SESSIOND_PORT@", str(sessiond_port)),
-                     ("@USER_LINE@", user_line)):
+                     ("@USER_LINE@", user_line),
+                     ("@WORKERS@", str(workers or NCPU))):
             conf = conf.replace(k, v)
         self.conf = os.path.join(prefix, "nginx.conf")
         with open(self.conf, "w") as f:
@@ -286,7 +308,8 @@ class Nginx:
         self.proc = subprocess.Popen(
             [binary, "-p", prefix, "-c", self.conf, "-e",
              os.path.join(prefix, "nginx-error.log")],
-            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf)
+            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
+            preexec_fn=pinned(cpus))
         PROCS.append(("nginx", self.proc))
         if not wait_port(port_204, 10, self.proc):
             raise RuntimeError("nginx did not start: see " + prefix)
@@ -310,12 +333,14 @@ def parse_ms(s):
     return float(m.group(1)) * UNIT[m.group(2)] if m else None
 
 
-def run_wrk(args, url, mode, ids_path, duration, server_pids, warmup):
+def run_wrk(args, url, mode, ids_path, duration, server_pids, warmup,
+            threads=None, cpus=None):
+    threads = threads or args.wrk_threads
     env = dict(os.environ, BENCH_MODE=mode or "", BENCH_UA=UA,
-               BENCH_THREADS=str(args.wrk_threads))
+               BENCH_THREADS=str(threads))
     if ids_path:
         env["BENCH_IDS"] = ids_path
-    base = [args.wrk, "-t%d" % args.wrk_threads, "-c%d" % args.connections,
+    base = [args.wrk, "-t%d" % threads, "-c%d" % args.connections,
             "--latency", "--timeout", "5s"]
     if mode:
         base += ["-s", os.path.join(HERE, "sessiond.lua")]
@@ -323,16 +348,18 @@ def run_wrk(args, url, mode, ids_path, duration, server_pids, warmup):
         base += ["-H", "User-Agent: " + UA]
     if warmup > 0:
         subprocess.run(base + ["-d%ds" % warmup, url], env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       preexec_fn=pinned(cpus))
     f0 = [proc_faults(p) for p in server_pids()]
-    cpu0 = sum(proc_cpu(p) for p in server_pids())
+    us0 = [proc_cpu_split(p) for p in server_pids()]
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     r = subprocess.run(base + ["-d%ds" % duration, url], env=env,
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, preexec_fn=pinned(cpus))
     wall = time.monotonic() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu1 = sum(proc_cpu(p) for p in server_pids())
+    us1 = [proc_cpu_split(p) for p in server_pids()]
+    cpu0, cpu1 = sum(map(sum, us0)), sum(map(sum, us1))
     f1 = [proc_faults(p) for p in server_pids()]
     out = r.stdout
     row = {"ok": r.returncode == 0}
@@ -352,6 +379,9 @@ def run_wrk(args, url, mode, ids_path, duration, server_pids, warmup):
     row["majflt"] = sum(b[1] for b in f1) - sum(a[1] for a in f0)
     row["server_cpu_s"] = cpu1 - cpu0
     row["cpu_us"] = (cpu1 - cpu0) / req * 1e6 if row["requests"] else None
+    user = sum(u for u, _ in us1) - sum(u for u, _ in us0)
+    row["user_us"] = user / req * 1e6 if row["requests"] else None
+    row["sys_us"] = (cpu1 - cpu0 - user) / req * 1e6 if row["requests"] else None
     wrk_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     row["wrk_cores"] = wrk_cpu / wall if wall > 0 else 0.0
     row["server_cores"] = (cpu1 - cpu0) / wall if wall > 0 else 0.0
@@ -369,6 +399,19 @@ def libbench(args, *argv):
         raise RuntimeError("libbench %s failed: %s" % (" ".join(map(str, argv)),
                                                        r.stderr[-500:]))
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def floor(args, *argv):
+    r = subprocess.run([args.floor] + [str(a) for a in argv],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("floor %s failed: %s" % (" ".join(map(str, argv)),
+                                                    r.stderr[-500:]))
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def ns_per(rate):
+    return 1e9 / rate if rate else None
 
 
 # ---- report ------------------------------------------------------------
@@ -497,28 +540,76 @@ def report(args, res):
         L.append("Median ratio of the pairs: req/s %s, CPU per request %s." % (
             fmt_ratio(res["pair_ratio"], 1.0), "%.2fx" % res["pair_cpu_ratio"] if res.get("pair_cpu_ratio") else "-"))
         L.append("")
+    if res["iso"]:
+        L.append("### Isolated cores: server alone on core 0 (1 worker), wrk -t1 -c%d alone on core 1, %d s each" % (
+            args.connections, max(1, args.duration // 2)))
+        L.append("")
+        L.append("| pair | nginx req/s | forward-auth req/s | ratio | nginx p50 / p99 ms | forward-auth p50 / p99 ms "
+                 "| nginx user + sys µs/req | forward-auth user + sys µs/req |")
+        L.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for i, p in enumerate(res["iso"]):
+            a, b = p["nginx"], p["auth"]
+            L.append("| %d | %s | %s | %s | %s / %s | %s / %s | %s + %s | %s + %s |" % (
+                i + 1, fmt_num(a["rps"]), fmt_num(b["rps"]), fmt_ratio(b["rps"], a["rps"]),
+                fmt_num(a["p50"], 2), fmt_num(a["p99"], 2), fmt_num(b["p50"], 2), fmt_num(b["p99"], 2),
+                fmt_num(a["user_us"], 2), fmt_num(a["sys_us"], 2),
+                fmt_num(b["user_us"], 2), fmt_num(b["sys_us"], 2)))
+        L.append("")
+        L.append("Median of the isolated pairs: req/s %s of nginx; p99 %s ms (nginx %s ms). "
+                 "Both servers saturate core 0, so the req/s ratio is the inverse ratio of "
+                 "their CPU per request." % (
+                     fmt_ratio(res["iso_ratio"], 1.0), fmt_num(res["iso_auth_p99"], 2),
+                     fmt_num(res["iso_nginx_p99"], 2)))
+        L.append("")
     L.append("## Library (bench/libbench.c, no HTTP)")
     L.append("")
-    L.append("| op | store | threads | ops/s | ops per CPU-second (per core) | failures |")
-    L.append("|---|---|---:|---:|---:|---:|")
+    L.append("| op | store | threads | ops/s | ops per CPU-second (per core) | ns per op (per core) | failures | note |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---|")
     for r in res["lib"]:
-        L.append("| %s | %s | %d | %s | %s | %s |" % (
+        L.append("| %s | %s | %d | %s | %s | %s | %s | %s |" % (
             r["op"], r["store"].split(":")[0] + ":", r["threads"], fmt_num(r["per_sec"]),
-            fmt_num(r["per_cpu_sec"]), fmt_num(r["fails"])))
+            fmt_num(r["per_cpu_sec"]), fmt_num(ns_per(r["per_cpu_sec"])), fmt_num(r["fails"]),
+            r.get("note", "")))
     L.append("")
-    L.append("validate: pool of %d sessions, random pick, rotation off; create: one new user "
-             "per session, default per-user limit, durability=process; rotate: validate that "
-             "rotates every time (per-thread clock)." % args.lib_pool)
+    L.append("validate: pool of %d sessions visited in a shuffled order, rotation off, record "
+             "cache on unless noted; create: one new user per session, default per-user limit, "
+             "durability=process; rotate: validate that rotates every time (per-thread clock)."
+             % args.lib_pool)
     L.append("")
+    fl = res.get("floor") or {}
+    if fl:
+        L.append("### The parts of a validation, measured alone in the same run (bench/floor.c)")
+        L.append("")
+        L.append("| part | per CPU-second | ns |")
+        L.append("|---|---:|---:|")
+        names = {"lmdb_get": "LMDB read of one of %s records: renew txn, get, copy value, reset"
+                             % fmt_num(args.lib_pool),
+                 "sha256": "SHA-256 of the ID (EVP)", "gcm_open": "AES-256-GCM open of a record (EVP)"}
+        for op in ("lmdb_get", "sha256", "gcm_open"):
+            if op in fl:
+                L.append("| %s | %s | %s |" % (names[op], fmt_num(fl[op]["per_cpu_sec"]),
+                                              fmt_num(ns_per(fl[op]["per_cpu_sec"]))))
+        L.append("")
+        ff = floor_figures(res)
+        if ff:
+            L.append("A validation must at least read LMDB and hash the ID: %s ns, %s/s per core; "
+                     "with the record cache (hit) sessiond's validate takes %s ns, %s of that "
+                     "floor's rate. Without the cache it must also open the record: floor %s ns; "
+                     "sessiond %s ns, %s." % (
+                         fmt_num(ff["floor_hit"]), fmt_num(1e9 / ff["floor_hit"]), fmt_num(ff["on"]),
+                         fmt_ratio(ff["floor_hit"], ff["on"]), fmt_num(ff["floor_miss"]),
+                         fmt_num(ff["off"]), fmt_ratio(ff["floor_miss"], ff["off"]) if ff["off"] else "-"))
+            L.append("")
     L.append("## Scale (LMDB store populated by libbench)")
     L.append("")
     L.append("| live sessions | populate/s | LMDB file | start-up s | VmRSS idle | VmRSS after load "
-             "(anon + file) | VmHWM | forward-auth req/s | vs smallest | p99 ms | page faults minor/major | lib validate/s | vs smallest |")
-    L.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+             "(anon + file) | VmHWM | forward-auth req/s | vs smallest | p99 ms | page faults minor/major "
+             "| lib validate/s | vs smallest | raw LMDB get/s | vs smallest |")
+    L.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     sc = res["scale"]
     for s in sc:
         b = sc[0]
-        L.append("| %s | %s | %s | %s | %s | %s (%s + %s) | %s | %s | %s | %s | %s | %s | %s |" % (
+        L.append("| %s | %s | %s | %s | %s | %s (%s + %s) | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             fmt_num(s["n"]), fmt_num(s.get("populate_rate")), fmt_mib(s.get("file_bytes")),
             fmt_num(s.get("startup"), 3), fmt_mib(s.get("rss_idle")),
             fmt_mib(s.get("rss_after")), fmt_mib(s.get("rss_anon")), fmt_mib(s.get("rss_file")),
@@ -526,12 +617,25 @@ def report(args, res):
             fmt_num(s.get("rps")), fmt_ratio(s.get("rps"), b.get("rps")),
             fmt_num(s.get("p99"), 2), "%s / %s" % (fmt_num(s.get("minflt")), fmt_num(s.get("majflt"))),
             fmt_num(s.get("lib_validate")),
-            fmt_ratio(s.get("lib_validate"), b.get("lib_validate"))))
+            fmt_ratio(s.get("lib_validate"), b.get("lib_validate")),
+            fmt_num(s.get("lmdb_get")), fmt_ratio(s.get("lmdb_get"), b.get("lmdb_get"))))
     L.append("")
     L.append("Forward-auth at scale: cookies drawn at random from %s IDs sampled over the "
              "whole store (then, on the largest store, the destroy row). VmRSS counts the "
              "LMDB pages the process has touched through its read-only map (RssFile: page "
-             "cache, shared and reclaimable) as well as its own heap (RssAnon)." % fmt_num(args.scale_sample))
+             "cache, shared and reclaimable) as well as its own heap (RssAnon). Raw LMDB get: "
+             "bench/floor.c over a store of the same size and record size, the store's own "
+             "scaling." % fmt_num(args.scale_sample))
+    sp = res.get("scale_pairs")
+    if sp:
+        L.append("")
+        L.append("Alternating pairs, %s then %s sessions (both servers up; the machine drifts): "
+                 "forward-auth ratios %s, median %s; library validate ratios %s, median %s." % (
+                     fmt_num(sc[0]["n"]), fmt_num(sc[-1]["n"]),
+                     ", ".join(fmt_ratio(x, 1.0) for x in sp["rps"]) or "-",
+                     fmt_ratio(sp["rps_median"], 1.0),
+                     ", ".join(fmt_ratio(x, 1.0) for x in sp["lib"]) or "-",
+                     fmt_ratio(sp["lib_median"], 1.0)))
     L.append("")
     L.append("## Targets (DESIGN.md)")
     L.append("")
@@ -539,6 +643,23 @@ def report(args, res):
         L.append("- %s %s" % ({True: "MET", False: "MISSED", None: "n/a"}[t[0]], t[1]))
     L.append("")
     return "\n".join(L)
+
+
+def floor_figures(res):
+    """ns of validate (cache on / off) and of its floors, from the same run."""
+    fl = res.get("floor") or {}
+    if not all(k in fl for k in ("lmdb_get", "sha256", "gcm_open")):
+        return None
+    lv = [r for r in res["lib"] if r["op"] == "validate" and r["store"].startswith("lmdb")
+          and r["threads"] == 1]
+    on = next((r for r in lv if not r.get("note")), None)
+    off = next((r for r in lv if r.get("note")), None)
+    if not on:
+        return None
+    t = {k: ns_per(fl[k]["per_cpu_sec"]) for k in fl}
+    return {"floor_hit": t["lmdb_get"] + t["sha256"],
+            "floor_miss": t["lmdb_get"] + t["sha256"] + t["gcm_open"],
+            "on": ns_per(on["per_cpu_sec"]), "off": ns_per(off["per_cpu_sec"]) if off else None}
 
 
 def targets(args, res):
@@ -551,8 +672,20 @@ def targets(args, res):
         out.append((ok, "forward-auth >= 70%% of nginx 204 req/s: %s in the main rows%s" % (
             fmt_ratio(fa["rps"], ng["rps"]),
             (", median of the alternating pairs %s (judged on this)" % fmt_ratio(pr, 1.0)) if pr else "")))
-        out.append((fa["p99"] is not None and fa["p99"] < 2.0,
-                    "forward-auth p99 < 2 ms at %d connections: %s ms" % (args.connections, fmt_num(fa["p99"], 2))))
+        if res.get("iso"):
+            out.append((res["iso_ratio"] >= 0.7,
+                        "forward-auth >= 70%% of nginx 204 req/s on isolated cores (server on "
+                        "core 0, wrk on core 1): median %s" % fmt_ratio(res["iso_ratio"], 1.0)))
+            out.append((res["iso_auth_p99"] < 2.0,
+                        "forward-auth p99 < 2 ms at %d connections, isolated cores (judged on "
+                        "this: with wrk sharing the server's cores p99 is the scheduler's; "
+                        "there it was %s ms, nginx's %s ms): median %s ms (nginx %s ms)" % (
+                            args.connections, fmt_num(fa["p99"], 2), fmt_num(ng["p99"], 2),
+                            fmt_num(res["iso_auth_p99"], 2), fmt_num(res["iso_nginx_p99"], 2))))
+        else:
+            out.append((fa["p99"] is not None and fa["p99"] < 2.0,
+                        "forward-auth p99 < 2 ms at %d connections: %s ms (nginx %s ms)" % (
+                            args.connections, fmt_num(fa["p99"], 2), fmt_num(ng["p99"], 2))))
         cr = res.get("pair_cpu_ratio") or ((fa["cpu_us"] or 0) / (ng["cpu_us"] or 1))
         out.append((cr <= 2.0, "forward-auth server CPU/request <= 2x nginx: %s vs %s µs in the "
                     "main rows; %.2fx%s" % (
@@ -563,10 +696,21 @@ def targets(args, res):
     cr = rows.get("create")
     out.append((cr["rps"] >= 20000 if cr else None,
                 "create (durable) >= 20,000/s over HTTP: %s/s" % (fmt_num(cr["rps"]) if cr else "-")))
-    lv = [r for r in res["lib"] if r["op"] == "validate" and r["store"].startswith("lmdb")]
+    lv = [r for r in res["lib"] if r["op"] == "validate" and r["store"].startswith("lmdb")
+          and not r.get("note")]
     if lv:
-        best = max(r["per_cpu_sec"] for r in lv)
-        out.append((best >= 2e6, "library validate >= 2M/s per core (lmdb:): %s per CPU-second" % fmt_num(best)))
+        # Judged on one thread: the plainest "per core"; two threads on two
+        # cores are shown beside it.
+        one = next((r["per_cpu_sec"] for r in lv if r["threads"] == 1), None)
+        two = next((r["per_cpu_sec"] for r in lv if r["threads"] == 2), None)
+        ff = floor_figures(res)
+        out.append((one is not None and one >= 2e6,
+                    "library validate >= 2M/s per core (lmdb:): %s per CPU-second on one thread "
+                    "(judged on this), %s per core on two%s" % (
+                        fmt_num(one), fmt_num(two),
+                        ("; the LMDB read + SHA-256 floor of this run is %s/s, validate reaches "
+                         "%s of it" % (fmt_num(1e9 / ff["floor_hit"]),
+                                       fmt_ratio(ff["floor_hit"], ff["on"]))) if ff else "")))
     big = res["scale"][-1] if res["scale"] else None
     small = res["scale"][0] if res["scale"] else None
     if big and big["n"] >= 1000000:
@@ -577,13 +721,24 @@ def targets(args, res):
                                        fmt_mib(big.get("rss_file")), fmt_mib(big.get("file_bytes")))))
         out.append((big.get("startup") is not None and big["startup"] < 1.0,
                     "start-up with 1M sessions < 1 s: %s s" % fmt_num(big.get("startup"), 3)))
+        sp = res.get("scale_pairs") or {}
         if big.get("rps") and small.get("rps"):
-            out.append((big["rps"] >= 0.8 * small["rps"],
-                        "forward-auth at 1M within 20%% of 10k: %s" % fmt_ratio(big["rps"], small["rps"])))
+            r = sp.get("rps_median") or big["rps"] / small["rps"]
+            out.append((r >= 0.8,
+                        "forward-auth at 1M within 20%% of 10k: %s in the rows above%s" % (
+                            fmt_ratio(big["rps"], small["rps"]),
+                            (", median of the alternating pairs %s (judged on this)" %
+                             fmt_ratio(sp["rps_median"], 1.0)) if sp.get("rps_median") else "")))
         if big.get("lib_validate") and small.get("lib_validate"):
-            out.append((big["lib_validate"] >= 0.8 * small["lib_validate"],
-                        "library validate at 1M within 20%% of 10k: %s" % fmt_ratio(
-                            big["lib_validate"], small["lib_validate"])))
+            r = sp.get("lib_median") or big["lib_validate"] / small["lib_validate"]
+            out.append((r >= 0.8,
+                        "library validate at 1M within 20%% of 10k: %s%s%s" % (
+                            fmt_ratio(big["lib_validate"], small["lib_validate"]),
+                            (", pairs median %s" % fmt_ratio(sp["lib_median"], 1.0))
+                            if sp.get("lib_median") else "",
+                            ("; a raw LMDB get alone keeps %s from 10k to 1M records" % fmt_ratio(
+                                big["lmdb_get"], small["lmdb_get"]))
+                            if big.get("lmdb_get") and small.get("lmdb_get") else "")))
     else:
         out.append((None, "1M-session targets: not measured in this run (quick or --scale smaller)"))
     return out
@@ -609,6 +764,8 @@ def main():
                     help="comma-separated store sizes for the scale rows (10000,1000000)")
     ap.add_argument("--pairs", type=int, help="alternating nginx-204 / forward-auth pairs "
                     "for the drift-resistant ratio (3; quick 0)")
+    ap.add_argument("--iso-pairs", type=int, help="alternating isolated-core pairs "
+                    "(server on core 0, wrk -t1 on core 1; 3, quick 1, 0 = none)")
     ap.add_argument("--only", default="", help="comma list of sections: lib,http,scale")
     args = ap.parse_args()
 
@@ -617,6 +774,9 @@ def main():
     args.warmup = args.warmup if args.warmup is not None else (0 if q else 2)
     args.pool = args.pool or (200 if q else 10000)
     args.pairs = args.pairs if args.pairs is not None else (0 if q else 3)
+    args.iso_pairs = args.iso_pairs if args.iso_pairs is not None else (1 if q else 3)
+    if NCPU < 2:
+        args.iso_pairs = 0
     args.lib_seconds = 0.2 if q else 2.0
     args.lib_pool = 1000 if q else 10000
     args.scale_sizes = [int(x) for x in (args.scale or ("1000,5000" if q else "10000,1000000")).split(",")]
@@ -625,6 +785,10 @@ def main():
     sections = set(args.only.split(",")) if args.only else {"lib", "http", "scale"}
     args.sessiond = args.sessiond or os.path.join(args.build_dir, "sessiond")
     args.libbench = args.libbench or os.path.join(args.build_dir, "bench", "libbench")
+    args.floor = os.path.join(os.path.dirname(args.libbench), "floor")
+    if not os.access(args.floor, os.X_OK):
+        log("missing %s: the library floors are skipped" % args.floor)
+        args.floor = None
     for b in (args.sessiond, args.libbench):
         if not os.access(b, os.X_OK):
             log("missing %s: build first (make bench builds build-release/)" % b)
@@ -645,7 +809,7 @@ def main():
 
     res = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
            "machine": machine(), "versions": versions(args),
-           "http": [], "lib": [], "scale": []}
+           "http": [], "lib": [], "scale": [], "floor": {}, "iso": []}
     t_start = time.monotonic()
 
     # ---- library ----
@@ -661,6 +825,23 @@ def main():
                     res["lib"].append(r)
                     if store == "lmdb":
                         shutil.rmtree(url[5:], ignore_errors=True)
+        # The parts of one validation, measured just after it (the machine
+        # drifts), and validate once more with the record cache off.
+        if args.floor:
+            for op in ("lmdb_get", "sha256", "gcm_open"):
+                log("library floor %s" % op)
+                res["floor"][op] = floor(args, "--op", op, "--n", args.lib_pool,
+                                         "--seconds", args.lib_seconds,
+                                         "--dir", os.path.join(TMP, "floor-lmdb"))
+                shutil.rmtree(os.path.join(TMP, "floor-lmdb"), ignore_errors=True)
+        log("library validate lmdb 1 thread, record cache off")
+        url = "lmdb:" + os.path.join(TMP, "lib-validate-nocache")
+        r = libbench(args, "--op", "validate", "--store", url, "--threads", 1,
+                     "--seconds", args.lib_seconds, "--pool", args.lib_pool,
+                     "--record-cache", 0)
+        r["note"] = "record cache off"
+        res["lib"].append(r)
+        shutil.rmtree(url[5:], ignore_errors=True)
 
     http_ok = bool(args.wrk)
     url_of = lambda port, path="/": "http://127.0.0.1:%d%s" % (port, path)
@@ -750,10 +931,31 @@ def main():
         if ng:
             ng.stop()
         sd.stop()
+        # Isolated cores: the server alone on core 0 with one worker, wrk
+        # -t1 alone on core 1, so the load tool never delays the server.
+        if ng and args.iso_pairs > 0:
+            iso_sd_port, iso_204, iso_auth = (free_port(used_ports) for _ in range(3))
+            log("isolated: sessiond (1 thread) and nginx (1 worker) on core 0, wrk -t1 on core 1")
+            isd = Sessiond(args.sessiond, iso_sd_port, "lmdb:" + os.path.join(TMP, "store-http"),
+                           keys, "iso", ("--set", "server.threads=1"), {0})
+            ing = Nginx(args.nginx, iso_204, iso_auth, iso_sd_port, 1, {0}, "nginx-iso")
+            pd = max(1, D // 2)
+            for i in range(args.iso_pairs):
+                log("isolated pair %d/%d: nginx 204 then forward-auth, %ds each" % (i + 1, args.iso_pairs, pd))
+                w = 1 if i == 0 else 0
+                a = run_wrk(args, url_of(iso_204), None, None, pd, ing.pids, w, 1, {1})
+                b = run_wrk(args, url_of(iso_sd_port, "/v1/auth"), "auth_valid", pool_path,
+                            pd, isd.pids, w, 1, {1})
+                res["iso"].append({"nginx": a, "auth": b})
+            ing.stop()
+            isd.stop()
 
     # ---- scale ----
+    # Populate every size first, then measure each, then alternate the
+    # smallest and the largest store (the machine drifts between rows taken
+    # minutes apart, so the "within 20%" ratios are medians of pairs).
     if "scale" in sections:
-        destroy_done = False
+        stores = []
         for n in args.scale_sizes:
             s = {"n": n}
             store = os.path.join(TMP, "store-%d" % n)
@@ -764,25 +966,48 @@ def main():
             s["populate_rate"] = r["per_sec"]
             with open(idfile) as f:
                 all_ids = f.read().split()
+            os.unlink(idfile)
             rnd = random.Random(n)
-            big = n >= 2 * args.destroy_n
+            big = n >= 2 * args.destroy_n and n == max(args.scale_sizes)
             keep = all_ids[:n - args.destroy_n] if big else all_ids
             sample = keep if len(keep) <= args.scale_sample else rnd.sample(keep, args.scale_sample)
             sample_path = os.path.join(TMP, "sample-%d" % n)
             write_ids(sample_path, sample)
             destroy_path = None
-            if big and not destroy_done:
+            if big:
                 destroy_path = os.path.join(TMP, "destroy-%d" % n)
                 write_ids(destroy_path, all_ids[n - args.destroy_n:])
-            del all_ids
+            del all_ids, keep, sample
+            try:
+                s["file_bytes"] = os.path.getsize(os.path.join(store, "data.mdb"))
+            except OSError:
+                pass
+            stores.append((s, store, sample_path, destroy_path))
+            res["scale"].append(s)
+
+        def lib_validate(store, sample_path):
+            return libbench(args, "--op", "validate", "--store", "lmdb:" + store, "--keys", keys,
+                            "--ids", sample_path, "--pool", 0,
+                            "--seconds", args.lib_seconds)["per_cpu_sec"]
+
+        for s, store, sample_path, _ in stores:
+            n = s["n"]
             log("scale: library validate over %s sessions" % fmt_num(n))
-            r = libbench(args, "--op", "validate", "--store", "lmdb:" + store, "--keys", keys,
-                         "--ids", sample_path, "--pool", 0, "--seconds", args.lib_seconds)
-            s["lib_validate"] = r["per_cpu_sec"]
-            # drop the page cache effect of populate as far as we can without root games:
+            s["lib_validate"] = lib_validate(store, sample_path)
+            if args.floor:
+                log("scale: raw LMDB get over %s records (floor)" % fmt_num(n))
+                fdir = os.path.join(TMP, "floor-scale")
+                s["lmdb_get"] = floor(args, "--op", "lmdb_get", "--n", n, "--seconds",
+                                      args.lib_seconds, "--dir", fdir)["per_cpu_sec"]
+                shutil.rmtree(fdir, ignore_errors=True)
+
+        servers = []
+        for s, store, sample_path, destroy_path in stores:
+            n = s["n"]
             port = free_port(used_ports)
             log("scale: starting sessiond over %s sessions" % fmt_num(n))
             sd = Sessiond(args.sessiond, port, "lmdb:" + store, keys, "scale-%d" % n)
+            servers.append(sd)
             s["startup"] = sd.startup
             time.sleep(0.3)
             s["rss_idle"] = proc_mem(sd.proc.pid).get("VmRSS")
@@ -792,24 +1017,46 @@ def main():
                               args.duration, sd.pids, args.warmup)
                 s["rps"], s["p99"] = row["rps"], row["p99"]
                 s["minflt"], s["majflt"] = row["minflt"], row["majflt"]
-                if destroy_path:
-                    log("HTTP JSON destroy (over the %s-session store)" % fmt_num(n))
-                    drow = run_wrk(args, url_of(port), "destroy", destroy_path,
-                                   args.duration, sd.pids, args.warmup)
-                    add_row("destroy", "sessiond POST /v1/sessions/destroy", drow, "nginx-204",
-                            "over the %s-session store; each ID destroyed once "
-                            "(404s mean the %s IDs ran out)" % (fmt_num(n), fmt_num(args.destroy_n)))
-                    destroy_done = True
             mem = proc_mem(sd.proc.pid)
             s["rss_after"], s["hwm"] = mem.get("VmRSS"), mem.get("VmHWM")
             s["rss_anon"], s["rss_file"] = mem.get("RssAnon"), mem.get("RssFile")
-            try:
-                s["file_bytes"] = os.path.getsize(os.path.join(store, "data.mdb"))
-            except OSError:
-                pass
+
+        if len(stores) >= 2 and args.pairs > 0:
+            (s0, st0, sp0, _), (s1, st1, sp1, _) = stores[0], stores[-1]
+            pd = max(1, args.duration // 2)
+            rps_ratios, lib_ratios = [], []
+            for i in range(args.pairs):
+                log("scale pair %d/%d: %s then %s sessions" % (i + 1, args.pairs, fmt_num(s0["n"]),
+                                                               fmt_num(s1["n"])))
+                if http_ok:
+                    a = run_wrk(args, url_of(servers[0].port, "/v1/auth"), "auth_valid", sp0, pd,
+                                servers[0].pids, 0)
+                    b = run_wrk(args, url_of(servers[-1].port, "/v1/auth"), "auth_valid", sp1, pd,
+                                servers[-1].pids, 0)
+                    if a["rps"]:
+                        rps_ratios.append(b["rps"] / a["rps"])
+                la, lb = lib_validate(st0, sp0), lib_validate(st1, sp1)
+                if la:
+                    lib_ratios.append(lb / la)
+            import statistics
+            res["scale_pairs"] = {"rps": rps_ratios, "lib": lib_ratios,
+                                  "rps_median": statistics.median(rps_ratios) if rps_ratios else None,
+                                  "lib_median": statistics.median(lib_ratios) if lib_ratios else None}
+
+        destroy_done = False
+        for (s, store, sample_path, destroy_path), sd in zip(stores, servers):
+            if destroy_path and http_ok:
+                log("HTTP JSON destroy (over the %s-session store)" % fmt_num(s["n"]))
+                drow = run_wrk(args, url_of(sd.port), "destroy", destroy_path,
+                               args.duration, sd.pids, args.warmup)
+                add_row("destroy", "sessiond POST /v1/sessions/destroy", drow, "nginx-204",
+                        "over the %s-session store; each ID destroyed once "
+                        "(404s mean the %s IDs ran out)" % (fmt_num(s["n"]), fmt_num(args.destroy_n)))
+                destroy_done = True
+        for sd in servers:
             sd.stop()
+        for _, store, _, _ in stores:
             shutil.rmtree(store, ignore_errors=True)
-            res["scale"].append(s)
         if not destroy_done:
             add_skip("destroy", "sessiond POST /v1/sessions/destroy",
                      "wrk not installed" if not http_ok else "no store large enough")
@@ -821,6 +1068,13 @@ def main():
               if p["auth_cpu_us"] and p["nginx_cpu_us"]]
         res["pair_ratio"] = statistics.median(rs) if rs else None
         res["pair_cpu_ratio"] = statistics.median(cs) if cs else None
+    if res["iso"]:
+        import statistics
+        iso = res["iso"]
+        res["iso_ratio"] = statistics.median(
+            [p["auth"]["rps"] / p["nginx"]["rps"] for p in iso if p["nginx"]["rps"]] or [0])
+        res["iso_auth_p99"] = statistics.median([p["auth"]["p99"] or 0 for p in iso])
+        res["iso_nginx_p99"] = statistics.median([p["nginx"]["p99"] or 0 for p in iso])
     res["targets"] = targets(args, res)
     text = report(args, res)
     text += "\nSuite wall time: %.0f s.\n" % (time.monotonic() - t_start)

@@ -36,7 +36,7 @@ typedef struct rc_slot {
     uint32_t blob_len;            /* 0: the slot is empty */
     uint16_t pt_len;
     uint8_t head_len;
-    uint8_t ref;
+    uint8_t unused;
     uint8_t var[];                /* head (version, key id, nonce), then pt */
 } rc_slot;
 
@@ -47,6 +47,7 @@ struct sess__rcache {
     size_t arena_bytes;
     size_t nsets;                 /* a power of two */
     uint64_t *tags;               /* nsets * RC_WAYS; 0 = empty */
+    uint8_t *refs;                /* nsets * RC_WAYS: CLOCK reference bits */
     uint8_t *hands;               /* clock hand per set */
     _Atomic size_t used;          /* slots holding a record */
     pthread_mutex_t locks[RC_STRIPES];
@@ -79,8 +80,9 @@ sess__rcache *sess__rcache_new(size_t entries)
      * forward-auth p99 from 0.9 ms to 60 ms.  4 KiB pages fault in as
      * slots fill, so the resident size follows use. */
     c->hands = calloc(sets, 1);
+    c->refs = calloc(sets * RC_WAYS, 1);
     c->tags = calloc(sets * RC_WAYS, sizeof *c->tags);
-    if (!c->hands || !c->tags)
+    if (!c->hands || !c->refs || !c->tags)
         goto fail;
     for (size_t i = 0; i < RC_STRIPES; i++)
         pthread_mutex_init(&c->locks[i], NULL);
@@ -90,6 +92,7 @@ fail:
         munmap(c->arena, c->arena_bytes);
     if (c) {
         free(c->hands);
+        free(c->refs);
         free(c->tags);
     }
     free(c);
@@ -105,6 +108,7 @@ void sess__rcache_free(sess__rcache *c)
         pthread_mutex_destroy(&c->locks[i]);
     munmap(c->arena, c->arena_bytes);
     free(c->hands);
+    free(c->refs);
     free(c->tags);
     free(c);
 }
@@ -149,6 +153,7 @@ static void slot_wipe(sess__rcache *c, size_t set, unsigned way)
     s = slot_at(c, set, way);
     sess__wipe(s, sizeof *s + s->head_len + s->pt_len);
     c->tags[set * RC_WAYS + way] = 0;
+    c->refs[set * RC_WAYS + way] = 0;
     atomic_fetch_sub_explicit(&c->used, 1, memory_order_relaxed);
 }
 
@@ -163,6 +168,24 @@ static size_t head_len_of(const uint8_t *blob, size_t blob_len)
     return blob_len >= head + SESS__TAG_BYTES ? head : 0;
 }
 
+/* Lookups on this thread lately (both halved every 1024), for admission
+ * and prefetch: whether the cache is paying for itself. */
+static _Thread_local struct {
+    uint32_t hits, misses, admits;
+} recent;
+
+static void recent_count(bool hit)
+{
+    if (hit)
+        recent.hits++;
+    else
+        recent.misses++;
+    if (recent.hits + recent.misses >= 1024) {
+        recent.hits /= 2;
+        recent.misses /= 2;
+    }
+}
+
 static bool same_blob(const rc_slot *s, const uint8_t *blob, size_t blob_len,
                       size_t head)
 {
@@ -174,7 +197,7 @@ static bool same_blob(const rc_slot *s, const uint8_t *blob, size_t blob_len,
 void sess__rcache_prefetch(const sess__rcache *c, const uint8_t key[32])
 {
     size_t set;
-    if (!c)
+    if (!c || recent.hits * 4 < recent.misses)
         return;
     set = set_of(c, key);
     __builtin_prefetch(&c->tags[set * RC_WAYS]);
@@ -200,11 +223,12 @@ bool sess__rcache_get(sess__rcache *c, const uint8_t key[32], uint32_t gen,
             sess_store_buf_reserve(pt, (size_t)s->pt_len + 1) == SESS_OK) {
             memcpy(pt->data, s->var + s->head_len, s->pt_len);
             pt->len = s->pt_len;
-            s->ref = 1;
+            c->refs[set * RC_WAYS + (unsigned)w] = 1;
             hit = true;
         }
     }
     pthread_mutex_unlock(lock_of(c, set));
+    recent_count(hit);
     return hit;
 }
 
@@ -230,27 +254,51 @@ void sess__rcache_put(sess__rcache *c, const uint8_t key[32], uint32_t gen,
             w = (int)i;
     while (w < 0) {
         unsigned hand = c->hands[set];
-        rc_slot *s = slot_at(c, set, hand);
+        uint8_t *ref = &c->refs[set * RC_WAYS + hand];
         c->hands[set] = (uint8_t)((hand + 1) % RC_WAYS);
-        if (s->ref)
-            s->ref = 0;
+        if (*ref)
+            *ref = 0;
         else
             w = (int)hand;
     }
+    size_t idx = set * RC_WAYS + (unsigned)w;
     rc_slot *v = slot_at(c, set, (unsigned)w);
-    slot_wipe(c, set, (unsigned)w);
+    /* Overwrite in place, then wipe what the old record had beyond the
+     * new one: each byte is written once. */
+    size_t old_len = c->tags[idx] ? sizeof *v + v->head_len + v->pt_len : 0;
+    size_t new_len = sizeof *v + head + pt_len;
+    if (c->tags[idx] == 0)
+        atomic_fetch_add_explicit(&c->used, 1, memory_order_relaxed);
     memcpy(v->key, key, SESS_STORE_KEY_BYTES);
+    memcpy(v->tag, blob + blob_len - SESS__TAG_BYTES, SESS__TAG_BYTES);
     v->gen = gen;
     v->blob_len = (uint32_t)blob_len;
-    v->head_len = (uint8_t)head;
-    v->ref = 0;
-    memcpy(v->var, blob, head);
-    memcpy(v->tag, blob + blob_len - SESS__TAG_BYTES, SESS__TAG_BYTES);
     v->pt_len = (uint16_t)pt_len;
+    v->head_len = (uint8_t)head;
+    v->unused = 0;
+    memcpy(v->var, blob, head);
     memcpy(v->var + head, pt, pt_len);
-    c->tags[set * RC_WAYS + (unsigned)w] = tag_of(key);
-    atomic_fetch_add_explicit(&c->used, 1, memory_order_relaxed);
+    if (old_len > new_len)
+        sess__wipe((uint8_t *)v + new_len, old_len - new_len);
+    c->tags[idx] = tag_of(key);
+    c->refs[idx] = 0;
     pthread_mutex_unlock(lock_of(c, set));
+}
+
+bool sess__rcache_admit(const sess__rcache *c)
+{
+    if (!c)
+        return false;
+    /* Room left: nothing is evicted. */
+    if (atomic_load_explicit(&c->used, memory_order_relaxed) < c->nsets * RC_WAYS)
+        return true;
+    /* Full, and at least one lookup in four hits: keep every record. */
+    if (recent.hits * 4 >= recent.misses)
+        return true;
+    /* Full and missing: the records in use outnumber the slots, and an
+     * insert would mostly evict one that would have hit.  Keep one in 16,
+     * so a hot subset still works its way in. */
+    return (++recent.admits & 15u) == 0;
 }
 
 void sess__rcache_drop(sess__rcache *c, const uint8_t key[32])

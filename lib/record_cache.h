@@ -20,7 +20,7 @@
  * replay of a store's own past records).  Nothing new is possible.
  *
  * Memory: a fixed arena of 1 KiB slots (4-way set-associative, CLOCK
- * eviction), reserved with mmap and marked MADV_DONTDUMP, so plaintexts
+ * eviction, admission throttled while the cache thrashes), reserved with mmap and marked MADV_DONTDUMP, so plaintexts
  * (which hold CSRF tokens) stay out of core dumps; pages are touched only
  * as slots fill.  Plaintexts too large for a slot are not cached.  Every
  * evicted, dropped or cleared slot is wiped.  Thread-safe (striped locks).
@@ -54,6 +54,13 @@ bool sess__rcache_get(sess__rcache *c, const uint8_t key[32], uint32_t gen,
 void sess__rcache_put(sess__rcache *c, const uint8_t key[32], uint32_t gen,
                       const uint8_t *blob, size_t blob_len, const uint8_t *pt,
                       size_t pt_len);
+
+/* Whether a record just opened after a miss should be put: always while
+ * the cache has room or hits at least one lookup in four (on this thread,
+ * lately); when it is full and mostly missing (the records in use
+ * outnumber its slots) only one miss in 16, so it does not churn.  Writes
+ * (records just sealed) are always put. */
+bool sess__rcache_admit(const sess__rcache *c);
 
 /* Forget (and wipe) whatever is cached for "key". */
 void sess__rcache_drop(sess__rcache *c, const uint8_t key[32]);
