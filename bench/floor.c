@@ -32,6 +32,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "bench_util.h"
+
 static const char *opt_op = "sha256";
 static const char *opt_dir = NULL;
 static double opt_seconds = 2.0;
@@ -41,20 +43,7 @@ static size_t opt_value = 293;     /* header + sealed record of a session */
 #define RECORD_PT 190              /* plaintext of a typical session record */
 #define RECORD_AAD 40              /* key id header + storage key */
 
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void die(const char *what)
 {
@@ -62,30 +51,21 @@ static void die(const char *what)
     exit(2);
 }
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *s = x;
-    return x;
-}
 
 /* Run "step" in batches of 256 until the time is up; ops and CPU time. */
 static void timed(void (*step)(void *), void *arg, uint64_t *ops, double *cpu,
                   double *wall)
 {
-    double t0 = mono(), c0 = cpu_seconds();
+    double t0 = bench_mono(), c0 = bench_cpu_seconds();
     uint64_t n = 0;
     do {
         for (int i = 0; i < 256; i++)
             step(arg);
         n += 256;
-    } while (mono() - t0 < opt_seconds);
+    } while (bench_mono() - t0 < opt_seconds);
     *ops = n;
-    *cpu = cpu_seconds() - c0;
-    *wall = mono() - t0;
+    *cpu = bench_cpu_seconds() - c0;
+    *wall = bench_mono() - t0;
 }
 
 /* ---- SHA-256 ------------------------------------------------------------ */
@@ -201,7 +181,7 @@ static void lmdb_setup(lmdb_state *s, const char *dir)
         die("LMDB commit failed");
     mdb_txn_reset(s->txn);
     for (size_t i = opt_n; i > 1; i--) {          /* visit in random order */
-        size_t j = (size_t)(xorshift(&seed) % i);
+        size_t j = (size_t)(bench_xorshift(&seed) % i);
         unsigned char t[32];
         memcpy(t, s->keys[i - 1], 32);
         memcpy(s->keys[i - 1], s->keys[j], 32);

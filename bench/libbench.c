@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "sess.h"
+#include "bench_util.h"
 
 #define DEFAULT_UA "sessiond-bench/1 (wrk)"
 
@@ -72,20 +73,7 @@ static uint64_t bench_clock(void *user)
     return tl_now != 0 ? tl_now : (uint64_t)time(NULL);
 }
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 static void die(const char *what, int rc, const sess_err *err)
 {
@@ -95,15 +83,6 @@ static void die(const char *what, int rc, const sess_err *err)
     exit(2);
 }
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *s = x;
-    return x;
-}
 
 static int create_one(char *id_out)
 {
@@ -236,7 +215,7 @@ static void shuffle_ids(void)
     uint64_t seed = 0x9E3779B97F4A7C15ull;
     char tmp[SESS_ID_LEN + 1];
     for (size_t i = g_nids; i > 1; i--) {
-        size_t j = (size_t)(xorshift(&seed) % i);
+        size_t j = (size_t)(bench_xorshift(&seed) % i);
         memcpy(tmp, g_ids[i - 1], sizeof tmp);
         memcpy(g_ids[i - 1], g_ids[j], sizeof tmp);
         memcpy(g_ids[j], tmp, sizeof tmp);
@@ -269,7 +248,7 @@ static int populate(void)
         return 2;
     }
     char id[SESS_ID_LEN + 1];
-    double t0 = mono(), c0 = cpu_seconds();
+    double t0 = bench_mono(), c0 = bench_cpu_seconds();
     for (size_t i = 0; i < opt_n; i++) {
         int rc = create_one(id);
         if (rc != SESS_OK)
@@ -279,7 +258,7 @@ static int populate(void)
     }
     sess_wipe(id, sizeof(id));
     fclose(f);
-    double dt = mono() - t0, dc = cpu_seconds() - c0;
+    double dt = bench_mono() - t0, dc = bench_cpu_seconds() - c0;
     printf("{\"op\":\"populate\",\"store\":\"%s\",\"threads\":1,"
            "\"ops\":%zu,\"fails\":0,\"seconds\":%.3f,\"cpu_seconds\":%.3f,"
            "\"per_sec\":%.0f,\"per_cpu_sec\":%.0f}\n",
@@ -395,7 +374,7 @@ int main(int argc, char **argv)
     worker w[64];
     memset(w, 0, sizeof(w));
     atomic_init(&g_stop, 0);
-    double t0 = mono(), c0 = cpu_seconds();
+    double t0 = bench_mono(), c0 = bench_cpu_seconds();
     for (unsigned i = 0; i < opt_threads; i++) {
         w[i].idx = i;
         if (pthread_create(&w[i].th, NULL, fn, &w[i]) != 0) {
@@ -414,7 +393,7 @@ int main(int argc, char **argv)
         fails += w[i].fails;
         extra += w[i].extra;
     }
-    double dt = mono() - t0, dc = cpu_seconds() - c0;
+    double dt = bench_mono() - t0, dc = bench_cpu_seconds() - c0;
     printf("{\"op\":\"%s\",\"store\":\"%s\",\"threads\":%u,\"pool\":%zu,"
            "\"ops\":%" PRIu64 ",\"fails\":%" PRIu64 ",\"rotated\":%" PRIu64
            ",\"seconds\":%.3f,\"cpu_seconds\":%.3f,\"per_sec\":%.0f,"

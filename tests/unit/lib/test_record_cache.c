@@ -142,6 +142,41 @@ static void test_oversized_plaintext_is_not_cached(void **state)
     assert_null(sess__rcache_new(0));
 }
 
+static void test_admission_when_full_and_missing(void **state)
+{
+    (void)state;
+    sess__rcache *c = sess__rcache_new(4);
+    uint8_t key[32], blob[128];
+    sess_store_buf pt = {0};
+    size_t n = fake_blob(blob, 0x33, 16);
+    int admitted = 0;
+
+    /* Room left: always. */
+    assert_true(sess__rcache_admit(c));
+    for (unsigned i = 0; i < 4; i++) {
+        key_of(key, i);
+        sess__rcache_put(c, key, 0, blob, n, (const uint8_t *)"p", 1);
+    }
+    /* Full and every lookup a miss (records in use outnumber the
+     * slots): one miss in 16 gets in. */
+    for (unsigned i = 100; i < 1100; i++) {
+        key_of(key, i);
+        assert_false(sess__rcache_get(c, key, 0, blob, n, &pt));
+    }
+    for (int i = 0; i < 160; i++)
+        admitted += sess__rcache_admit(c);
+    assert_int_equal(admitted, 10);
+    /* Hits again: every miss is kept. */
+    for (unsigned i = 0; i < 2000; i++) {
+        key_of(key, i % 4);
+        assert_true(sess__rcache_get(c, key, 0, blob, n, &pt));
+    }
+    assert_true(sess__rcache_admit(c));
+    assert_false(sess__rcache_admit(NULL));
+    sess_store_buf_free(&pt);
+    sess__rcache_free(c);
+}
+
 /* ---- through sessions ---------------------------------------------------- */
 
 static const sess_client cl = {"198.51.100.4", "Mozilla/5.0 cache"};
@@ -334,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_hit_only_for_the_same_blob),
         cmocka_unit_test(test_full_set_evicts_and_clear_empties),
         cmocka_unit_test(test_oversized_plaintext_is_not_cached),
+        cmocka_unit_test(test_admission_when_full_and_missing),
         cmocka_unit_test(test_two_contexts_stay_coherent),
         cmocka_unit_test(test_rotation_by_another_context),
         cmocka_unit_test(test_dropped_key_is_not_served_from_cache),
