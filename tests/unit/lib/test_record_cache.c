@@ -4,8 +4,11 @@
  * was opened from under the same keyring generation; full sets evict;
  * drop, clear and oversized plaintexts; and, with two contexts on one
  * LMDB store (two processes, in effect), a cached session that the other
- * context destroys, changes or rotates is never served from the cache.
+ * context destroys, changes or rotates is never served from the cache;
+ * and four threads changing 64 sessions through a 16-entry cache, where
+ * every view must be one whole record of the session asked for.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,6 +337,119 @@ static void test_dropped_key_is_not_served_from_cache(void **state)
     sess_ctx_free(ctx);
 }
 
+/* Threads validating and changing the same sessions through a cache much
+ * smaller than them (evictions all the time, under contention): a view must
+ * always be one whole record of the session asked for. */
+enum { STRESS_SESSIONS = 64, STRESS_THREADS = 4, STRESS_OPS = 4000 };
+
+typedef struct stress {
+    sess_ctx *ctx;
+    char ids[STRESS_SESSIONS][SESS_ID_LEN + 1];
+} stress;
+
+typedef struct stress_arg {
+    stress *st;
+    unsigned seed;
+    int bad, validated, written;
+} stress_arg;
+
+static void *stress_thread(void *p)
+{
+    stress_arg *a = p;
+    for (int i = 0; i < STRESS_OPS; i++) {
+        unsigned k = (unsigned)rand_r(&a->seed) % STRESS_SESSIONS;
+        const char *id = a->st->ids[k];
+        sess_view v;
+        int rc = sess_validate(a->st->ctx, id, SESS_ID_LEN, &cl,
+                               SESS_VALIDATE_WANT_DATA | SESS_VALIDATE_NO_TOUCH, &v, NULL);
+        if (rc != SESS_OK) {
+            a->bad++;
+            sess_view_clear(&v);
+            continue;
+        }
+        unsigned u = 0;
+        unsigned long long ver = 0;
+        if (sscanf(v.data, "{\"u\":%u,\"v\":%llu}", &u, &ver) != 2 || u != k ||
+            ver != v.data_version)
+            a->bad++;
+        a->validated++;
+        if (rand_r(&a->seed) % 4 == 0) {
+            char data[64];
+            int n = snprintf(data, sizeof data, "{\"u\":%u,\"v\":%llu}", k,
+                             (unsigned long long)v.data_version + 1);
+            rc = sess_set_data(a->st->ctx, id, SESS_ID_LEN, data, (size_t)n,
+                               (int64_t)v.data_version, NULL, NULL, NULL);
+            if (rc == SESS_OK)
+                a->written++;
+            else if (rc != SESS_CONFLICT)
+                a->bad++;
+        }
+        sess_view_clear(&v);
+    }
+    return NULL;
+}
+
+static void test_concurrent_changes_through_a_small_cache(void **state)
+{
+    (void)state;
+    char dir[256];
+    test_clock clk = {1800000000};
+    stress st;
+    pthread_t th[STRESS_THREADS];
+    stress_arg args[STRESS_THREADS];
+    static const uint8_t k[1][SESS_KEY_BYTES] = {{42}};
+    const char *kid[1] = {"cache-key"};
+    char url[600];
+    sess_keyring *kr;
+    sess_store *store;
+    sess_store_options so;
+    sess_config cfg;
+    int validated = 0, written = 0;
+
+    test_tmpdir(dir, sizeof dir);
+    memset(&so, 0, sizeof so);
+    snprintf(url, sizeof url, "lmdb:%s", dir);
+    assert_int_equal(sess_store_open(url, &so, &store, NULL), SESS_OK);
+    assert_int_equal(sess_keyring_from_keys(kid, k, 1, &kr, NULL), SESS_OK);
+    sess_config_defaults(&cfg);
+    cfg.rotate_interval = 0;
+    cfg.rotation_grace = 0;
+    cfg.record_cache_entries = 16;
+    assert_int_equal(sess_ctx_new(&cfg, store, kr, &st.ctx, NULL), SESS_OK);
+    sess_ctx_set_clock(st.ctx, test_clock_read, &clk);
+    for (unsigned i = 0; i < STRESS_SESSIONS; i++) {
+        char user[32], data[64];
+        int un = snprintf(user, sizeof user, "stress-%u", i);
+        int dn = snprintf(data, sizeof data, "{\"u\":%u,\"v\":0}", i);
+        sess_create_req req = {.user_id = user, .user_id_len = (size_t)un,
+                               .client = cl, .data = data, .data_len = (size_t)dn};
+        sess_issued s;
+        assert_int_equal(sess_create(st.ctx, &req, &s, NULL, NULL), SESS_OK);
+        memcpy(st.ids[i], s.id, sizeof st.ids[i]);
+        sess_wipe(&s, sizeof s);
+    }
+    for (int t = 0; t < STRESS_THREADS; t++) {
+        args[t] = (stress_arg){.st = &st, .seed = 1234u + (unsigned)t};
+        assert_int_equal(pthread_create(&th[t], NULL, stress_thread, &args[t]), 0);
+    }
+    for (int t = 0; t < STRESS_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(args[t].bad, 0);
+        validated += args[t].validated;
+        written += args[t].written;
+    }
+    assert_int_equal(validated, STRESS_THREADS * STRESS_OPS);
+    assert_true(written > STRESS_OPS / 2);
+    sess_stats stats;
+    assert_int_equal(sess_get_stats(st.ctx, &stats, NULL), SESS_OK);
+    assert_true(stats.record_cache_hits > 0);
+    assert_true(stats.record_cache_misses > 0);
+    assert_int_equal(stats.record_cache_slots, 16);
+    sess_wipe(st.ids, sizeof st.ids);
+    sess_ctx_free(st.ctx);
+    test_rmdir(dir);
+}
+
 static void test_cache_off(void **state)
 {
     (void)state;
@@ -373,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_two_contexts_stay_coherent),
         cmocka_unit_test(test_rotation_by_another_context),
         cmocka_unit_test(test_dropped_key_is_not_served_from_cache),
+        cmocka_unit_test(test_concurrent_changes_through_a_small_cache),
         cmocka_unit_test(test_cache_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
