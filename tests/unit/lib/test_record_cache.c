@@ -184,7 +184,10 @@ static void test_admission_when_full_and_missing(void **state)
 
 static const sess_client cl = {"198.51.100.4", "Mozilla/5.0 cache"};
 
-static sess_ctx *lmdb_ctx(const char *dir, test_clock *clk, uint32_t rotate)
+/* A context on the LMDB store in "dir" (another context on the same
+ * directory is what another process would be). */
+static sess_ctx *lmdb_ctx(const char *dir, test_clock *clk, uint32_t rotate,
+                          uint32_t cache_entries)
 {
     static const uint8_t k[1][SESS_KEY_BYTES] = {{42}};
     const char *kid[1] = {"cache-key"};
@@ -202,6 +205,7 @@ static sess_ctx *lmdb_ctx(const char *dir, test_clock *clk, uint32_t rotate)
     sess_config_defaults(&cfg);
     cfg.rotate_interval = rotate;
     cfg.rotation_grace = rotate ? 10 : 0;
+    cfg.record_cache_entries = cache_entries;
     assert_int_equal(sess_ctx_new(&cfg, st, kr, &ctx, NULL), SESS_OK);
     sess_ctx_set_clock(ctx, test_clock_read, clk);
     return ctx;
@@ -234,8 +238,8 @@ static void test_two_contexts_stay_coherent(void **state)
     uint64_t version = 0;
 
     test_tmpdir(dir, sizeof dir);
-    a = lmdb_ctx(dir, &clk, 0);
-    b = lmdb_ctx(dir, &clk, 0);
+    a = lmdb_ctx(dir, &clk, 0, 65536);
+    b = lmdb_ctx(dir, &clk, 0, 65536);
     sess_create_req req = {.user_id = "carol", .user_id_len = 5, .client = cl,
                            .data = "{\"v\":1}", .data_len = 7};
     assert_int_equal(sess_create(b, &req, &s, NULL, NULL), SESS_OK);
@@ -280,8 +284,8 @@ static void test_rotation_by_another_context(void **state)
     sess_view v, w;
 
     test_tmpdir(dir, sizeof dir);
-    a = lmdb_ctx(dir, &clk, 60);
-    b = lmdb_ctx(dir, &clk, 60);
+    a = lmdb_ctx(dir, &clk, 60, 65536);
+    b = lmdb_ctx(dir, &clk, 60, 65536);
     sess_create_req req = {.user_id = "dave", .user_id_len = 4, .client = cl};
     assert_int_equal(sess_create(a, &req, &s, NULL, NULL), SESS_OK);
     assert_int_equal(check(a, s.id, &v), SESS_OK);     /* cached in a */
@@ -397,26 +401,10 @@ static void test_concurrent_changes_through_a_small_cache(void **state)
     stress st;
     pthread_t th[STRESS_THREADS];
     stress_arg args[STRESS_THREADS];
-    static const uint8_t k[1][SESS_KEY_BYTES] = {{42}};
-    const char *kid[1] = {"cache-key"};
-    char url[600];
-    sess_keyring *kr;
-    sess_store *store;
-    sess_store_options so;
-    sess_config cfg;
     int validated = 0, written = 0;
 
     test_tmpdir(dir, sizeof dir);
-    memset(&so, 0, sizeof so);
-    snprintf(url, sizeof url, "lmdb:%s", dir);
-    assert_int_equal(sess_store_open(url, &so, &store, NULL), SESS_OK);
-    assert_int_equal(sess_keyring_from_keys(kid, k, 1, &kr, NULL), SESS_OK);
-    sess_config_defaults(&cfg);
-    cfg.rotate_interval = 0;
-    cfg.rotation_grace = 0;
-    cfg.record_cache_entries = 16;
-    assert_int_equal(sess_ctx_new(&cfg, store, kr, &st.ctx, NULL), SESS_OK);
-    sess_ctx_set_clock(st.ctx, test_clock_read, &clk);
+    st.ctx = lmdb_ctx(dir, &clk, 0, 16);
     for (unsigned i = 0; i < STRESS_SESSIONS; i++) {
         char user[32], data[64];
         int un = snprintf(user, sizeof user, "stress-%u", i);
