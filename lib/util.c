@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 
@@ -20,9 +21,8 @@
 #include "sess/session.h"
 #include "util.h"
 
-int sess__random(void *buf, size_t len)
+static int getrandom_all(uint8_t *p, size_t len)
 {
-    uint8_t *p = buf;
     while (len > 0) {
         ssize_t got = getrandom(p, len, 0);
         if (got < 0) {
@@ -33,6 +33,84 @@ int sess__random(void *buf, size_t len)
         p += got;
         len -= (size_t)got;
     }
+    return SESS_OK;
+}
+
+/*
+ * Random bytes come from getrandom(2), drawn a page at a time per thread:
+ * each call is a syscall plus a ChaCha20 state set-up in the kernel, and a
+ * create draws three times (ID, CSRF token, nonce).  The pool is a page of
+ * its own, marked MADV_WIPEONFORK (a child process finds it zeroed, "armed"
+ * included, and refills: it never replays its parent's bytes) and
+ * MADV_DONTDUMP; every byte handed out is wiped from it.  Where the kernel
+ * lacks MADV_WIPEONFORK (before 4.14) every call goes to getrandom.
+ */
+#define RANDOM_PAGE 4096u
+#define RANDOM_DIRECT_MIN 256u    /* larger draws skip the pool */
+
+typedef struct random_pool {
+    uint32_t armed;               /* 1 while bytes[used..] are fresh */
+    uint32_t used;
+    uint8_t bytes[RANDOM_PAGE - 8];
+} random_pool;
+
+_Static_assert(sizeof(random_pool) == RANDOM_PAGE, "one page");
+
+static _Thread_local random_pool *tl_random;
+static _Thread_local bool tl_random_off;
+static pthread_once_t random_once = PTHREAD_ONCE_INIT;
+static pthread_key_t random_key;
+
+static void random_pool_free(void *p)
+{
+    explicit_bzero(p, RANDOM_PAGE);
+    munmap(p, RANDOM_PAGE);
+    tl_random = NULL;             /* runs on the exiting thread */
+}
+
+static void random_init(void)
+{
+    pthread_key_create(&random_key, random_pool_free);
+}
+
+static random_pool *random_pool_get(void)
+{
+    void *p;
+    if (tl_random || tl_random_off)
+        return tl_random;
+    pthread_once(&random_once, random_init);
+    p = mmap(NULL, RANDOM_PAGE, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        tl_random_off = true;
+        return NULL;
+    }
+    if (madvise(p, RANDOM_PAGE, MADV_WIPEONFORK) != 0 ||
+        pthread_setspecific(random_key, p) != 0) {
+        munmap(p, RANDOM_PAGE);
+        tl_random_off = true;     /* no fork safety: no pool */
+        return NULL;
+    }
+    (void)madvise(p, RANDOM_PAGE, MADV_DONTDUMP);
+    tl_random = p;
+    return tl_random;
+}
+
+int sess__random(void *buf, size_t len)
+{
+    random_pool *rp = len < RANDOM_DIRECT_MIN ? random_pool_get() : NULL;
+    if (!rp)
+        return getrandom_all(buf, len);
+    if (!rp->armed || len > sizeof rp->bytes - rp->used) {
+        rp->armed = 0;
+        if (getrandom_all(rp->bytes, sizeof rp->bytes) != SESS_OK)
+            return SESS_ERANDOM;
+        rp->used = 0;
+        rp->armed = 1;
+    }
+    memcpy(buf, rp->bytes + rp->used, len);
+    explicit_bzero(rp->bytes + rp->used, len);
+    rp->used += (uint32_t)len;
     return SESS_OK;
 }
 

@@ -1,9 +1,12 @@
 /*
  * test_util.c - lib/util.c: base64url against RFC 4648 section 10 vectors
  * (in the URL-safe alphabet), strict decoding, UTF-8 validation (RFC 3629
- * section 7 examples), random bytes and constant-time comparison.
+ * section 7 examples), random bytes (also across the pool's refills and
+ * after fork) and constant-time comparison.
  */
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "util.h"
@@ -90,6 +93,42 @@ static void test_random_and_ct_equal(void **state)
         assert_int_equal(a[i], 0);
 }
 
+/* The per-thread pool: draws across a refill stay distinct, large draws
+ * bypass it, and a forked child never repeats the parent's next bytes. */
+static void test_random_pool_and_fork(void **state)
+{
+    (void)state;
+    uint8_t prev[16] = {0}, cur[16], big[1024];
+    for (int i = 0; i < 1000; i++) {              /* ~4 refills */
+        assert_int_equal(sess__random(cur, sizeof cur), SESS_OK);
+        assert_memory_not_equal(prev, cur, sizeof cur);
+        memcpy(prev, cur, sizeof cur);
+    }
+    assert_int_equal(sess__random(big, sizeof big), SESS_OK);
+    assert_memory_not_equal(big, big + 512, 32);
+
+    int fds[2];
+    uint8_t parent[32], child[32];
+    assert_int_equal(pipe(fds), 0);
+    assert_int_equal(sess__random(parent, 8), SESS_OK);   /* pool armed */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uint8_t c[32];
+        int ok = sess__random(c, sizeof c) == SESS_OK &&
+                 write(fds[1], c, sizeof c) == (ssize_t)sizeof c;
+        _exit(ok ? 0 : 1);
+    }
+    assert_int_equal(sess__random(parent, sizeof parent), SESS_OK);
+    assert_int_equal(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_memory_not_equal(parent, child, sizeof parent);
+    close(fds[0]);
+    close(fds[1]);
+}
+
 static void test_strerror_table(void **state)
 {
     (void)state;
@@ -107,6 +146,7 @@ int main(void)
         cmocka_unit_test(test_b64url_check_agrees_with_decode),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_random_and_ct_equal),
+        cmocka_unit_test(test_random_pool_and_fork),
         cmocka_unit_test(test_strerror_table),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
