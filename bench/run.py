@@ -581,6 +581,16 @@ def report(args, res):
              "durability=process; rotate: validate that rotates every time (per-thread clock)."
              % args.lib_pool)
     L.append("")
+    lr = res.get("lib_rounds")
+    if lr:
+        L.append("Validate (lmdb:, one thread) in %d more rounds, each followed by the LMDB read "
+                 "floor: %s per CPU-second, median **%s**; as a fraction of the LMDB read + "
+                 "SHA-256 floor of the same round: %s, median %s." % (
+                     len(lr["rounds"]), ", ".join(fmt_num(r["validate"]) for r in lr["rounds"]),
+                     fmt_num(lr["validate_median"]),
+                     ", ".join(fmt_ratio(r["validate"], r["floor_hit"]) for r in lr["rounds"]),
+                     fmt_ratio(lr["ratio_median"], 1.0)))
+        L.append("")
     fl = res.get("floor") or {}
     if fl:
         L.append("### The parts of a validation, measured alone in the same run (bench/floor.c)")
@@ -713,11 +723,13 @@ def targets(args, res):
         # cores are shown beside it.
         one = next((r["per_cpu_sec"] for r in lv if r["threads"] == 1), None)
         two = next((r["per_cpu_sec"] for r in lv if r["threads"] == 2), None)
+        lr = res.get("lib_rounds")
+        judged = lr["validate_median"] if lr else one
         ff = floor_figures(res)
-        out.append((one is not None and one >= 2e6,
+        out.append((judged is not None and judged >= 2e6,
                     "library validate >= 2M/s per core (lmdb:): %s per CPU-second on one thread "
-                    "(judged on this), %s per core on two%s" % (
-                        fmt_num(one), fmt_num(two),
+                    "(median of %d rounds, judged on this; the single row %s), %s per core on two%s" % (
+                        fmt_num(judged), len(lr["rounds"]) if lr else 1, fmt_num(one), fmt_num(two),
                         ("; the LMDB read + SHA-256 floor of this run is %s/s, validate reaches "
                          "%s of it" % (fmt_num(1e9 / ff["floor_hit"]),
                                        fmt_ratio(ff["floor_hit"], ff["on"]))) if ff else "")))
@@ -791,6 +803,7 @@ def main():
     args.iso_pairs = args.iso_pairs if args.iso_pairs is not None else (1 if q else 5)
     args.scale_pairs = min(args.pairs, 5)
     args.pair_seconds = 1 if q else 3
+    args.lib_repeats = 1 if q else 5
     if NCPU < 2:
         args.iso_pairs = 0
     args.lib_seconds = 0.2 if q else 2.0
@@ -858,6 +871,33 @@ def main():
         r["note"] = "record cache off"
         res["lib"].append(r)
         shutil.rmtree(url[5:], ignore_errors=True)
+        # The judged row again, alternating with the LMDB + SHA-256 floor:
+        # one 2 s row of validate ranged from 1.36M to 2.18M/s between
+        # today's runs while the floor moved far less, so the target takes
+        # the median of these rounds.
+        rounds = []
+        for i in range(args.lib_repeats):
+            log("library validate lmdb 1 thread, round %d/%d (with the floor)" % (i + 1, args.lib_repeats))
+            url = "lmdb:" + os.path.join(TMP, "lib-validate-round")
+            v = libbench(args, "--op", "validate", "--store", url, "--threads", 1,
+                         "--seconds", args.lib_seconds, "--pool", args.lib_pool)["per_cpu_sec"]
+            shutil.rmtree(url[5:], ignore_errors=True)
+            f = None
+            if args.floor:
+                fdir = os.path.join(TMP, "floor-round")
+                lg = floor(args, "--op", "lmdb_get", "--n", args.lib_pool, "--seconds",
+                           args.lib_seconds / 2, "--dir", fdir)["per_cpu_sec"]
+                shutil.rmtree(fdir, ignore_errors=True)
+                sh = res["floor"].get("sha256", {}).get("per_cpu_sec")
+                f = 1e9 / (1e9 / lg + 1e9 / sh) if sh else None
+            rounds.append({"validate": v, "floor_hit": f})
+        if rounds:
+            import statistics
+            res["lib_rounds"] = {
+                "rounds": rounds,
+                "validate_median": statistics.median(r["validate"] for r in rounds),
+                "ratio_median": statistics.median(r["validate"] / r["floor_hit"] for r in rounds
+                                                  if r["floor_hit"]) if args.floor else None}
 
     http_ok = bool(args.wrk)
     url_of = lambda port, path="/": "http://127.0.0.1:%d%s" % (port, path)
