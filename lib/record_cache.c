@@ -33,10 +33,10 @@ typedef struct rc_slot {
     uint8_t key[SESS_STORE_KEY_BYTES];
     uint8_t tag[SESS__TAG_BYTES];
     uint32_t gen;
-    uint32_t blob_len;            /* 0: the slot is empty */
+    uint32_t blob_len;            /* of the sealed blob it came from */
     uint16_t pt_len;
     uint8_t head_len;
-    uint8_t unused;
+    uint8_t pad;                  /* (emptiness is tags[] == 0) */
     uint8_t var[];                /* head (version, key id, nonce), then pt */
 } rc_slot;
 
@@ -275,7 +275,7 @@ void sess__rcache_put(sess__rcache *c, const uint8_t key[32], uint32_t gen,
     v->blob_len = (uint32_t)blob_len;
     v->pt_len = (uint16_t)pt_len;
     v->head_len = (uint8_t)head;
-    v->unused = 0;
+    v->pad = 0;
     memcpy(v->var, blob, head);
     memcpy(v->var + head, pt, pt_len);
     if (old_len > new_len)
