@@ -169,6 +169,15 @@ class FailoverTest(RedisTestCase):
                     elif r.status != 200:
                         lost.append((":%d" % d.port, user, brief(r)))
             conn.close()
+        if undecided:
+            # For whoever looks into it: the store's own view of the
+            # trouble (breaker, errors, reconnects) on both instances.
+            for d in (a, c):
+                m = d.get("/metrics")
+                rows = [ln for ln in m.body.decode("utf-8", "replace").splitlines()
+                        if ln.startswith("sessiond_store_") and not ln.startswith("#")
+                        and "latency" not in ln]
+                print(":%d store metrics: %s" % (d.port, "; ".join(rows)), flush=True)
         self.assertEqual(undecided, [], "%d checks still answered 503 %.0f s after the load "
                          "stopped; first: %s" % (len(undecided), SETTLE, undecided[:5]))
         self.assertEqual(lost, [], "%d acknowledged sessions do not validate after the "
