@@ -390,24 +390,25 @@ def run_wrk(args, url, mode, ids_path, duration, server_pids, warmup,
     return row
 
 
-# ---- libbench ----------------------------------------------------------
+# ---- libbench and floor --------------------------------------------------
 
-def libbench(args, *argv):
-    r = subprocess.run([args.libbench] + [str(a) for a in argv],
+def run_json(binary, *argv):
+    """Run one of the C bench programs; its last stdout line is JSON."""
+    r = subprocess.run([binary] + [str(a) for a in argv],
                        capture_output=True, text=True)
     if r.returncode != 0:
-        raise RuntimeError("libbench %s failed: %s" % (" ".join(map(str, argv)),
-                                                       r.stderr[-500:]))
+        raise RuntimeError("%s %s failed: %s" % (os.path.basename(binary),
+                                                 " ".join(map(str, argv)),
+                                                 r.stderr[-500:]))
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def libbench(args, *argv):
+    return run_json(args.libbench, *argv)
 
 
 def floor(args, *argv):
-    r = subprocess.run([args.floor] + [str(a) for a in argv],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError("floor %s failed: %s" % (" ".join(map(str, argv)),
-                                                    r.stderr[-500:]))
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return run_json(args.floor, *argv)
 
 
 def ns_per(rate):

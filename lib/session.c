@@ -460,36 +460,8 @@ static void handle_text(const uint8_t *raw, char out[SESS_HANDLE_LEN + 1])
     sess__b64url_encode(raw, SESS_STORE_HANDLE_BYTES, out);
 }
 
-/* The last address parsed on this thread: requests on a keep-alive
- * connection, and through one proxy, repeat the same client. */
-static _Thread_local struct {
-    size_t len;                   /* 0: empty */
-    uint8_t family;
-    uint8_t addr[16];
-    char text[SESS_IP_MAX];
-} ip_cache;
-
-static bool parse_ip_text(const char *text, uint8_t *family, uint8_t out[16]);
-
 /* Parse a textual address; IPv4-mapped IPv6 becomes IPv4 so one client is
  * one address whatever socket family the proxy used. */
-static bool parse_ip(const char *text, uint8_t *family, uint8_t out[16])
-{
-    size_t len = text ? strlen(text) : 0;
-    if (len && len == ip_cache.len && memcmp(text, ip_cache.text, len) == 0) {
-        *family = ip_cache.family;
-        memcpy(out, ip_cache.addr, 16);
-        return true;
-    }
-    if (!parse_ip_text(text, family, out))
-        return false;
-    ip_cache.len = len;
-    memcpy(ip_cache.text, text, len);
-    ip_cache.family = *family;
-    memcpy(ip_cache.addr, out, 16);
-    return true;
-}
-
 static bool parse_ip_text(const char *text, uint8_t *family, uint8_t out[16])
 {
     struct in6_addr a6;
@@ -511,6 +483,33 @@ static bool parse_ip_text(const char *text, uint8_t *family, uint8_t out[16])
         return true;
     }
     return false;
+}
+
+/* The last address parsed on this thread: requests on a keep-alive
+ * connection, and through one proxy, repeat the same client. */
+static _Thread_local struct {
+    size_t len;                   /* 0: empty */
+    uint8_t family;
+    uint8_t addr[16];
+    char text[SESS_IP_MAX];
+} ip_cache;
+
+/* parse_ip_text, remembering the last address of this thread. */
+static bool parse_ip(const char *text, uint8_t *family, uint8_t out[16])
+{
+    size_t len = text ? strlen(text) : 0;
+    if (len && len == ip_cache.len && memcmp(text, ip_cache.text, len) == 0) {
+        *family = ip_cache.family;
+        memcpy(out, ip_cache.addr, 16);
+        return true;
+    }
+    if (!parse_ip_text(text, family, out))
+        return false;
+    ip_cache.len = len;
+    memcpy(ip_cache.text, text, len);
+    ip_cache.family = *family;
+    memcpy(ip_cache.addr, out, 16);
+    return true;
 }
 
 static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
