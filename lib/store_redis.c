@@ -330,13 +330,16 @@ static void sha_init(void)
 
 /* ---- the store ------------------------------------------------------------ */
 
+/* One allocation per entry: the chain link and the key share the first
+ * cache line, and the value follows the header, so a hit reads
+ * consecutive lines. */
 struct l1_entry {
     struct l1_entry *next;
     uint8_t key[SESS_STORE_KEY_BYTES];
     uint64_t epoch;
     uint64_t expires_at;
     size_t len;
-    uint8_t *val;                 /* header || blob, owned */
+    uint8_t val[];                /* header || blob */
 };
 
 /* The L1 is split in shards, each a chained table under its own mutex,
@@ -476,10 +479,8 @@ static struct l1_shard *l1_shard_of(struct redis_store *st, const uint8_t *key)
 
 static void l1_entry_free(struct l1_entry *e)
 {
-    if (e) {
-        wipe_free(e->val, e->len);
-        free(e);
-    }
+    if (e)
+        wipe_free((uint8_t *)e, sizeof(*e) + e->len);
 }
 
 /* Unlink the entry for "key"; caller holds the shard's lock.  True if
@@ -490,7 +491,7 @@ static bool l1_unlink_locked(struct l1_shard *sh, const uint8_t *key)
     for (; *pp; pp = &(*pp)->next) {
         if (memcmp((*pp)->key, key, SESS_STORE_KEY_BYTES) == 0) {
             struct l1_entry *e = *pp;
-            *pp = e->next;
+            __atomic_store_n(pp, e->next, __ATOMIC_RELAXED); /* see l1_prefetch */
             sh->n--;
             l1_entry_free(e);
             return true;
@@ -509,7 +510,7 @@ static void l1_shard_clear(struct l1_shard *sh)
             l1_entry_free(e);
             e = next;
         }
-        sh->b[i] = NULL;
+        __atomic_store_n(&sh->b[i], NULL, __ATOMIC_RELAXED);
     }
     sh->n = 0;
 }
@@ -557,6 +558,23 @@ static void hook_flush(void *ctx)
     }
 }
 
+/* Start loading the first entry of the chain of "key" (nearly always the
+ * entry itself) so that its lines arrive while the caller makes the
+ * invalidation check's syscall.  The head is read without the lock: the
+ * pointer is only a prefetch address (a prefetch never faults, even on
+ * freed memory), and bucket heads are written with atomic stores so the
+ * unlocked read is not a data race. */
+static void l1_prefetch(struct redis_store *st, const uint8_t *key)
+{
+    struct l1_shard *sh = l1_shard_of(st, key);
+    struct l1_entry *x = __atomic_load_n(&sh->b[l1_hash(key) & sh->mask],
+                                         __ATOMIC_RELAXED);
+    if (x) {
+        __builtin_prefetch(x);
+        __builtin_prefetch((const uint8_t *)x + 64);
+    }
+}
+
 /* Copy of the cached value of "key" when usable: "any_epoch" ignores the
  * epoch fence (serve_cached).  SESS_OK, L1_EXPIRED (held but dead at
  * "now": absent), SESS_NOTFOUND (miss) or SESS_ENOMEM. */
@@ -585,14 +603,10 @@ static int l1_lookup(struct redis_store *st, const uint8_t *key, uint64_t now,
 static void l1_fill(struct redis_store *st, const uint8_t *key, const uint8_t *v,
                     size_t n, uint64_t epoch, uint64_t seq)
 {
-    struct l1_entry *e = calloc(1, sizeof *e);
+    struct l1_entry *e = malloc(sizeof(*e) + n);
     if (!e)
         return;
-    e->val = malloc(n);
-    if (!e->val) {
-        free(e);
-        return;
-    }
+    e->next = NULL;
     memcpy(e->val, v, n);
     e->len = n;
     memcpy(e->key, key, SESS_STORE_KEY_BYTES);
@@ -619,7 +633,7 @@ static void l1_fill(struct redis_store *st, const uint8_t *key, const uint8_t *v
             struct l1_entry **pp = &sh->b[(start + i) & sh->mask];
             if (*pp) {
                 struct l1_entry *victim = *pp;
-                *pp = victim->next;
+                __atomic_store_n(pp, victim->next, __ATOMIC_RELAXED);
                 sh->n--;
                 l1_entry_free(victim);
                 break;
@@ -628,7 +642,7 @@ static void l1_fill(struct redis_store *st, const uint8_t *key, const uint8_t *v
     }
     size_t b = l1_hash(key) & sh->mask;
     e->next = sh->b[b];
-    sh->b[b] = e;
+    __atomic_store_n(&sh->b[b], e, __ATOMIC_RELAXED);
     sh->n++;
     pthread_mutex_unlock(&sh->lock);
 }
@@ -833,6 +847,7 @@ static int rs_get(sess_store *base, const uint8_t *key, uint64_t now,
     if (!key || !e || !buf)
         return sess__fail(err, SESS_EINVAL, "redis get: missing argument");
     if (st->l1_on) {
+        l1_prefetch(st, key);
         if (sess__redis_track_quiet(st->r)) {
             int lrc = l1_lookup(st, key, now, false, e, buf);
             if (lrc == SESS_OK || lrc == L1_EXPIRED) {
