@@ -12,8 +12,13 @@
  *                        over --n records shaped like sessiond's (random
  *                        keys, --value-bytes values), keys visited in a
  *                        shuffled order
+ *   floor --op redis_get one hiredis connection to --redis HOST:PORT: GET
+ *                        of one of --n values of --value-bytes, one
+ *                        command per round trip (the floor of an L1 miss;
+ *                        built with hiredis only, SESS_WITH_REDIS)
  *
  *   floor --op OP [--seconds S] [--n N] [--value-bytes B] [--dir DIR]
+ *         [--redis HOST:PORT]
  *
  * Output: one JSON object on stdout, like libbench (ops per CPU-second of
  * the one thread that runs).  Exit 0 unless setup failed.
@@ -31,11 +36,15 @@
 #include <lmdb.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#ifdef SESS_WITH_REDIS
+#include <hiredis/hiredis.h>
+#endif
 
 #include "bench_util.h"
 
 static const char *opt_op = "sha256";
 static const char *opt_dir = NULL;
+static const char *opt_redis = "127.0.0.1:6379";
 static double opt_seconds = 2.0;
 static size_t opt_n = 10000;
 static size_t opt_value = 293;     /* header + sealed record of a session */
@@ -192,6 +201,71 @@ static void lmdb_setup(lmdb_state *s, const char *dir)
     free(val);
 }
 
+/* ---- Redis GET ---------------------------------------------------------- */
+
+#ifdef SESS_WITH_REDIS
+typedef struct redis_state {
+    redisContext *c;
+    size_t n, next;
+} redis_state;
+
+static void redis_step(void *arg)
+{
+    redis_state *s = arg;
+    char name[32];
+    int len = snprintf(name, sizeof name, "floor:%zu", s->next);
+    if (++s->next == s->n)
+        s->next = 0;
+    redisReply *r = redisCommand(s->c, "GET %b", name, (size_t)len);
+    if (!r || r->type != REDIS_REPLY_STRING)
+        die("redis GET failed");
+    freeReplyObject(r);
+}
+
+static void redis_setup(redis_state *s)
+{
+    char host[256];
+    const char *colon = strrchr(opt_redis, ':');
+    if (!colon || (size_t)(colon - opt_redis) >= sizeof host)
+        die("--redis wants HOST:PORT");
+    memcpy(host, opt_redis, (size_t)(colon - opt_redis));
+    host[colon - opt_redis] = '\0';
+    s->c = redisConnect(host, atoi(colon + 1));
+    if (!s->c || s->c->err)
+        die("cannot connect to Redis");
+    unsigned char *val = calloc(1, opt_value);
+    if (!val || RAND_bytes(val, (int)opt_value) != 1)
+        die("out of memory");
+    s->n = opt_n;
+    for (size_t i = 0; i < opt_n; i++) {
+        char name[32];
+        int len = snprintf(name, sizeof name, "floor:%zu", i);
+        redisAppendCommand(s->c, "SET %b %b", name, (size_t)len, val, opt_value);
+        if (i % 256 == 255 || i + 1 == opt_n) {
+            for (size_t j = i - i % 256; j <= i; j++) {
+                redisReply *r = NULL;
+                if (redisGetReply(s->c, (void **)&r) != REDIS_OK)
+                    die("redis SET failed");
+                freeReplyObject(r);
+            }
+        }
+    }
+    free(val);
+}
+
+static void redis_teardown(redis_state *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        char name[32];
+        int len = snprintf(name, sizeof name, "floor:%zu", i);
+        redisReply *r = redisCommand(s->c, "DEL %b", name, (size_t)len);
+        if (r)
+            freeReplyObject(r);
+    }
+    redisFree(s->c);
+}
+#endif
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -201,8 +275,9 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--n") == 0) opt_n = strtoull(v, NULL, 10);
         else if (strcmp(a, "--value-bytes") == 0) opt_value = strtoull(v, NULL, 10);
         else if (strcmp(a, "--dir") == 0) opt_dir = v;
-        else die("usage: floor --op sha256|gcm_open|lmdb_get [--seconds S] "
-                 "[--n N] [--value-bytes B] [--dir DIR]");
+        else if (strcmp(a, "--redis") == 0) opt_redis = v;
+        else die("usage: floor --op sha256|gcm_open|lmdb_get|redis_get [--seconds S] "
+                 "[--n N] [--value-bytes B] [--dir DIR] [--redis HOST:PORT]");
     }
     if (opt_n == 0 || opt_value == 0 || opt_value > 4000)
         die("--n and --value-bytes (1..4000) must be positive");
@@ -244,8 +319,15 @@ int main(int argc, char **argv)
             unlink(p);
             rmdir(dir);
         }
+#ifdef SESS_WITH_REDIS
+    } else if (strcmp(opt_op, "redis_get") == 0) {
+        redis_state s;
+        redis_setup(&s);
+        timed(redis_step, &s, &ops, &cpu, &wall);
+        redis_teardown(&s);
+#endif
     } else {
-        die("unknown --op (sha256, gcm_open, lmdb_get)");
+        die("unknown --op (sha256, gcm_open, lmdb_get, redis_get)");
     }
     printf("{\"op\":\"%s\",\"n\":%zu,\"ops\":%" PRIu64 ",\"seconds\":%.3f,"
            "\"cpu_seconds\":%.3f,\"per_sec\":%.0f,\"per_cpu_sec\":%.0f}\n",

@@ -23,6 +23,11 @@
  *   populate  create N sessions straight into the store (no HTTP) and
  *             write their IDs to FILE, one a line, for sessiond and wrk
  *
+ * With a Redis store, --l1 off turns the in-process L1 off (every validate
+ * is one GET) and --l1 N caps it at N entries (a small N makes most
+ * validations L1 misses); the output then adds the L1 hits and misses of
+ * the timed part.
+ *
  * The client is --ip (127.0.0.1) and --ua (the User-Agent wrk sends in
  * the bench Lua scripts), so sessions made here validate over HTTP through sessiond
  * opened on the same store and keys directory.
@@ -57,6 +62,7 @@ static double opt_seconds = 2.0;
 static size_t opt_pool = 10000;
 static size_t opt_n = 0;
 static long opt_record_cache = -1;    /* -1: the library default */
+static const char *opt_l1 = NULL;     /* Redis L1: "off", or max entries */
 
 static sess_ctx *g_ctx;
 static char (*g_ids)[SESS_ID_LEN + 1];
@@ -273,7 +279,7 @@ static void usage(void)
             "usage: libbench --op validate|create|rotate|populate "
             "--store URL [--threads N] [--seconds S] [--pool N] [--n N]\n"
             "                [--keys DIR] [--ids FILE] [--ip IP] [--ua UA]\n"
-            "                [--record-cache N]\n");
+            "                [--record-cache N] [--l1 off|N]\n");
     exit(2);
 }
 
@@ -295,6 +301,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--pool") == 0) opt_pool = strtoull(v, NULL, 10);
         else if (strcmp(a, "--n") == 0) opt_n = strtoull(v, NULL, 10);
         else if (strcmp(a, "--record-cache") == 0) opt_record_cache = strtol(v, NULL, 10);
+        else if (strcmp(a, "--l1") == 0) opt_l1 = v;
         else usage();
     }
     if (opt_threads < 1 || opt_threads > 64)
@@ -316,6 +323,10 @@ int main(int argc, char **argv)
     sess_store_options so;
     memset(&so, 0, sizeof(so));      /* members are only ever appended */
     so.durability = SESS_DURABILITY_PROCESS;
+    if (opt_l1 != NULL && strcmp(opt_l1, "off") == 0)
+        so.l1_cache = -1;
+    else if (opt_l1 != NULL)
+        so.l1_max_entries = (uint32_t)strtoul(opt_l1, NULL, 10);
     sess_store *st = NULL;
     rc = sess_store_open(opt_store, &so, &st, &err);
     if (rc != SESS_OK)

@@ -411,6 +411,78 @@ def floor(args, *argv):
     return run_json(args.floor, *argv)
 
 
+# ---- Redis ----------------------------------------------------------------
+
+def redis_command(port, *words):
+    """One command with a one-line reply (+OK, -ERR, :n) to the bench's
+    redis-server, over a plain socket in RESP; the reply line."""
+    req = b"*%d\r\n" % len(words) + b"".join(
+        b"$%d\r\n%s\r\n" % (len(w), w.encode()) for w in words)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(req)
+        data = b""
+        while not data.endswith(b"\r\n"):
+            chunk = c.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    if not data.startswith((b"+", b":")):
+        raise RuntimeError("redis %s: %r" % (words[0], data[:200]))
+    return data
+
+
+def run_redis(args, res, used_ports):
+    """The DESIGN targets with Redis, at library level: an L1 hit against
+    LMDB's validate (alternating pairs), and an L1 miss against one raw GET
+    round trip (bench/floor.c) on the same redis-server."""
+    binary = shutil.which("redis-server")
+    if not binary:
+        log("redis-server not found: skipping the Redis rows (apt-get install redis-server)")
+        res["redis"] = {"skipped": "redis-server not found"}
+        return
+    port = free_port(used_ports)
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    PROCS.append(("redis-server", proc))
+    if not wait_port(port, proc=proc):
+        raise RuntimeError("redis-server did not start")
+    url = "redis://127.0.0.1:%d" % port
+    common = ("--threads", 1, "--seconds", args.lib_seconds, "--pool", args.lib_pool)
+    out = {"pairs": [], "rows": []}
+    try:
+        for i in range(args.lib_repeats):
+            log("redis: L1-hit validate vs lmdb validate, pair %d/%d" % (i + 1, args.lib_repeats))
+            redis_command(port, "FLUSHALL")
+            h = libbench(args, "--op", "validate", "--store", url, *common)
+            lurl = "lmdb:" + os.path.join(TMP, "lib-redis-pair")
+            lm = libbench(args, "--op", "validate", "--store", lurl, *common)
+            shutil.rmtree(lurl[5:], ignore_errors=True)
+            out["pairs"].append({"l1": h["per_cpu_sec"], "lmdb": lm["per_cpu_sec"],
+                                 "hits": h.get("l1_hits"), "misses": h.get("l1_misses")})
+            if i == 0:
+                h["note"], h["kind"] = "L1 on (warm): hits", "hit"
+                out["rows"].append(h)
+        for l1, kind, note in (("off", "off", "L1 off: one GET per validate"),
+                               ("64", "miss", "L1 of 64 entries: misses")):
+            log("redis: validate, %s" % note)
+            redis_command(port, "FLUSHALL")
+            r = libbench(args, "--op", "validate", "--store", url, "--l1", l1, *common)
+            r["note"], r["kind"] = note, kind
+            out["rows"].append(r)
+        if args.floor:
+            log("redis: floor, one GET round trip")
+            redis_command(port, "FLUSHALL")
+            out["floor_get"] = floor(args, "--op", "redis_get", "--redis", "127.0.0.1:%d" % port,
+                                     "--n", args.lib_pool, "--seconds", args.lib_seconds)
+    finally:
+        stop(proc)
+    import statistics
+    out["hit_ratio_median"] = statistics.median(p["l1"] / p["lmdb"] for p in out["pairs"])
+    res["redis"] = out
+
+
 def ns_per(rate):
     return 1e9 / rate if rate else None
 
@@ -616,6 +688,33 @@ def report(args, res):
                          fmt_ratio(ff["floor_hit"], ff["on"]), fmt_num(ff["floor_miss"]),
                          fmt_num(ff["off"]), fmt_ratio(ff["floor_miss"], ff["off"]) if ff["off"] else "-"))
             L.append("")
+    rd = res.get("redis") or {}
+    if rd.get("skipped"):
+        L.append("## Redis (library, no HTTP)")
+        L.append("")
+        L.append("Skipped: %s." % rd["skipped"])
+        L.append("")
+    elif rd:
+        L.append("## Redis (library, no HTTP; one redis-server on loopback, started here)")
+        L.append("")
+        L.append("| validate | ops/s | ops per CPU-second | µs per op (wall) | L1 hits | L1 misses | note |")
+        L.append("|---|---:|---:|---:|---:|---:|---|")
+        for r in rd["rows"]:
+            L.append("| redis: | %s | %s | %s | %s | %s | %s |" % (
+                fmt_num(r["per_sec"]), fmt_num(r["per_cpu_sec"]),
+                fmt_num(1e6 / r["per_sec"], 1) if r["per_sec"] else "-",
+                fmt_num(r.get("l1_hits")), fmt_num(r.get("l1_misses")), r.get("note", "")))
+        fg = rd.get("floor_get")
+        if fg:
+            L.append("| floor: one GET (hiredis) | %s | %s | %s | | | bench/floor.c, same server |" % (
+                fmt_num(fg["per_sec"]), fmt_num(fg["per_cpu_sec"]), fmt_num(1e6 / fg["per_sec"], 1)))
+        L.append("")
+        L.append("L1 hit against LMDB, alternating pairs (validate per CPU-second, one thread, "
+                 "%d sessions): %s; median ratio **%s**." % (
+                     args.lib_pool, ", ".join("%s / %s = %s" % (
+                         fmt_num(p["l1"]), fmt_num(p["lmdb"]), fmt_ratio(p["l1"], p["lmdb"]))
+                         for p in rd["pairs"]), fmt_ratio(rd["hit_ratio_median"], 1.0)))
+        L.append("")
     L.append("## Scale (LMDB store populated by libbench)")
     L.append("")
     L.append("| live sessions | populate/s | LMDB file | start-up s | VmRSS idle | VmRSS after load "
@@ -736,6 +835,24 @@ def targets(args, res):
                         ("; the LMDB read + SHA-256 floor of this run is %s/s, validate reaches "
                          "%s of it" % (fmt_num(1e9 / ff["floor_hit"]),
                                        fmt_ratio(ff["floor_hit"], ff["on"]))) if ff else "")))
+    rd = res.get("redis") or {}
+    if rd.get("pairs"):
+        # "Equals": within 10% of LMDB's validate, median of the pairs.
+        out.append((rd["hit_ratio_median"] >= 0.9,
+                    "with Redis, an L1 hit equals the embedded numbers (judged: within 10%%, "
+                    "median of %d alternating pairs of library validate): %s of lmdb:" % (
+                        len(rd["pairs"]), fmt_ratio(rd["hit_ratio_median"], 1.0))))
+        miss = next((r for r in rd["rows"] if r["kind"] == "miss"), None)
+        fg = rd.get("floor_get")
+        if miss and fg and miss["per_sec"] and fg["per_sec"]:
+            k = fg["per_sec"] / miss["per_sec"]
+            out.append((k < 1.5,
+                        "with Redis, a miss costs one round trip, no more (judged: an L1-miss "
+                        "validate takes under 1.5 raw GET round trips): %.2f GETs' time "
+                        "(%s µs against %s µs)" % (k, fmt_num(1e6 / miss["per_sec"], 1),
+                                                   fmt_num(1e6 / fg["per_sec"], 1))))
+    elif rd.get("skipped"):
+        out.append((None, "Redis targets: not measured (%s)" % rd["skipped"]))
     big = res["scale"][-1] if res["scale"] else None
     small = res["scale"][0] if res["scale"] else None
     if big and big["n"] >= 1000000:
@@ -794,7 +911,7 @@ def main():
                     "take up to 5 of them")
     ap.add_argument("--iso-pairs", type=int, help="alternating isolated-core pairs "
                     "(server on core 0, wrk -t1 on core 1; 5, quick 1, 0 = none)")
-    ap.add_argument("--only", default="", help="comma list of sections: lib,http,scale")
+    ap.add_argument("--only", default="", help="comma list of sections: lib,redis,http,scale")
     args = ap.parse_args()
 
     q = args.quick
@@ -816,7 +933,7 @@ def main():
     args.scale_sizes = [int(x) for x in (args.scale or ("1000,5000" if q else "10000,1000000")).split(",")]
     args.scale_sample = 2000 if q else 100000
     args.destroy_n = 1000 if q else 200000
-    sections = set(args.only.split(",")) if args.only else {"lib", "http", "scale"}
+    sections = set(args.only.split(",")) if args.only else {"lib", "redis", "http", "scale"}
     args.sessiond = args.sessiond or os.path.join(args.build_dir, "sessiond")
     args.libbench = args.libbench or os.path.join(args.build_dir, "bench", "libbench")
     args.floor = os.path.join(os.path.dirname(args.libbench), "floor")
@@ -903,6 +1020,9 @@ def main():
                 "validate_median": statistics.median(r["validate"] for r in rounds),
                 "ratio_median": statistics.median(r["validate"] / r["floor_hit"] for r in rounds
                                                   if r["floor_hit"]) if args.floor else None}
+
+    if "redis" in sections:
+        run_redis(args, res, used_ports)
 
     http_ok = bool(args.wrk)
     url_of = lambda port, path="/": "http://127.0.0.1:%d%s" % (port, path)

@@ -356,6 +356,15 @@ struct l1_shard {
     uint64_t rng;
 } __attribute__((aligned(64)));
 
+/* L1 hit and miss counters, one pair per thread slot (padded to a cache
+ * line), so that a hit does not bounce one shared line between cores. */
+#define L1_CTR_SLOTS 16u
+
+struct l1_ctr {
+    atomic_uint_fast64_t hits, misses;
+    char pad[64 - 2 * sizeof(atomic_uint_fast64_t)];
+};
+
 struct redis_store {
     sess_store base;              /* first: sess_store rule */
     sess__redis *r;
@@ -367,7 +376,18 @@ struct redis_store {
     bool l1_on;
     struct l1_shard *l1;          /* L1_SHARDS of them */
     atomic_uint_fast64_t stripe[L1_STRIPES];
+    struct l1_ctr l1_ctr[L1_CTR_SLOTS];
 };
+
+static struct l1_ctr *l1_ctr_mine(struct redis_store *st)
+{
+    static atomic_uint next_slot;
+    static _Thread_local int slot = -1;
+    if (slot < 0)
+        slot = (int)(atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) %
+                     L1_CTR_SLOTS);
+    return &st->l1_ctr[slot];
+}
 
 static uint16_t route_of(const uint8_t *b)
 {
@@ -851,13 +871,13 @@ static int rs_get(sess_store *base, const uint8_t *key, uint64_t now,
         if (sess__redis_track_quiet(st->r)) {
             int lrc = l1_lookup(st, key, now, false, e, buf);
             if (lrc == SESS_OK || lrc == L1_EXPIRED) {
-                atomic_fetch_add_explicit(&st->ctr.l1_hits, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&l1_ctr_mine(st)->hits, 1, memory_order_relaxed);
                 return lrc == SESS_OK ? SESS_OK : SESS_NOTFOUND;
             }
             if (lrc == SESS_ENOMEM)
                 return sess__fail(err, SESS_ENOMEM, "redis get: out of memory");
         }
-        atomic_fetch_add_explicit(&st->ctr.l1_misses, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&l1_ctr_mine(st)->misses, 1, memory_order_relaxed);
     }
 
     size_t nl = name_of(name, 's', key, SESS_STORE_KEY_BYTES);
@@ -1404,8 +1424,10 @@ static int rs_stats(sess_store *base, sess_store_stats *o)
     struct redis_store *st = (struct redis_store *)base;
 #define LD(x) atomic_load_explicit(&st->ctr.x, memory_order_relaxed)
     memset(o, 0, sizeof *o);
-    o->l1_hits = LD(l1_hits);
-    o->l1_misses = LD(l1_misses);
+    for (size_t i = 0; i < L1_CTR_SLOTS; i++) {
+        o->l1_hits += atomic_load_explicit(&st->l1_ctr[i].hits, memory_order_relaxed);
+        o->l1_misses += atomic_load_explicit(&st->l1_ctr[i].misses, memory_order_relaxed);
+    }
     o->l1_invalidations = LD(l1_invalidations);
     o->l1_flushes = LD(l1_flushes);
     o->timeouts = LD(timeouts);

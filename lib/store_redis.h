@@ -41,7 +41,7 @@ typedef struct sess__redis_cmd {
 
 /* Counters shared by both halves, all relaxed atomics. */
 typedef struct sess__redis_counters {
-    atomic_uint_fast64_t l1_hits, l1_misses, l1_invalidations, l1_flushes;
+    atomic_uint_fast64_t l1_invalidations, l1_flushes; /* hits, misses: store_redis.c */
     atomic_uint_fast64_t timeouts, reconnects, errors;
     atomic_uint_fast64_t lat_count[SESS_STORE_LAT_BUCKETS];
     atomic_uint_fast64_t lat_sum_us;

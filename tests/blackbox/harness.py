@@ -302,7 +302,9 @@ class Sessiond:
             return bytes(self.stderr_all).decode("utf-8", "replace")
 
     def assert_no_ids_in(self, text, where):
-        leaked = [i for i in self.issued_ids if i in text]
+        with self._lock:    # load threads may still be adding IDs
+            issued = list(self.issued_ids)
+        leaked = [i for i in issued if i in text]
         if leaked:
             raise AssertionError("%d session ID(s) appear in %s (invariant 2), e.g. %s..."
                                  % (len(leaked), where, leaked[0][:6]))
