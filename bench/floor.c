@@ -237,6 +237,7 @@ static void redis_setup(redis_state *s)
     if (!val || RAND_bytes(val, (int)opt_value) != 1)
         die("out of memory");
     s->n = opt_n;
+    s->next = 0;
     for (size_t i = 0; i < opt_n; i++) {
         char name[32];
         int len = snprintf(name, sizeof name, "floor:%zu", i);

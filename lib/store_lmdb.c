@@ -34,15 +34,30 @@
  * a recycled address never inherits a dead slot.  list_user runs its own
  * read transaction, so its callback may call back into the store.
  *
+ * Writes go straight into the map (MDB_WRITEMAP) where the file system
+ * can allocate blocks ahead (fallocate): a commit then costs no pwrite per
+ * dirty page, which was half of a create.  LMDB grows the file to the map
+ * size as a sparse file, and a page written into a hole the disk cannot
+ * back would kill the process (SIGBUS) instead of failing the write, so
+ * before every write transaction ensure_room keeps blocks allocated
+ * RESERVE_AHEAD past the last used page, and a write it cannot back fails
+ * with SESS_EFULL, the stored state unchanged (removals keep working
+ * longer than additions).  Where fallocate is not
+ * supported the store writes with pwrite as LMDB does by default.
+ *
  * Errors name the operation, never keys or bytes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -62,6 +77,21 @@
 
 #define LMDB_DEFAULT_MAP_SIZE (4ULL << 30) /* 4 GiB, sparse */
 #define LMDB_MAX_READERS 1024              /* threads x open stores */
+/* Disk blocks kept allocated past the last used page (MDB_WRITEMAP).  A
+ * transaction that adds (insert, update, replace) is refused unless half
+ * of that is backed; one that only removes (remove, remove_user, purge),
+ * unless a quarter is, so that on a full disk logouts and the purge still
+ * work after creates are refused.  One operation adds far fewer pages
+ * than that (purge works in bounded transactions). */
+#define RESERVE_AHEAD ((uint64_t)64 << 20)
+#define ROOM_ADD (RESERVE_AHEAD / 2)
+#define ROOM_REMOVE (RESERVE_AHEAD / 4)
+/* MDB_WRITEMAP only where the disk has this much free at open: on a
+ * smaller one the reserve would crowd out the data. */
+#define WRITEMAP_MIN_FREE (4 * RESERVE_AHEAD)
+/* Expiry rows one purge transaction visits (about three new pages each
+ * at most, well inside RESERVE_AHEAD / 2). */
+#define PURGE_TXN_ROWS 1024u
 
 struct lmdb_store;
 
@@ -80,6 +110,13 @@ struct lmdb_store {
     MDB_dbi sessions, handles, users, expiry;
     uint64_t id;
     struct rslot *slots;        /* under slots_lock */
+
+    /* MDB_WRITEMAP only (see the top of the file) */
+    bool writemap;
+    int fd;                     /* LMDB's data file */
+    uint64_t psize, map_size;
+    atomic_uint_fast64_t reserved; /* bytes from 0 backed by disk blocks */
+    pthread_mutex_t grow_lock;
 };
 
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -107,6 +144,9 @@ static int lmdb_fail(sess_err *err, int rc, const char *op)
                           mdb_strerror(rc));
     case ENOMEM:
         return sess__fail(err, SESS_ENOMEM, "lmdb %s: out of memory", op);
+    case ENOSPC:
+    case EDQUOT:
+        return sess__fail(err, SESS_EFULL, "lmdb %s: no space left on the store's disk", op);
     default:
         return sess__fail(err, SESS_EIO, "lmdb %s: %s", op, mdb_strerror(rc));
     }
@@ -492,11 +532,86 @@ cleanup:
     return rc;
 }
 
-static int wbegin(struct lmdb_store *st, MDB_txn **txn, const char *op,
-                  sess_err *err)
+/* MDB_WRITEMAP: make sure disk blocks back "room" bytes past the last used
+ * page before a write transaction (see the top of the file), allocating
+ * up to RESERVE_AHEAD ahead.  Another process may commit between this
+ * check and the transaction; the rest of the reserve covers that. */
+static int ensure_room(struct lmdb_store *st, uint64_t room, const char *op,
+                       sess_err *err)
 {
-    int rc = mdb_txn_begin(st->env, NULL, 0, txn);
+    MDB_envinfo info;
+    int rc = SESS_OK, mrc;
+
+    if (!st->writemap)
+        return SESS_OK;
+    if ((mrc = mdb_env_info(st->env, &info)) != 0)
+        return lmdb_fail(err, mrc, op);
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st->psize;
+    uint64_t want = used + room;
+    if (want > st->map_size)
+        want = st->map_size;
+    if (want <= atomic_load(&st->reserved))
+        return SESS_OK;
+    pthread_mutex_lock(&st->grow_lock);
+    uint64_t have = atomic_load(&st->reserved);
+    if (want > have) {
+        uint64_t to = used + RESERVE_AHEAD;
+        if (to > st->map_size)
+            to = st->map_size;
+        /* Only holes get blocks; the file's size does not change.  On a
+         * nearly full disk, settle for the half that is required. */
+        int ok = fallocate(st->fd, 0, (off_t)have, (off_t)(to - have)) == 0;
+        if (!ok && errno == ENOSPC && want < to) {
+            to = want;
+            ok = fallocate(st->fd, 0, (off_t)have, (off_t)(to - have)) == 0;
+        }
+        if (ok) {
+            atomic_store(&st->reserved, to);
+        } else if (errno == ENOSPC || errno == EDQUOT) {
+            rc = sess__fail(err, SESS_EFULL,
+                            "lmdb %s: no space left on the store's disk", op);
+        } else {
+            char ebuf[96];
+            rc = sess__fail(err, SESS_EIO, "lmdb %s: cannot allocate disk space: %s",
+                            op, strerror_r(errno, ebuf, sizeof ebuf));
+        }
+    }
+    pthread_mutex_unlock(&st->grow_lock);
+    return rc;
+}
+
+/* Begin a write transaction that needs "room" (ROOM_ADD or ROOM_REMOVE;
+ * 0 for open, which writes only into a new, empty file). */
+static int wbegin(struct lmdb_store *st, MDB_txn **txn, uint64_t room,
+                  const char *op, sess_err *err)
+{
+    int rc = ensure_room(st, room, op, err);
+    if (rc != SESS_OK)
+        return rc;
+    rc = mdb_txn_begin(st->env, NULL, 0, txn);
     return rc ? lmdb_fail(err, rc, op) : SESS_OK;
+}
+
+/* Whether the file system under "dir" can allocate blocks ahead of use and
+ * has room for the reserve: the condition for MDB_WRITEMAP (see the top of
+ * the file).  Probed on
+ * the data file itself (created empty when new, which LMDB takes for a
+ * new environment), without changing its size. */
+static bool can_reserve(const char *dir)
+{
+    char path[4096];
+    bool ok = false;
+    if (snprintf(path, sizeof path, "%s/data.mdb", dir) >= (int)sizeof path)
+        return false;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return false;
+    struct statvfs vs;
+    ok = fstatvfs(fd, &vs) == 0 &&
+         (uint64_t)vs.f_bavail * vs.f_frsize >= WRITEMAP_MIN_FREE &&
+         fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 4096) == 0;
+    close(fd);
+    return ok;
 }
 
 /* Commit "txn" when "rc" is SESS_OK, abort it otherwise; returns the
@@ -521,6 +636,7 @@ static void lmdb_close(sess_store *base)
     slots_close_store(st);
     if (st->env)
         mdb_env_close(st->env);
+    pthread_mutex_destroy(&st->grow_lock);
     free(st);
 }
 
@@ -566,8 +682,12 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
         return sess__fail(err, SESS_ENOMEM, "lmdb store: out of memory");
     st->base.methods = &sess__store_lmdb_methods;
     st->id = atomic_fetch_add(&next_store_id, 1);
+    pthread_mutex_init(&st->grow_lock, NULL);
+    st->writemap = can_reserve(path);
 
     unsigned int flags = MDB_NOTLS | MDB_NORDAHEAD;
+    if (st->writemap)
+        flags |= MDB_WRITEMAP;
     if (opt->durability == SESS_DURABILITY_PROCESS)
         flags |= MDB_NOSYNC | MDB_NOMETASYNC;
     if ((mrc = mdb_env_create(&st->env)) != 0) {
@@ -585,6 +705,20 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
         rc = lmdb_fail(err, mrc, "env open");
         goto cleanup;
     }
+    if (st->writemap) {
+        MDB_envinfo info;
+        MDB_stat ms;
+        mdb_filehandle_t fd;
+        if ((mrc = mdb_env_get_fd(st->env, &fd)) != 0 ||
+            (mrc = mdb_env_info(st->env, &info)) != 0 ||
+            (mrc = mdb_env_stat(st->env, &ms)) != 0) {
+            rc = lmdb_fail(err, mrc, "env info");
+            goto cleanup;
+        }
+        st->fd = fd;
+        st->psize = ms.ms_psize;
+        st->map_size = info.me_mapsize;
+    }
     /* Readers left by a process killed with -9 would pin old pages
      * forever and fill the reader table; clear them now. */
     if ((mrc = mdb_reader_check(st->env, &dead)) != 0) {
@@ -592,7 +726,7 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
         goto cleanup;
     }
 
-    if ((rc = wbegin(st, &txn, "open", err)) != SESS_OK)
+    if ((rc = wbegin(st, &txn, 0, "open", err)) != SESS_OK)
         goto cleanup;
     if ((mrc = mdb_dbi_open(txn, "sessions", MDB_CREATE, &st->sessions)) != 0 ||
         (mrc = mdb_set_compare(txn, st->sessions, key_cmp)) != 0 ||
@@ -612,6 +746,7 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
 cleanup:
     if (st->env)
         mdb_env_close(st->env);
+    pthread_mutex_destroy(&st->grow_lock);
     free(st);
     return rc;
 }
@@ -854,7 +989,7 @@ static int lmdb_insert(sess_store *base, const sess_entry *e,
     if (rc != SESS_OK)
         return rc;
     bool indexed = sess__store_indexed(e->flags);
-    if ((rc = wbegin(st, &txn, "insert", err)) != SESS_OK)
+    if ((rc = wbegin(st, &txn, ROOM_ADD, "insert", err)) != SESS_OK)
         return rc;
 
     /* An expired entry under the key or the handle is absent: drop it. */
@@ -907,7 +1042,7 @@ static int lmdb_update(sess_store *base, const sess_entry *e,
         return rc;
     if (expect_len && !expect)
         return sess__fail(err, SESS_EINVAL, "lmdb update: no expected record");
-    if ((rc = wbegin(st, &txn, "update", err)) != SESS_OK)
+    if ((rc = wbegin(st, &txn, ROOM_ADD, "update", err)) != SESS_OK)
         return rc;
     rc = load(st, txn, e->key, &cur, "update", err);
     if (rc != SESS_OK)
@@ -956,7 +1091,7 @@ static int lmdb_replace(sess_store *base, const uint8_t *old_key,
         return rc;
     bool indexed = sess__store_indexed(next->flags);
 
-    if ((rc = wbegin(st, &txn, "replace", err)) != SESS_OK)
+    if ((rc = wbegin(st, &txn, ROOM_ADD, "replace", err)) != SESS_OK)
         return rc;
     rc = load(st, txn, old_key, &old, "replace", err);
     if (rc != SESS_OK)
@@ -1020,7 +1155,7 @@ static int lmdb_remove(sess_store *base, const uint8_t *key,
 
     if (!key)
         return sess__fail(err, SESS_EINVAL, "lmdb remove: no key");
-    if ((rc = wbegin(st, &txn, "remove", err)) != SESS_OK)
+    if ((rc = wbegin(st, &txn, ROOM_REMOVE, "remove", err)) != SESS_OK)
         return rc;
     rc = load(st, txn, key, &cur, "remove", err);
     if (rc != SESS_OK)
@@ -1047,7 +1182,7 @@ static int lmdb_remove_user(sess_store *base, const uint8_t *user,
         *n = 0;
     if (!user)
         return sess__fail(err, SESS_EINVAL, "lmdb remove_user: no user");
-    if ((rc = wbegin(st, &txn, "remove_user", err)) != SESS_OK)
+    if ((rc = wbegin(st, &txn, ROOM_REMOVE, "remove_user", err)) != SESS_OK)
         return rc;
     if ((rc = user_keys(st, txn, user, &keys, &nkeys, "remove_user", err)) != SESS_OK)
         goto cleanup;
@@ -1083,24 +1218,27 @@ cleanup:
     return rc;
 }
 
-static int lmdb_purge(sess_store *base, uint64_t now, size_t max,
-                      size_t *removed, sess_err *err)
+/* One transaction of purge: remove up to "max" expired entries, visiting
+ * at most PURGE_TXN_ROWS expiry rows; "*removed" gets the number removed and
+ * "*more" whether expired rows may remain. */
+static int purge_txn(struct lmdb_store *st, uint64_t now, size_t max,
+                     size_t *removed, bool *more, sess_err *err)
 {
-    struct lmdb_store *st = (struct lmdb_store *)base;
     MDB_txn *txn = NULL;
-    size_t done = 0;
+    size_t done = 0, visited = 0;
     int rc, mrc;
 
-    if (removed)
-        *removed = 0;
-    if (max == 0)
-        return SESS_OK;
-    if ((rc = wbegin(st, &txn, "purge", err)) != SESS_OK)
+    *more = false;
+    if ((rc = wbegin(st, &txn, ROOM_REMOVE, "purge", err)) != SESS_OK)
         return rc;
     /* Oldest first: the expiry rows sort by big-endian expires_at.  The
      * cursor is reopened after each deletion rather than trusted across
      * writes to its own database. */
     while (done < max) {
+        if (visited++ == PURGE_TXN_ROWS) {
+            *more = true;
+            break;
+        }
         MDB_cursor *cur;
         MDB_val k, v;
         uint8_t key[SESS_STORE_KEY_BYTES], xkey[EXPIRY_KEY_LEN];
@@ -1146,8 +1284,28 @@ static int lmdb_purge(sess_store *base, uint64_t now, size_t max,
 
 cleanup:
     rc = wend(txn, rc, "purge", err);
-    if (rc == SESS_OK && removed)
-        *removed = done;
+    *removed = rc == SESS_OK ? done : 0;
+    return rc;
+}
+
+/* In transactions of at most PURGE_TXN_ROWS rows: one transaction's new
+ * pages must fit in the disk reserve (MDB_WRITEMAP, see ensure_room), and
+ * short transactions keep the writer lock from the request path. */
+static int lmdb_purge(sess_store *base, uint64_t now, size_t max,
+                      size_t *removed, sess_err *err)
+{
+    struct lmdb_store *st = (struct lmdb_store *)base;
+    size_t total = 0;
+    bool more = true;
+    int rc = SESS_OK;
+
+    while (rc == SESS_OK && more && total < max) {
+        size_t n = 0;
+        rc = purge_txn(st, now, max - total, &n, &more, err);
+        total += n;
+    }
+    if (removed)
+        *removed = total;
     return rc;
 }
 
