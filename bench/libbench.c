@@ -63,6 +63,7 @@ static size_t opt_pool = 10000;
 static size_t opt_n = 0;
 static long opt_record_cache = -1;    /* -1: the library default */
 static const char *opt_l1 = NULL;     /* Redis L1: "off", or max entries */
+static bool opt_fsync = false;        /* --durability fsync */
 
 static sess_ctx *g_ctx;
 static char (*g_ids)[SESS_ID_LEN + 1];
@@ -279,7 +280,7 @@ static void usage(void)
             "usage: libbench --op validate|create|rotate|populate "
             "--store URL [--threads N] [--seconds S] [--pool N] [--n N]\n"
             "                [--keys DIR] [--ids FILE] [--ip IP] [--ua UA]\n"
-            "                [--record-cache N] [--l1 off|N]\n");
+            "                [--record-cache N] [--l1 off|N] [--durability process|fsync]\n");
     exit(2);
 }
 
@@ -302,6 +303,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--n") == 0) opt_n = strtoull(v, NULL, 10);
         else if (strcmp(a, "--record-cache") == 0) opt_record_cache = strtol(v, NULL, 10);
         else if (strcmp(a, "--l1") == 0) opt_l1 = v;
+        else if (strcmp(a, "--durability") == 0) opt_fsync = strcmp(v, "fsync") == 0;
         else usage();
     }
     if (opt_threads < 1 || opt_threads > 64)
@@ -322,7 +324,7 @@ int main(int argc, char **argv)
 
     sess_store_options so;
     memset(&so, 0, sizeof(so));      /* members are only ever appended */
-    so.durability = SESS_DURABILITY_PROCESS;
+    so.durability = opt_fsync ? SESS_DURABILITY_FSYNC : SESS_DURABILITY_PROCESS;
     if (opt_l1 != NULL && strcmp(opt_l1, "off") == 0)
         so.l1_cache = -1;
     else if (opt_l1 != NULL)
