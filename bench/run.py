@@ -575,6 +575,10 @@ def versions(args):
         "libmicrohttpd": pc("libmicrohttpd"),
         "LMDB": pc("lmdb"),
         "OpenSSL": first(["openssl", "version"]),
+        "redis-server": (first(["redis-server", "--version"]).split(" sha=")[0]
+                         .replace("Redis server v=", "")
+                         if shutil.which("redis-server") else "not installed"),
+        "hiredis": pc("hiredis"),
         "kernel": os.uname().release,
     }
     return v
