@@ -130,8 +130,8 @@ struct sess__redis {
 
     pthread_rwlock_t topo;
     struct rnode *nodes[NODES_MAX];
-    size_t nnodes;                /* under topo */
-    atomic_size_t nodes_pub;      /* nodes[0..nodes_pub) for lock-free readers */
+    atomic_size_t nnodes;         /* grows under topo write; read lock-free by
+                                   * track_quiet (set after the node's slot) */
     struct rnode *primary;        /* standalone and Sentinel */
     bool stale;                   /* Sentinel: ask again */
     struct rnode *slots[SESS_REDIS_SLOTS]; /* cluster */
@@ -388,8 +388,9 @@ static struct rnode *node_get_locked(sess__redis *r, const char *host, int port)
     n->port = port;
     n->owner = r;
     pthread_mutex_init(&n->lock, NULL);
-    r->nodes[r->nnodes++] = n;
-    atomic_store_explicit(&r->nodes_pub, r->nnodes, memory_order_release);
+    size_t k = r->nnodes;
+    r->nodes[k] = n;
+    atomic_store_explicit(&r->nnodes, k + 1, memory_order_release);
     return n;
 }
 
@@ -855,6 +856,24 @@ static void record_latency(sess__redis *r, uint64_t us)
 
 typedef enum { XR_OK, XR_CONNECT, XR_IO } xresult;
 
+/* An exchange broke after sending: free the "got" replies read so far and
+ * the WAIT reply, and drop the connection (its stream is out of step). */
+static xresult exchange_broken(struct rconn *cn, redisReply **rep, size_t got,
+                               redisReply **wait_rep, const char **msg)
+{
+    for (size_t i = 0; i < got; i++) {
+        freeReplyObject(rep[i]);
+        rep[i] = NULL;
+    }
+    if (*wait_rep) {
+        freeReplyObject(*wait_rep);
+        *wait_rep = NULL;
+    }
+    conn_free(cn);
+    *msg = "read/write failed or timed out";
+    return XR_IO;
+}
+
 /* Send "n" commands (plus the prefixes/suffix "flags" ask for) on one
  * connection to "node"; the replies of "cmds" go to "rep", the WAIT
  * reply to "*wait_rep".  XR_CONNECT: nothing was sent. */
@@ -909,19 +928,8 @@ static xresult exchange(sess__redis *r, struct rnode *node, bool asking,
             *wait_rep = y;
         }
     }
-    if (failed) {
-        for (size_t i = 0; i < got; i++) {
-            freeReplyObject(rep[i]);
-            rep[i] = NULL;
-        }
-        if (*wait_rep) {
-            freeReplyObject(*wait_rep);
-            *wait_rep = NULL;
-        }
-        conn_free(cn);
-        *msg = "read/write failed or timed out";
-        return XR_IO;
-    }
+    if (failed)
+        return exchange_broken(cn, rep, got, wait_rep, msg);
     if (flags & SESS_REDIS_FENCE) {
         /* A second round trip: Redis writes a command's reply before the
          * invalidation messages the command caused (same event-loop
@@ -931,19 +939,8 @@ static xresult exchange(sess__redis *r, struct rnode *node, bool asking,
          * instance's L1 for a few microseconds. */
         void *x = NULL;
         redisAppendCommand(cn->c, "PING");
-        if (redisGetReply(cn->c, &x) != REDIS_OK || !x) {
-            for (size_t i = 0; i < got; i++) {
-                freeReplyObject(rep[i]);
-                rep[i] = NULL;
-            }
-            if (*wait_rep) {
-                freeReplyObject(*wait_rep);
-                *wait_rep = NULL;
-            }
-            conn_free(cn);
-            *msg = "read/write failed or timed out";
-            return XR_IO;
-        }
+        if (redisGetReply(cn->c, &x) != REDIS_OK || !x)
+            return exchange_broken(cn, rep, got, wait_rep, msg);
         freeReplyObject(x);
     }
     *tracked = track;
@@ -1247,7 +1244,7 @@ bool sess__redis_track_quiet(sess__redis *r)
      * syscall.  Nodes are published with a release store and never freed
      * before close; "active", "sub_id" and "sub_busy" are atomics.  Every
      * active primary must have its link up... */
-    nn = atomic_load_explicit(&r->nodes_pub, memory_order_acquire);
+    nn = atomic_load_explicit(&r->nnodes, memory_order_acquire);
     for (size_t i = 0; i < nn; i++) {
         struct rnode *n = r->nodes[i];
         if (!atomic_load(&n->active))
