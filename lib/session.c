@@ -99,16 +99,9 @@ struct sess_ctx {
     stats_shard st[STAT_SHARDS];
 };
 
-static _Atomic unsigned next_shard;
-static _Thread_local int thread_shard = -1;
-
 static stats_shard *my_shard(sess_ctx *ctx)
 {
-    if (thread_shard < 0)
-        thread_shard = (int)(atomic_fetch_add_explicit(&next_shard, 1,
-                                                       memory_order_relaxed) %
-                             STAT_SHARDS);
-    return &ctx->st[thread_shard];
+    return &ctx->st[sess__thread_index() % STAT_SHARDS];
 }
 
 static const sess_keyring *keys_now(const sess_ctx *ctx)

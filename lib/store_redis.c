@@ -381,12 +381,7 @@ struct redis_store {
 
 static struct l1_ctr *l1_ctr_mine(struct redis_store *st)
 {
-    static atomic_uint next_slot;
-    static _Thread_local int slot = -1;
-    if (slot < 0)
-        slot = (int)(atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) %
-                     L1_CTR_SLOTS);
-    return &st->l1_ctr[slot];
+    return &st->l1_ctr[sess__thread_index() % L1_CTR_SLOTS];
 }
 
 static uint16_t route_of(const uint8_t *b)

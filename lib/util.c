@@ -7,7 +7,9 @@
  * weaker.  Hashing and comparison use OpenSSL, never home-made code.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -264,6 +266,16 @@ int sess__b64url_check(const char *in, size_t in_len, size_t n)
     unsigned leftover = (unsigned)(in_len * 6 - n * 8);
     unsigned last = (b64url_digit[(unsigned char)in[in_len - 1]] - 1u) & 63u;
     return (last & ((1u << leftover) - 1u)) == 0 ? SESS_OK : SESS_EINVAL;
+}
+
+_Thread_local int sess__tl_thread_index = -1;
+
+unsigned sess__thread_index_assign(void)
+{
+    static _Atomic int next;
+    sess__tl_thread_index = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) &
+                            INT_MAX;
+    return (unsigned)sess__tl_thread_index;
 }
 
 bool sess__ct_equal(const void *a, const void *b, size_t len)

@@ -49,8 +49,20 @@ int sess__b64url_check(const char *in, size_t in_len, size_t n);
 /* Constant-time equality of two buffers of the same length. */
 bool sess__ct_equal(const void *a, const void *b, size_t len);
 
-/* Zero memory so the compiler cannot elide it (OPENSSL_cleanse). */
+/* Zero memory so the compiler cannot elide it (explicit_bzero). */
 void sess__wipe(void *p, size_t len);
+
+/* A number of the calling thread, fixed for its life: 0 for the first
+ * thread that asks, then 1, 2, ...  Per-thread counters take it modulo
+ * their shard count, so threads do not share a counter's cache line. */
+extern _Thread_local int sess__tl_thread_index;
+unsigned sess__thread_index_assign(void);
+
+static inline unsigned sess__thread_index(void)
+{
+    return sess__tl_thread_index >= 0 ? (unsigned)sess__tl_thread_index
+                                      : sess__thread_index_assign();
+}
 
 /* True when "s" ("len" bytes) is well-formed UTF-8 without NUL bytes, no
  * overlong forms and no surrogates (RFC 3629 section 4). */
