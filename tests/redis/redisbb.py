@@ -41,6 +41,7 @@ class RedisTestCase(SessiondTestCase):
 
     TOPOLOGY = "standalone"
     TOPOLOGY_KW = {}
+    INSTANCE_SETS = []      # --set options of every instance of the class
 
     @classmethod
     def setUpClass(cls):
@@ -76,7 +77,8 @@ class RedisTestCase(SessiondTestCase):
 
     def instance(self, sets=(), start=True, url=None):
         """One more sessiond on the topology's store with the shared keys."""
-        d = self.make(store=url or self.url, sets=COMMON_SETS + list(sets))
+        d = self.make(store=url or self.url,
+                      sets=COMMON_SETS + self.INSTANCE_SETS + list(sets))
         d.keys_dir = self.keys_dir()
         if start:
             d.start()
@@ -88,6 +90,19 @@ class RedisTestCase(SessiondTestCase):
         b = self.instance(sets)
         self.assertNotEqual(a.port, b.port)
         return a, b
+
+    def destroyed_on_a_seen_by_b(self, a, b, user, warm, between=None):
+        """Create a session on A, validate it on B "warm" times (B's L1 now
+        holds it), run "between", destroy it on A and validate it on B:
+        None when B refuses it (401), else B's answer, in brief."""
+        sid = a.create_ok(user)["session_id"]
+        for _ in range(warm):
+            self.assertEqual(validate(b, sid).status, 200)
+        if between:
+            between()
+        self.assertEqual(a.destroy(sid).status, 200)
+        r = validate(b, sid)
+        return None if r.status == 401 else brief(r)
 
     def tearDown(self):
         try:
