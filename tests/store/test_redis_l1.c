@@ -241,9 +241,13 @@ int main(int argc, char **argv)
                 argv[0]);
         return 2;
     }
-    int rc = sess_store_open(argv[1], NULL, &a, &err);
+    /* A 1 s round-trip timeout, not the 20 ms default: this checks
+     * coherence, not timing, and must not fail because a loaded CI
+     * machine stalled a reply (tests/store/conformance.c, test_options). */
+    sess_store_options opt = {.timeout_ms = 1000};
+    int rc = sess_store_open(argv[1], &opt, &a, &err);
     if (rc == SESS_OK)
-        rc = sess_store_open(argv[1], NULL, &b, &err);
+        rc = sess_store_open(argv[1], &opt, &b, &err);
     if (rc != SESS_OK) {
         fprintf(stderr, "open %s: %s (%s)\n", argv[1], sess_result_name(rc), err.msg);
         return 1;
