@@ -32,16 +32,20 @@
  *
  * Threads.  A context is shared by all threads, and the validate path
  * writes nothing shared: the keyring is an atomically published pointer
- * (a reload swaps it and keeps the old one until the context is freed),
- * counters are sharded per thread, and each thread has its own scratch
- * buffers (pthread key), so a warm validate does not allocate either.
+ * (a reload swaps it and frees the old one once no thread announces it in
+ * its hazard slot; see "Keyring reclamation"), counters are sharded per
+ * thread, and each thread has its own scratch buffers (pthread key), so a
+ * warm validate does not allocate either.
  */
 #include <arpa/inet.h>
+#include <linux/membarrier.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sess/cookie.h"
 #include "sess/session.h"
@@ -79,9 +83,11 @@ struct sess_ctx {
     sess_config cfg;
     sess_store *store;
     /* The keyring is published with an atomic pointer and read without a
-     * lock.  A replaced keyring is kept (retired) until the context is
-     * freed, so a thread still opening a record with it never sees it
-     * freed; keys the new keyring drops are wiped in it at once. */
+     * lock.  A replaced keyring is retired: freed at the reload that finds
+     * no thread announcing it (normally the same reload), so a thread
+     * still opening a record with it never sees it freed; keys the new
+     * keyring drops are wiped in it at once.  "retired" holds only those
+     * still announced, so its bound is never met in practice. */
     _Atomic(sess_keyring *) keys;
     pthread_mutex_t reload_lock;
     sess_keyring *retired[KEYRINGS_RETIRED_MAX];
@@ -115,6 +121,10 @@ static uint32_t key_gen_now(const sess_ctx *ctx)
 {
     return atomic_load_explicit(&((sess_ctx *)ctx)->key_gen, memory_order_acquire);
 }
+
+/* Keyring reclamation, defined after the per-thread scratch it reads. */
+static void keys_reclaim_init(void);
+static void keys_reclaim(sess_ctx *ctx);
 
 static _Atomic uint64_t login_seq;
 
@@ -211,6 +221,7 @@ int sess_ctx_new(const sess_config *cfg, sess_store *store, sess_keyring *keys,
         rc = sess__fail(err, SESS_ECONFIG, "keyring is empty");
         goto fail;
     }
+    keys_reclaim_init();
     ctx = calloc(1, sizeof *ctx);
     if (!ctx) {
         rc = sess__fail(err, SESS_ENOMEM, "out of memory");
@@ -292,9 +303,11 @@ int sess_ctx_reload_keys(sess_ctx *ctx, sess_keyring *keys, bool allow_drop,
         }
     }
     if (rc == SESS_OK && ctx->n_retired == KEYRINGS_RETIRED_MAX)
+        keys_reclaim(ctx);        /* what the last reloads could not free */
+    if (rc == SESS_OK && ctx->n_retired == KEYRINGS_RETIRED_MAX)
         rc = sess__fail(err, SESS_ECONFIG,
-                        "%d key reloads since start: restart sessiond to "
-                        "reload again", KEYRINGS_RETIRED_MAX);
+                        "%d replaced keyrings still in use: reload again "
+                        "later", KEYRINGS_RETIRED_MAX);
     if (rc == SESS_OK) {
         atomic_store_explicit(&ctx->keys, keys, memory_order_release);
         /* Keys the new keyring no longer has will never be used again. */
@@ -305,6 +318,7 @@ int sess_ctx_reload_keys(sess_ctx *ctx, sess_keyring *keys, bool allow_drop,
         keys = NULL;
         atomic_fetch_add_explicit(&ctx->key_gen, 1, memory_order_release);
         sess__rcache_clear(ctx->rcache);
+        keys_reclaim(ctx);
     }
     pthread_mutex_unlock(&ctx->reload_lock);
     sess_keyring_free(keys);
@@ -351,10 +365,17 @@ typedef struct scratch {
     loaded a, b;                  /* presented ID, and its successor */
     sess_store_buf enc;           /* encoded plaintext before sealing */
     sess_store_buf seal[2];       /* sealed outputs */
+    /* The keyring this thread is using now, NULL when none: its hazard
+     * pointer (see "Keyring reclamation"). */
+    _Atomic(const sess_keyring *) keys_in_use;
+    struct scratch *reg_prev, *reg_next;  /* every thread's, under reg_lock */
 } scratch;
 
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 static pthread_key_t scratch_key;
+/* Every live thread's scratch, so a reload can read their hazard slots. */
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static scratch *reg_head;
 
 /* The thread's scratch: the pthread key frees it when the thread ends;
  * the thread-local pointer saves the key lookup on every call. */
@@ -364,6 +385,14 @@ static void scratch_free(void *p)
 {
     scratch *s = p;
     thread_scratch_ptr = NULL;     /* runs on the exiting thread */
+    pthread_mutex_lock(&reg_lock);
+    if (s->reg_prev)
+        s->reg_prev->reg_next = s->reg_next;
+    else
+        reg_head = s->reg_next;
+    if (s->reg_next)
+        s->reg_next->reg_prev = s->reg_prev;
+    pthread_mutex_unlock(&reg_lock);
     sess_store_buf *bufs[] = {&s->a.blob, &s->a.pt, &s->b.blob, &s->b.pt,
                               &s->enc, &s->seal[0], &s->seal[1]};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
@@ -392,9 +421,124 @@ static scratch *thread_scratch(void)
             free(s);
             s = NULL;
         }
+        if (s) {
+            pthread_mutex_lock(&reg_lock);
+            s->reg_next = reg_head;
+            if (reg_head)
+                reg_head->reg_prev = s;
+            reg_head = s;
+            pthread_mutex_unlock(&reg_lock);
+        }
     }
     thread_scratch_ptr = s;
     return s;
+}
+
+/* ---- keyring reclamation ------------------------------------------------ *
+ *
+ * A reload publishes the new keyring with one atomic store; a thread that
+ * read the old pointer just before may still be opening or sealing a
+ * record with it.  So a thread announces the keyring it uses in its
+ * scratch (a hazard pointer: one store before the crypto call, one after,
+ * and a re-check that the pointer is still current), and a reload frees a
+ * replaced keyring only when no thread announces it.
+ *
+ * The announcing store needs a store-load fence before the re-check, which
+ * would cost every validate an mfence.  Instead the reload makes every
+ * running thread of the process execute one: membarrier(2) with
+ * MEMBARRIER_CMD_PRIVATE_EXPEDITED, after publishing and before reading
+ * the slots.  A thread either announced before that barrier (the reload
+ * sees it and keeps the keyring) or re-checks after it (and sees the new
+ * pointer, so it never uses the old one).  Where the kernel lacks it,
+ * threads fence themselves (valgrind supports it, so tests run the
+ * membarrier path).
+ */
+
+static pthread_once_t membarrier_once = PTHREAD_ONCE_INIT;
+static bool membarrier_ok;        /* set once, before any context exists */
+
+static void membarrier_init(void)
+{
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    membarrier_ok = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+                    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+                            0, 0) == 0;
+}
+
+static void keys_reclaim_init(void)
+{
+    pthread_once(&membarrier_once, membarrier_init);
+}
+
+/* The current keyring, announced in "S" until keys_release. */
+static const sess_keyring *keys_hold(const sess_ctx *ctx, scratch *S)
+{
+    const sess_keyring *k = keys_now(ctx), *again;
+    for (;;) {
+        atomic_store_explicit(&S->keys_in_use, k, memory_order_relaxed);
+        if (membarrier_ok)
+            atomic_signal_fence(memory_order_seq_cst);   /* the reload fences */
+        else
+            atomic_thread_fence(memory_order_seq_cst);
+        again = keys_now(ctx);
+        if (again == k)
+            return k;
+        k = again;
+    }
+}
+
+static void keys_release(scratch *S)
+{
+    atomic_store_explicit(&S->keys_in_use, NULL, memory_order_release);
+}
+
+static bool keys_announced(const sess_keyring *k)
+{
+    for (const scratch *s = reg_head; s; s = s->reg_next)
+        if (atomic_load_explicit(&s->keys_in_use, memory_order_acquire) == k)
+            return true;
+    return false;
+}
+
+/* Free the retired keyrings no thread announces.  reload_lock held, the
+ * new keyring already published. */
+static void keys_reclaim(sess_ctx *ctx)
+{
+    if (membarrier_ok) {
+        if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+            return;               /* no barrier, no proof: keep them */
+    } else {
+        atomic_thread_fence(memory_order_seq_cst);
+    }
+    size_t kept = 0;
+    pthread_mutex_lock(&reg_lock);
+    for (size_t i = 0; i < ctx->n_retired; i++) {
+        if (keys_announced(ctx->retired[i]))
+            ctx->retired[kept++] = ctx->retired[i];
+        else
+            sess_keyring_free(ctx->retired[i]);
+    }
+    pthread_mutex_unlock(&reg_lock);
+    ctx->n_retired = kept;
+}
+
+/* sess__open and sess__seal with the current keyring, held meanwhile. */
+static int open_now(const sess_ctx *ctx, scratch *S, const uint8_t *key,
+                    const uint8_t *blob, size_t blob_len, sess_store_buf *pt,
+                    sess_err *err)
+{
+    int rc = sess__open(keys_hold(ctx, S), key, blob, blob_len, pt, err);
+    keys_release(S);
+    return rc;
+}
+
+static int seal_now(const sess_ctx *ctx, scratch *S, const uint8_t *key,
+                    const uint8_t *pt, size_t pt_len, sess_store_buf *out,
+                    sess_err *err)
+{
+    int rc = sess__seal(keys_hold(ctx, S), key, pt, pt_len, out, err);
+    keys_release(S);
+    return rc;
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -580,7 +724,7 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 /* Load and open the record under "L->key".  SESS_OK, SESS_NOTFOUND, or an
  * error.  Records that fail to open are reported and read as not found:
  * they can never be used again. */
-static int load(sess_ctx *ctx, loaded *L, sess_err *err)
+static int load(sess_ctx *ctx, scratch *S, loaded *L, sess_err *err)
 {
     int rc;
     sess__rcache_prefetch(ctx->rcache, L->key);
@@ -594,8 +738,8 @@ static int load(sess_ctx *ctx, loaded *L, sess_err *err)
         COUNT(ctx, record_cache_hits);
         rc = SESS_OK;
     } else {
-        rc = sess__open(keys_now(ctx), L->key, L->entry.blob, L->entry.blob_len,
-                        &L->pt, err);
+        rc = open_now(ctx, S, L->key, L->entry.blob,
+                      L->entry.blob_len, &L->pt, err);
         if (ctx->rcache) {
             COUNT(ctx, record_cache_misses);
             if (rc == SESS_OK && sess__rcache_admit(ctx->rcache))
@@ -624,7 +768,7 @@ static int seal_record(sess_ctx *ctx, scratch *S, const sess__record *r,
         return sess__fail(err, SESS_ENOMEM, "out of memory encoding record");
     sess__record_encode(r, S->enc.data);
     uint32_t gen = key_gen_now(ctx);
-    rc = sess__seal(keys_now(ctx), key, S->enc.data, n, out, err);
+    rc = seal_now(ctx, S, key, S->enc.data, n, out, err);
     /* Write-through: the next read of this blob opens from the cache.  If
      * the store write that follows fails, the entry is never matched (no
      * store read returns this blob) and simply ages out. */
@@ -726,7 +870,7 @@ static int find_live(sess_ctx *ctx, scratch *S, const char *id, size_t id_len,
     if (!id || id_len != SESS_ID_LEN)
         return reject(reason, SESS_REASON_UNKNOWN);
     store_key_of(ctx, id, id_len, S->a.key);
-    rc = load(ctx, &S->a, err);
+    rc = load(ctx, S, &S->a, err);
     if (rc == SESS_NOTFOUND || (rc != SESS_OK && sess_id_check(id, id_len) != SESS_OK))
         return reject(reason, SESS_REASON_UNKNOWN);
     if (rc != SESS_OK)
@@ -749,7 +893,7 @@ static int find_live(sess_ctx *ctx, scratch *S, const char *id, size_t id_len,
         sess__b64url_encode(raw, 32, f->succ_id);
         sess__wipe(raw, sizeof raw);
         memcpy(S->b.key, S->a.rec.succ_key, 32);
-        rc = load(ctx, &S->b, err);
+        rc = load(ctx, S, &S->b, err);
         if (rc == SESS_NOTFOUND)
             return reject(reason, SESS_REASON_REVOKED);
         if (rc != SESS_OK)
@@ -1227,7 +1371,7 @@ int sess_destroy(sess_ctx *ctx, const char *id, size_t id_len, sess_err *err)
     if (sess_id_check(id, id_len) != SESS_OK)
         return SESS_NOTFOUND;
     store_key_of(ctx, id, id_len, S->a.key);
-    rc = load(ctx, &S->a, err);
+    rc = load(ctx, S, &S->a, err);
     if (rc == SESS_NOTFOUND)
         return SESS_NOTFOUND;
     if (rc != SESS_OK)
@@ -1316,7 +1460,12 @@ static int list_one(void *arg, const sess_entry *e)
     sess__record r;
     int rc;
 
-    rc = sess__open(keys_now(ls->ctx), e->key, e->blob, e->blob_len, &ls->pt, NULL);
+    scratch *S = thread_scratch();
+    if (!S) {
+        ls->rc = SESS_ENOMEM;
+        return 1;
+    }
+    rc = open_now(ls->ctx, S, e->key, e->blob, e->blob_len, &ls->pt, NULL);
     if (rc != SESS_OK || sess__record_decode(ls->pt.data, ls->pt.len, &r) != SESS_OK)
         return 0;   /* unreadable records are not sessions anyone can use */
     if (r.state != SESS__ACTIVE || ls->now >= r.abs_expires_at ||

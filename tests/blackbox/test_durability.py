@@ -2,7 +2,8 @@
 
 kill -9 under concurrent load (the embedded LMDB store with the default
 durability "process": nothing acknowledged may be lost), restart after SIGTERM,
-SIGHUP key reload without dropping sessions, graceful stops."""
+SIGHUP key reload without dropping sessions (and any number of them),
+graceful stops."""
 
 import glob
 import os
@@ -123,6 +124,12 @@ class KillTest(SessiondTestCase):
                          [made[3]["handle"]])
 
 
+def reload_failure(d):
+    """The last "key reload failed" line sessiond logged, or None."""
+    failed = [line for line in d.stderr_text().splitlines() if "key reload failed" in line]
+    return failed[-1] if failed else None
+
+
 class KeyReloadTest(SessiondTestCase):
 
     def kids(self, keys_dir):
@@ -166,6 +173,41 @@ class KeyReloadTest(SessiondTestCase):
         r = d.validate(old[0]["session_id"])
         self.assertNotEqual(r.status, 200)
         self.assertTrue(d.running())
+
+    def test_many_reloads(self):
+        """Reloads are not limited in number (the 65th used to be refused:
+        replaced keyrings were kept until shutdown); the last one still
+        takes effect."""
+        d = self.start()
+        s = d.create_ok("many-reloads")
+        rounds = 80
+        for i in range(rounds):
+            d.signal(signal.SIGHUP)
+            # One at a time: pending SIGHUPs would merge into one.
+            deadline = time.monotonic() + 10
+            while d.stderr_text().count("reloaded 1 record keys") < i + 1:
+                self.assertIsNone(reload_failure(d), "reload %d of the same keys" % (i + 1))
+                self.assertLess(time.monotonic(), deadline, "reload %d not logged" % (i + 1))
+                time.sleep(0.01)
+        self.assertIsNone(reload_failure(d))
+        r = harness.sessctl("keys", "generate", "--dir", d.keys_dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "reloaded 2 record keys" not in d.stderr_text():
+            self.assertLess(time.monotonic(), deadline, "reload %d not logged" % (rounds + 1))
+            time.sleep(0.01)
+        self.assertIsNone(reload_failure(d))
+        self.assertStatus(d.validate(s["session_id"]), 200)
+        newer = d.create_ok("after-many-reloads")
+        # Sealed with the key the last reload brought: it opens with that
+        # key alone.
+        oldest = min(self.kids(d.keys_dir))
+        d.stop()
+        os.remove(os.path.join(d.keys_dir, oldest + ".key"))
+        d.start()
+        self.assertStatus(d.validate(newer["session_id"]), 200,
+                          "the reload after %d others did not take effect" % rounds)
 
 
 class StopTest(SessiondTestCase):

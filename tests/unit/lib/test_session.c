@@ -6,6 +6,7 @@
  * stored ever holds an ID.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -633,6 +634,98 @@ static void test_key_reload(void **state)
     sess_ctx_free(ctx);
 }
 
+/* Reloads are not limited in number: a replaced keyring is freed as soon
+ * as no thread uses it (it used to be kept until shutdown, and the 65th
+ * reload was refused).  Threads validate and create throughout, so under
+ * ASan and valgrind a keyring freed while a thread still opened or sealed
+ * with it would show as a use after free. */
+typedef struct reloader {
+    sess_ctx *ctx;
+    const char *id;
+    int worker;
+    atomic_bool *stop;
+    long rounds;
+    int bad_rc;
+} reloader;
+
+static void *reload_worker(void *arg)
+{
+    reloader *r = arg;
+    char user[32];
+    snprintf(user, sizeof user, "reload-worker-%d", r->worker);
+    while (!atomic_load(r->stop)) {
+        sess_view v;
+        int rc = validate(r->ctx, r->id, &alice_client, &v);
+        sess_view_clear(&v);
+        if (rc == SESS_OK && r->rounds % 8 == 0) {
+            sess_issued t;
+            sess_create_req req = {.user_id = user, .user_id_len = strlen(user),
+                                   .client = alice_client};
+            rc = sess_create(r->ctx, &req, &t, NULL, NULL);
+            if (rc == SESS_OK) {
+                rc = validate(r->ctx, t.id, &alice_client, &v);
+                sess_view_clear(&v);
+            }
+        }
+        if (rc != SESS_OK) {
+            r->bad_rc = rc;
+            break;
+        }
+        r->rounds++;
+    }
+    return NULL;
+}
+
+static void test_key_reload_unlimited_while_busy(void **state)
+{
+    (void)state;
+    test_clock clk;
+    sess_config cfg;
+    sess_config_defaults(&cfg);
+    cfg.record_cache_entries = 0;     /* every validate opens with the keyring */
+    sess_ctx *ctx = test_ctx_new(&cfg, &clk);
+    static const uint8_t keys[2][SESS_KEY_BYTES] = {{1, 2, 3, 4, 5, 6, 7, 8}, {9}};
+    const char *kids[2][2] = {{"test-key-1", "test-key-2"}, {"test-key-2", "test-key-1"}};
+    enum { WORKERS = 3, RELOADS = 1000 };
+    reloader r[WORKERS];
+    pthread_t th[WORKERS];
+    atomic_bool stop = false;
+    sess_issued s;
+    sess_err err;
+
+    create_user(ctx, "rhea", &s);
+    for (int i = 0; i < WORKERS; i++) {
+        r[i] = (reloader){.ctx = ctx, .id = s.id, .worker = i, .stop = &stop};
+        assert_int_equal(pthread_create(&th[i], NULL, reload_worker, &r[i]), 0);
+    }
+    for (int i = 0; i < RELOADS; i++) {
+        sess_keyring *kr;
+        /* Both keys each time (each id with its own bytes), listed in
+         * either order: a new keyring object for every reload. */
+        uint8_t order[2][SESS_KEY_BYTES];
+        memcpy(order[0], keys[i % 2], SESS_KEY_BYTES);
+        memcpy(order[1], keys[(i + 1) % 2], SESS_KEY_BYTES);
+        assert_int_equal(sess_keyring_from_keys(kids[i % 2],
+                                                (const uint8_t (*)[SESS_KEY_BYTES])order,
+                                                2, &kr, NULL), SESS_OK);
+        if (sess_ctx_reload_keys(ctx, kr, false, &err) != SESS_OK)
+            fail_msg("reload %d refused: %s", i, err.msg);
+    }
+    atomic_store(&stop, true);
+    long rounds = 0;
+    for (int i = 0; i < WORKERS; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        if (r[i].bad_rc)
+            fail_msg("worker %d: %s during reloads", i, sess_result_name(r[i].bad_rc));
+        rounds += r[i].rounds;
+    }
+    assert_true(rounds > 0);
+    sess_view v;
+    assert_int_equal(validate(ctx, s.id, &alice_client, &v), SESS_OK);
+    sess_view_clear(&v);
+    sess_ctx_free(ctx);
+}
+
 /* A memory store that routes like a sharded backend: every key and handle
  * of a user must carry the route, through create, rotation and regenerate. */
 static sess_store_methods routed_methods;
@@ -807,6 +900,7 @@ int main(void)
         cmocka_unit_test(test_list_and_revoke),
         cmocka_unit_test(test_bad_create_input),
         cmocka_unit_test(test_key_reload),
+        cmocka_unit_test(test_key_reload_unlimited_while_busy),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_routed_store),
         cmocka_unit_test(test_purge_expired),
