@@ -522,21 +522,15 @@ static void keys_reclaim(sess_ctx *ctx)
     ctx->n_retired = kept;
 }
 
-/* sess__open and sess__seal with the current keyring, held meanwhile. */
-static int open_now(const sess_ctx *ctx, scratch *S, const uint8_t *key,
-                    const uint8_t *blob, size_t blob_len, sess_store_buf *pt,
-                    sess_err *err)
-{
-    int rc = sess__open(keys_hold(ctx, S), key, blob, blob_len, pt, err);
-    keys_release(S);
-    return rc;
-}
+/* sess__open or sess__seal ("op") with the current keyring, held
+ * meanwhile. */
+typedef int (*keyring_op)(const sess_keyring *kr, const uint8_t *skey, const uint8_t *in,
+                          size_t in_len, sess_store_buf *out, sess_err *err);
 
-static int seal_now(const sess_ctx *ctx, scratch *S, const uint8_t *key,
-                    const uint8_t *pt, size_t pt_len, sess_store_buf *out,
-                    sess_err *err)
+static int with_keys(keyring_op op, const sess_ctx *ctx, scratch *S, const uint8_t *skey,
+                     const uint8_t *in, size_t in_len, sess_store_buf *out, sess_err *err)
 {
-    int rc = sess__seal(keys_hold(ctx, S), key, pt, pt_len, out, err);
+    int rc = op(keys_hold(ctx, S), skey, in, in_len, out, err);
     keys_release(S);
     return rc;
 }
@@ -738,8 +732,8 @@ static int load(sess_ctx *ctx, scratch *S, loaded *L, sess_err *err)
         COUNT(ctx, record_cache_hits);
         rc = SESS_OK;
     } else {
-        rc = open_now(ctx, S, L->key, L->entry.blob,
-                      L->entry.blob_len, &L->pt, err);
+        rc = with_keys(sess__open, ctx, S, L->key, L->entry.blob,
+                       L->entry.blob_len, &L->pt, err);
         if (ctx->rcache) {
             COUNT(ctx, record_cache_misses);
             if (rc == SESS_OK && sess__rcache_admit(ctx->rcache))
@@ -768,7 +762,7 @@ static int seal_record(sess_ctx *ctx, scratch *S, const sess__record *r,
         return sess__fail(err, SESS_ENOMEM, "out of memory encoding record");
     sess__record_encode(r, S->enc.data);
     uint32_t gen = key_gen_now(ctx);
-    rc = seal_now(ctx, S, key, S->enc.data, n, out, err);
+    rc = with_keys(sess__seal, ctx, S, key, S->enc.data, n, out, err);
     /* Write-through: the next read of this blob opens from the cache.  If
      * the store write that follows fails, the entry is never matched (no
      * store read returns this blob) and simply ages out. */
@@ -1465,7 +1459,7 @@ static int list_one(void *arg, const sess_entry *e)
         ls->rc = SESS_ENOMEM;
         return 1;
     }
-    rc = open_now(ls->ctx, S, e->key, e->blob, e->blob_len, &ls->pt, NULL);
+    rc = with_keys(sess__open, ls->ctx, S, e->key, e->blob, e->blob_len, &ls->pt, NULL);
     if (rc != SESS_OK || sess__record_decode(ls->pt.data, ls->pt.len, &r) != SESS_OK)
         return 0;   /* unreadable records are not sessions anyone can use */
     if (r.state != SESS__ACTIVE || ls->now >= r.abs_expires_at ||
