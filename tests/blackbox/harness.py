@@ -8,7 +8,9 @@ Every black-box test file imports this module.  It gives:
              no session ID ever appears in a log).
   Response   status, headers, raw body and parsed JSON of one HTTP exchange.
   main()     the command line every test file shares:
-                 python3 test_x.py --sessiond PATH --sessctl PATH [unittest args]
+                 python3 test_x.py --sessiond PATH --sessctl PATH [--wrap CMD]
+                                   [unittest args]
+             (--wrap runs the daemon under CMD, e.g. valgrind.)
 
 Only the Python 3.11 standard library is used.  The contract under test is
 /work/shared/API.md; the security invariants are those of DESIGN.md.
@@ -33,6 +35,9 @@ import unittest
 # runs, from the environment).
 SESSIOND = os.environ.get("SESSIOND_BIN", "")
 SESSCTL = os.environ.get("SESSCTL_BIN", "")
+# A command the daemon runs under (--wrap "valgrind --error-exitcode=99 ..."):
+# its exit status is sessiond's, so a tool's findings fail the clean stop.
+WRAP = []
 TESTDATA = os.environ.get("SESS_TESTDATA", "")
 
 START_TIMEOUT = 10.0
@@ -194,7 +199,7 @@ class Sessiond:
     # ---- process -------------------------------------------------------
 
     def argv(self):
-        a = [SESSIOND]
+        a = WRAP + [SESSIOND]
         if self.listen is not None:
             a += ["--listen", self.listen]
         a += ["--store", self.store_url, "--keys", self.keys_dir]
@@ -501,11 +506,16 @@ class SessiondTestCase(unittest.TestCase):
 
 def main():
     """Shared entry point: parse --sessiond/--sessctl, hand the rest to unittest."""
-    global SESSIOND, SESSCTL
+    global SESSIOND, SESSCTL, WRAP, START_TIMEOUT, STOP_TIMEOUT
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--sessiond", default=SESSIOND)
     p.add_argument("--sessctl", default=SESSCTL)
+    p.add_argument("--wrap", default="")
     args, rest = p.parse_known_args()
+    if args.wrap:
+        import shlex
+        WRAP = shlex.split(args.wrap)
+        START_TIMEOUT = STOP_TIMEOUT = 60.0   # valgrind starts and stops slowly
     SESSIOND = os.path.abspath(args.sessiond) if args.sessiond else ""
     SESSCTL = os.path.abspath(args.sessctl) if args.sessctl else ""
     unittest.main(module="__main__", argv=[sys.argv[0]] + rest, verbosity=2)
