@@ -500,8 +500,8 @@ static bool keys_announced(const sess_keyring *k)
     return false;
 }
 
-/* Free the retired keyrings no thread announces.  reload_lock held, the
- * new keyring already published. */
+/* Free the retired keyrings no thread announces.  reload_lock held; every
+ * keyring in "retired" has already been replaced (unpublished). */
 static void keys_reclaim(sess_ctx *ctx)
 {
     if (membarrier_ok) {
