@@ -181,22 +181,22 @@ class KeyReloadTest(SessiondTestCase):
         d = self.start()
         s = d.create_ok("many-reloads")
         rounds = 80
-        for i in range(rounds):
+
+        def reload(n, logged):
+            """SIGHUP, then wait for the n-th "logged" line (one at a time:
+            pending SIGHUPs would merge into one)."""
             d.signal(signal.SIGHUP)
-            # One at a time: pending SIGHUPs would merge into one.
             deadline = time.monotonic() + 10
-            while d.stderr_text().count("reloaded 1 record keys") < i + 1:
-                self.assertIsNone(reload_failure(d), "reload %d of the same keys" % (i + 1))
-                self.assertLess(time.monotonic(), deadline, "reload %d not logged" % (i + 1))
+            while d.stderr_text().count(logged) < n:
+                self.assertIsNone(reload_failure(d), "reload %d" % n)
+                self.assertLess(time.monotonic(), deadline, "reload %d not logged" % n)
                 time.sleep(0.01)
-        self.assertIsNone(reload_failure(d))
+
+        for i in range(rounds):
+            reload(i + 1, "reloaded 1 record keys")
         r = harness.sessctl("keys", "generate", "--dir", d.keys_dir)
         self.assertEqual(r.returncode, 0, r.stderr)
-        d.signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while "reloaded 2 record keys" not in d.stderr_text():
-            self.assertLess(time.monotonic(), deadline, "reload %d not logged" % (rounds + 1))
-            time.sleep(0.01)
+        reload(1, "reloaded 2 record keys")
         self.assertIsNone(reload_failure(d))
         self.assertStatus(d.validate(s["session_id"]), 200)
         newer = d.create_ok("after-many-reloads")

@@ -60,7 +60,11 @@ static void wipe_dir(const char *path)
         assert_int_equal(nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS), 0);
 }
 
-static bool is_redis_url(const char *url);
+static bool is_redis_url(const char *url)
+{
+    return sess__store_url_rest(url, "redis") || sess__store_url_rest(url, "redis+sentinel") ||
+           sess__store_url_rest(url, "redis+cluster");
+}
 
 /* Options for the store under test.  Redis gets a 1 s round-trip timeout
  * instead of the 20 ms default: this suite checks semantics, and on a
@@ -85,12 +89,6 @@ static sess_store *open_store(void)
     return st;
 }
 
-
-static bool is_redis_url(const char *url)
-{
-    return sess__store_url_rest(url, "redis") || sess__store_url_rest(url, "redis+sentinel") ||
-           sess__store_url_rest(url, "redis+cluster");
-}
 
 /* The store under test, when it routes (store.h, route): fixtures then
  * carry the user's route in the first two bytes of every key and handle,
