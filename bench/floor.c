@@ -12,6 +12,12 @@
  *                        over --n records shaped like sessiond's (random
  *                        keys, --value-bytes values), keys visited in a
  *                        shuffled order
+ *   floor --op mem_read  one load from a random 64-byte line of an array
+ *                        as large as --n records of --value-bytes (plus
+ *                        key and LMDB node header), each load's address
+ *                        taken from the one before (one random cycle), so
+ *                        no two overlap: the cost of reaching one record
+ *                        in memory of that size, whatever the store
  *   floor --op redis_get one hiredis connection to --redis HOST:PORT: GET
  *                        of one of --n values of --value-bytes, one
  *                        command per round trip (the floor of an L1 miss;
@@ -138,6 +144,47 @@ static void gcm_setup(gcm_state *s)
         die("GCM setup failed");
     EVP_CIPHER_CTX_free(enc);
     EVP_CIPHER_free(aes);
+}
+
+/* ---- one dependent memory read ---------------------------------------- */
+
+#define LINE 64u
+
+typedef struct mem_state {
+    uint64_t *lines;               /* lines[i * 8] = index of the next line */
+    size_t n, at;
+} mem_state;
+
+static void mem_step(void *arg)
+{
+    mem_state *s = arg;
+    s->at = s->lines[s->at * (LINE / 8)];
+}
+
+/* One cycle through every line in a random order (Sattolo's shuffle). */
+static void mem_setup(mem_state *s)
+{
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+    size_t bytes = opt_n * (opt_value + 32 + 8);
+    size_t *order;
+    s->n = bytes / LINE > 2 ? bytes / LINE : 2;
+    s->lines = aligned_alloc(LINE, s->n * LINE);
+    order = malloc(s->n * sizeof *order);
+    if (!s->lines || !order)
+        die("out of memory");
+    for (size_t i = 0; i < s->n; i++)
+        order[i] = i;
+    for (size_t i = s->n - 1; i > 0; i--) {
+        size_t j = (size_t)(bench_xorshift(&seed) % i), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (size_t i = 0; i < s->n; i++)
+        s->lines[order[i] * (LINE / 8)] = order[(i + 1) % s->n];
+    free(order);
+    s->at = 0;
+    for (size_t i = 0; i < s->n; i++)  /* fault every page in first */
+        mem_step(s);
 }
 
 /* ---- LMDB get ----------------------------------------------------------- */
@@ -277,7 +324,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--value-bytes") == 0) opt_value = strtoull(v, NULL, 10);
         else if (strcmp(a, "--dir") == 0) opt_dir = v;
         else if (strcmp(a, "--redis") == 0) opt_redis = v;
-        else die("usage: floor --op sha256|gcm_open|lmdb_get|redis_get [--seconds S] "
+        else die("usage: floor --op sha256|gcm_open|mem_read|lmdb_get|redis_get [--seconds S] "
                  "[--n N] [--value-bytes B] [--dir DIR] [--redis HOST:PORT]");
     }
     if (opt_n == 0 || opt_value == 0 || opt_value > 4000)
@@ -300,6 +347,13 @@ int main(int argc, char **argv)
         gcm_setup(&s);
         timed(gcm_step, &s, &ops, &cpu, &wall);
         EVP_CIPHER_CTX_free(s.ctx);
+    } else if (strcmp(opt_op, "mem_read") == 0) {
+        mem_state s;
+        mem_setup(&s);
+        timed(mem_step, &s, &ops, &cpu, &wall);
+        if (s.at >= s.n)
+            die("chain broken");
+        free(s.lines);
     } else if (strcmp(opt_op, "lmdb_get") == 0) {
         lmdb_state s;
         char tmpl[] = "/tmp/sessiond-floor-XXXXXX";
@@ -328,7 +382,7 @@ int main(int argc, char **argv)
         redis_teardown(&s);
 #endif
     } else {
-        die("unknown --op (sha256, gcm_open, lmdb_get, redis_get)");
+        die("unknown --op (sha256, gcm_open, mem_read, lmdb_get, redis_get)");
     }
     printf("{\"op\":\"%s\",\"n\":%zu,\"ops\":%" PRIu64 ",\"seconds\":%.3f,"
            "\"cpu_seconds\":%.3f,\"per_sec\":%.0f,\"per_cpu_sec\":%.0f}\n",
