@@ -22,8 +22,10 @@
  * its own breaker: BREAKER_FAILS consecutive failures open it for a
  * backoff that doubles up to BACKOFF_MAX_MS with +-25% jitter; after that
  * one caller probes (half-open), the others still fail at once.  While a
- * node is unreachable every call fails within timeout_ms (or at once with
- * the breaker open) with SESS_EUNAVAILABLE; recovery needs no restart.
+ * node is unreachable every call fails within connect_timeout_ms (a new
+ * connection: the TCP connect and its set-up commands) plus timeout_ms
+ * (each command), or at once with the breaker open, with
+ * SESS_EUNAVAILABLE; recovery needs no restart.
  * Commands are never retried once sent (a script may have run): only a
  * failure to connect, a redirect or a failover answer leads to a retry.
  *
@@ -535,7 +537,13 @@ static struct rconn *conn_acquire(sess__redis *r, struct rnode *n,
         return NULL;
     }
     bump(&r->ctr->reconnects);
-    cn->c = dial(r, n->host, n->port, r->timeout_ms);
+    /* The set-up commands (AUTH, SELECT, ROLE, CLIENT TRACKING) are part
+     * of connecting: they run under connect_timeout_ms, and the
+     * connection gets timeout_ms only once it is ready.  A burst of new
+     * connections (a restart, a pool filling up under load) otherwise
+     * failed on a busy server whose first replies took longer than one
+     * command may. */
+    cn->c = dial(r, n->host, n->port, r->connect_timeout_ms);
     if (!cn->c) {
         *msg = "cannot connect";
         goto fail;
@@ -575,6 +583,10 @@ static struct rconn *conn_acquire(sess__redis *r, struct rnode *n,
         }
     }
     conn_track(r, n, cn);
+    if (redisSetTimeout(cn->c, tv_ms(r->timeout_ms)) != REDIS_OK) {
+        *msg = "cannot set the timeout";
+        goto fail;
+    }
     return cn;
 
 fail:

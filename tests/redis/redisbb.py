@@ -18,8 +18,10 @@ When redis-server is not installed it prints "SKIP: ..." and exits 77.
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -110,6 +112,62 @@ class RedisTestCase(SessiondTestCase):
         except AssertionError:
             sys.stderr.write("redis logs:\n%s\n" % self.topo.logs(15))
             raise
+
+
+class SlowLink:
+    """A TCP relay on a free loopback port in front of a real redis-server
+    that holds replies back, as a slow or loaded network would: the first
+    reply of every connection ("first") or every reply ("every") waits
+    "delay" seconds.  Requests pass at once.  close() ends it and every
+    relayed connection."""
+
+    def __init__(self, port, delay, mode="first"):
+        self.target, self.delay, self.mode = port, delay, mode
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(64)
+        self.port = self.lsock.getsockname()[1]
+        self.socks, self.closed = [], False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                c, _ = self.lsock.accept()
+                s = socket.create_connection(("127.0.0.1", self.target))
+            except OSError:
+                return
+            self.socks += [c, s]
+            threading.Thread(target=self._pump, args=(c, s, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(s, c, True), daemon=True).start()
+
+    def _pump(self, src, dst, replies):
+        first = True
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if replies and (first or self.mode == "every"):
+                    time.sleep(self.delay)
+                first = False
+                dst.sendall(data)
+        except OSError:
+            pass
+        for x in (src, dst):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        for x in [self.lsock] + self.socks:
+            try:
+                x.close()
+            except OSError:
+                pass
 
 
 # ---- small HTTP helpers over a keep-alive connection --------------------------

@@ -21,6 +21,15 @@ instances A and B on it.
     connections stay up): B's cache must not serve a session destroyed on A
     while the link is down, nor after it is back - which needs B to re-point
     its tracking at the new subscriber - over LINK_ROUNDS rounds.
+
+A slow link (SlowLinkTest: a relay that holds Redis's replies back, in
+front of the real server, database 1 so every new connection sends SELECT):
+
+  * only the first reply of each connection slow (a server busy accepting
+    a burst of connections): the set-up commands run under
+    store.connect_timeout_ms, not store.timeout_ms, so everything works;
+  * every reply slow: commands still fail with 503 after store.timeout_ms,
+    within ANSWER_WITHIN, although set-up has more time.
 """
 
 import signal
@@ -213,6 +222,39 @@ class OutageTest(RedisTestCase):
         hits, lines = redisbb.metric_sum(samples, "l1", "hit")
         self.assertGreater(hits, 0, "after the link came back the L1 never hit again: "
                            "%s" % lines)
+
+
+class SlowLinkTest(RedisTestCase):
+    TOPOLOGY = "standalone"
+    DELAY = 0.25                      # seconds a held reply waits
+    SETS = ["store.timeout_ms=50", "store.connect_timeout_ms=2000"]
+
+    def through(self, mode):
+        link = redisbb.SlowLink(self.topo.server.port, self.DELAY, mode)
+        self.addCleanup(link.close)
+        return self.instance(self.SETS, url="redis://127.0.0.1:%d/1" % link.port)
+
+    def test_1_slow_setup_is_connecting(self):
+        d = self.through("first")
+        sids = []
+        for i in range(4):
+            r = create(d, "slow-setup-%d" % i)
+            self.assertEqual(r.status, 201, "a connection whose set-up replies took %.2fs "
+                             "(connect_timeout_ms 2000, timeout_ms 50) must work: %s"
+                             % (self.DELAY, brief(r)))
+            sids.append(r.json["session_id"])
+        for sid in sids:
+            r = validate(d, sid)
+            self.assertEqual(r.status, 200, brief(r))
+        self.assertEqual(d.get("/readyz").status, 200)
+
+    def test_2_slow_commands_still_time_out(self):
+        d = self.through("every")
+        for i in range(3):
+            r, secs = timed(create, d, "slow-every-%d" % i)
+            self.assertEqual(r.status, 503, "every reply %.2fs late, timeout_ms 50: %s"
+                             % (self.DELAY, brief(r)))
+            self.assertLess(secs, ANSWER_WITHIN, "create took %.2fs" % secs)
 
 
 if __name__ == "__main__":
