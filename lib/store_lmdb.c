@@ -20,9 +20,22 @@
  *
  * Read transactions (get, find_handle, count, ping) are cached per thread
  * and per store: a thread's first read begins a read-only transaction
- * (MDB_NOTLS ties its reader slot to the txn, not the thread) and later
- * reads mdb_txn_renew/mdb_txn_reset it, so the hot path takes no lock and
- * allocates nothing.  Slots are reached through one process-wide pthread
+ * (MDB_NOTLS ties its reader slot to the txn, not the thread), so the hot
+ * path takes no lock and allocates nothing.  Between reads the slot keeps
+ * its snapshot ("held"), and the next read uses it again as long as no
+ * transaction has committed since (the environment's last transaction id
+ * is still the snapshot's): exactly as fresh as renewing, without the
+ * renew, the reset and the named database's lookup that a renewed
+ * transaction repeats (about a tenth of a validate).  Otherwise the read
+ * resets and renews it.  A held snapshot that has gone stale pins the
+ * pages later commits free, so it must not outlive them for long: every
+ * write transaction of this process first resets the stale held
+ * snapshots of its store, and the store's reaper thread does the same
+ * every REAP_MS for the commits of other processes.  A slot's "state"
+ * hands the transaction over: IDLE (reset), HELD (a snapshot, owner
+ * away), BUSY (owner reading), REAPING (another thread resetting it);
+ * only the owner leaves IDLE or HELD for BUSY, others take only HELD, for
+ * REAPING, under slots_lock.  Slots are reached through one process-wide pthread
  * key whose value is the thread's list of slots; the key's destructor
  * aborts them when a thread ends.  Each store also lists its slots so
  * close can abort every reader before mdb_env_close.  slots_lock (global)
@@ -51,6 +64,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +72,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -93,6 +108,11 @@
 /* Expiry rows one purge transaction visits (about three new pages each
  * at most, well inside RESERVE_AHEAD / 2). */
 #define PURGE_TXN_ROWS 1024u
+/* How often the reaper resets held snapshots that commits of other
+ * processes have made stale (this process's writes do it themselves). */
+#define REAP_MS 50
+
+enum { SLOT_IDLE, SLOT_HELD, SLOT_BUSY, SLOT_REAPING };
 
 struct lmdb_store;
 
@@ -100,7 +120,8 @@ struct lmdb_store;
 struct rslot {
     uint64_t store_id;          /* immutable */
     struct lmdb_store *st;      /* NULL once the store closed */
-    MDB_txn *txn;               /* reset between reads; NULL when dead */
+    MDB_txn *txn;               /* NULL when dead */
+    _Atomic int state;          /* SLOT_*: see the top of the file */
     struct rslot *tnext;        /* the owning thread's list */
     struct rslot *sprev, *snext; /* the store's list, under slots_lock */
 };
@@ -111,6 +132,12 @@ struct lmdb_store {
     MDB_dbi sessions, handles, users, expiry;
     uint64_t id;
     struct rslot *slots;        /* under slots_lock */
+
+    /* The reaper (see the top of the file); without it, reads never hold. */
+    bool reaper_on, reaper_stop;
+    pthread_t reaper;
+    pthread_mutex_t reaper_lock;
+    pthread_cond_t reaper_wake;
 
     /* MDB_WRITEMAP only (see the top of the file) */
     bool writemap;
@@ -182,14 +209,127 @@ static void slots_init(void)
     slots_key_rc = pthread_key_create(&slots_key, slots_thread_exit);
 }
 
-/* A live read transaction on "st" for this thread; release it with
- * rtxn_release().  Allocates only on a thread's first read of a store. */
-static int rtxn_acquire(struct lmdb_store *st, MDB_txn **txn, sess_err *err)
+/* Whether "txn" still sees the last committed transaction. */
+static bool snapshot_current(struct lmdb_store *st, MDB_txn *txn)
+{
+    MDB_envinfo info;
+    return mdb_env_info(st->env, &info) == 0 && info.me_last_txnid == mdb_txn_id(txn);
+}
+
+/* Take this thread's slot "s" for a read (BUSY).  True when its held
+ * snapshot can be read as it is; false when the transaction is reset and
+ * must be renewed. */
+static bool slot_take(struct lmdb_store *st, struct rslot *s)
+{
+    for (;;) {
+        int expect = SLOT_HELD;
+        if (atomic_compare_exchange_strong(&s->state, &expect, SLOT_BUSY)) {
+            if (snapshot_current(st, s->txn))
+                return true;
+            mdb_txn_reset(s->txn);
+            return false;
+        }
+        if (expect == SLOT_IDLE) {
+            atomic_store_explicit(&s->state, SLOT_BUSY, memory_order_relaxed);
+            return false;
+        }
+        sched_yield(); /* REAPING: another thread is resetting it now */
+    }
+}
+
+/* Reset the held snapshots of "st" that a commit has made stale, so they
+ * pin no page.  Called before each write transaction and by the reaper. */
+static void slots_reap(struct lmdb_store *st)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(st->env, &info) != 0)
+        return;
+    pthread_mutex_lock(&slots_lock);
+    for (struct rslot *s = st->slots; s; s = s->snext) {
+        int expect = SLOT_HELD;
+        if (!atomic_compare_exchange_strong(&s->state, &expect, SLOT_REAPING))
+            continue;
+        if (mdb_txn_id(s->txn) != info.me_last_txnid) {
+            mdb_txn_reset(s->txn);
+            atomic_store(&s->state, SLOT_IDLE);
+        } else {
+            atomic_store(&s->state, SLOT_HELD);
+        }
+    }
+    pthread_mutex_unlock(&slots_lock);
+}
+
+static void *reaper_main(void *arg)
+{
+    struct lmdb_store *st = arg;
+    pthread_mutex_lock(&st->reaper_lock);
+    while (!st->reaper_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += REAP_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        (void)pthread_cond_timedwait(&st->reaper_wake, &st->reaper_lock, &until);
+        if (st->reaper_stop)
+            break;
+        pthread_mutex_unlock(&st->reaper_lock);
+        slots_reap(st);
+        pthread_mutex_lock(&st->reaper_lock);
+    }
+    pthread_mutex_unlock(&st->reaper_lock);
+    return NULL;
+}
+
+/* Start the reaper; without it reads reset their snapshot every time. */
+static void reaper_start(struct lmdb_store *st)
+{
+    pthread_condattr_t ca;
+    pthread_mutex_init(&st->reaper_lock, NULL);
+    if (pthread_condattr_init(&ca) != 0)
+        return;
+    bool ok = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+              pthread_cond_init(&st->reaper_wake, &ca) == 0;
+    pthread_condattr_destroy(&ca);
+    if (!ok)
+        return;
+    if (pthread_create(&st->reaper, NULL, reaper_main, st) != 0) {
+        pthread_cond_destroy(&st->reaper_wake);
+        return;
+    }
+    st->reaper_on = true;
+}
+
+static void reaper_stop(struct lmdb_store *st)
+{
+    if (st->reaper_on) {
+        pthread_mutex_lock(&st->reaper_lock);
+        st->reaper_stop = true;
+        pthread_cond_signal(&st->reaper_wake);
+        pthread_mutex_unlock(&st->reaper_lock);
+        pthread_join(st->reaper, NULL);
+        pthread_cond_destroy(&st->reaper_wake);
+        st->reaper_on = false;
+    }
+    pthread_mutex_destroy(&st->reaper_lock);
+}
+
+/* A live read transaction on "st" for this thread, in "*slot"; release it
+ * with rtxn_release().  Allocates only on a thread's first read of a
+ * store. */
+static int rtxn_acquire(struct lmdb_store *st, struct rslot **slot, MDB_txn **txn,
+                        sess_err *err)
 {
     struct rslot *head = pthread_getspecific(slots_key);
     for (struct rslot *s = head; s; s = s->tnext) {
         if (s->store_id != st->id)
             continue;
+        *slot = s;
+        if (slot_take(st, s)) {
+            *txn = s->txn;
+            return SESS_OK;
+        }
         int rc = mdb_txn_renew(s->txn);
         if (rc == 0) {
             *txn = s->txn;
@@ -198,10 +338,15 @@ static int rtxn_acquire(struct lmdb_store *st, MDB_txn **txn, sess_err *err)
         /* A handle that cannot be renewed gets a fresh transaction. */
         MDB_txn *fresh = NULL;
         rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &fresh);
-        if (rc != 0)
+        if (rc != 0) {
+            atomic_store(&s->state, SLOT_IDLE); /* still reset */
             return lmdb_fail(err, rc, "read transaction");
+        }
+        /* Swapped under the lock: the reaper reads "txn" of HELD slots. */
+        pthread_mutex_lock(&slots_lock);
         mdb_txn_abort(s->txn);
         s->txn = fresh;
+        pthread_mutex_unlock(&slots_lock);
         *txn = fresh;
         return SESS_OK;
     }
@@ -216,6 +361,7 @@ static int rtxn_acquire(struct lmdb_store *st, MDB_txn **txn, sess_err *err)
     }
     s->store_id = st->id;
     s->st = st;
+    atomic_init(&s->state, SLOT_BUSY);
     s->tnext = head;
     if (pthread_setspecific(slots_key, s) != 0) {
         mdb_txn_abort(s->txn);
@@ -228,13 +374,21 @@ static int rtxn_acquire(struct lmdb_store *st, MDB_txn **txn, sess_err *err)
         st->slots->sprev = s;
     st->slots = s;
     pthread_mutex_unlock(&slots_lock);
+    *slot = s;
     *txn = s->txn;
     return SESS_OK;
 }
 
-static void rtxn_release(MDB_txn *txn)
+/* Done reading: keep the snapshot for the next read (the reaper and the
+ * writers reset it once stale), or reset it when there is no reaper. */
+static void rtxn_release(struct lmdb_store *st, struct rslot *slot)
 {
-    mdb_txn_reset(txn);
+    if (st->reaper_on) {
+        atomic_store_explicit(&slot->state, SLOT_HELD, memory_order_release);
+    } else {
+        mdb_txn_reset(slot->txn);
+        atomic_store_explicit(&slot->state, SLOT_IDLE, memory_order_release);
+    }
 }
 
 /* Abort every cached reader of "st".  This thread's slot is freed now;
@@ -589,6 +743,9 @@ static int wbegin(struct lmdb_store *st, MDB_txn **txn, uint64_t room,
     int rc = ensure_room(st, room, op, err);
     if (rc != SESS_OK)
         return rc;
+    /* Held snapshots older than the last commit would keep this write
+     * from reusing the pages that commit freed. */
+    slots_reap(st);
     rc = mdb_txn_begin(st->env, NULL, 0, txn);
     return rc ? lmdb_fail(err, rc, op) : SESS_OK;
 }
@@ -634,6 +791,7 @@ static void lmdb_close(sess_store *base)
     struct lmdb_store *st = (struct lmdb_store *)base;
     if (!st)
         return;
+    reaper_stop(st);
     slots_close_store(st);
     if (st->env)
         mdb_env_close(st->env);
@@ -743,6 +901,7 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
     if ((rc = wend(txn, SESS_OK, "open databases", err)) != SESS_OK)
         goto cleanup;
 
+    reaper_start(st);
     *out = &st->base;
     return SESS_OK;
 
@@ -761,12 +920,13 @@ static int lmdb_get(sess_store *base, const uint8_t *key, uint64_t now,
 {
     struct lmdb_store *st = (struct lmdb_store *)base;
     MDB_txn *txn = NULL;
+    struct rslot *slot = NULL;
     sess_entry tmp;
     int rc;
 
     if (!key || !e || !buf)
         return sess__fail(err, SESS_EINVAL, "lmdb get: missing argument");
-    if ((rc = rtxn_acquire(st, &txn, err)) != SESS_OK)
+    if ((rc = rtxn_acquire(st, &slot, &txn, err)) != SESS_OK)
         return rc;
     rc = load(st, txn, key, &tmp, "get", err);
     if (rc == SESS_OK && !sess__store_live(tmp.expires_at, now))
@@ -782,7 +942,7 @@ static int lmdb_get(sess_store *base, const uint8_t *key, uint64_t now,
             e->blob = buf->data;
         }
     }
-    rtxn_release(txn);
+    rtxn_release(st, slot);
     return rc;
 }
 
@@ -791,12 +951,13 @@ static int lmdb_find_handle(sess_store *base, const uint8_t *handle,
 {
     struct lmdb_store *st = (struct lmdb_store *)base;
     MDB_txn *txn = NULL;
+    struct rslot *slot = NULL;
     sess_entry e;
     int rc;
 
     if (!handle || !key_out)
         return sess__fail(err, SESS_EINVAL, "lmdb find_handle: missing argument");
-    if ((rc = rtxn_acquire(st, &txn, err)) != SESS_OK)
+    if ((rc = rtxn_acquire(st, &slot, &txn, err)) != SESS_OK)
         return rc;
     rc = load_by_handle(st, txn, handle, &e, "find_handle", err);
     if (rc == SESS_OK && (!sess__store_live(e.expires_at, now) ||
@@ -805,7 +966,7 @@ static int lmdb_find_handle(sess_store *base, const uint8_t *handle,
         rc = SESS_NOTFOUND;
     if (rc == SESS_OK)
         memcpy(key_out, e.key, SESS_STORE_KEY_BYTES);
-    rtxn_release(txn);
+    rtxn_release(st, slot);
     return rc;
 }
 
@@ -863,9 +1024,10 @@ static int lmdb_ping(sess_store *base, sess_err *err)
 {
     struct lmdb_store *st = (struct lmdb_store *)base;
     MDB_txn *txn = NULL;
-    int rc = rtxn_acquire(st, &txn, err);
+    struct rslot *slot = NULL;
+    int rc = rtxn_acquire(st, &slot, &txn, err);
     if (rc == SESS_OK)
-        rtxn_release(txn);
+        rtxn_release(st, slot);
     return rc;
 }
 
@@ -877,6 +1039,7 @@ static int lmdb_count(sess_store *base, uint64_t now, uint64_t *n, sess_err *err
 {
     struct lmdb_store *st = (struct lmdb_store *)base;
     MDB_txn *txn = NULL;
+    struct rslot *slot = NULL;
     MDB_cursor *cur = NULL;
     MDB_stat ms;
     MDB_val k, v;
@@ -885,7 +1048,7 @@ static int lmdb_count(sess_store *base, uint64_t now, uint64_t *n, sess_err *err
 
     if (!n)
         return sess__fail(err, SESS_EINVAL, "lmdb count: no output");
-    if ((rc = rtxn_acquire(st, &txn, err)) != SESS_OK)
+    if ((rc = rtxn_acquire(st, &slot, &txn, err)) != SESS_OK)
         return rc;
     if ((mrc = mdb_stat(txn, st->users, &ms)) != 0 ||
         (mrc = mdb_cursor_open(txn, st->expiry, &cur)) != 0) {
@@ -912,7 +1075,7 @@ static int lmdb_count(sess_store *base, uint64_t now, uint64_t *n, sess_err *err
 cleanup:
     if (cur)
         mdb_cursor_close(cur);
-    rtxn_release(txn);
+    rtxn_release(st, slot);
     return rc;
 }
 
