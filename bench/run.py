@@ -974,7 +974,6 @@ def targets(args, res):
                                        fmt_ratio(ff["floor_hit"], ff["on"]))) if ff else "")))
     rd = res.get("redis") or {}
     if rd.get("pairs"):
-        # "Equals": within 10% of LMDB's validate, median of the pairs.
         # "Equals": within 10% of LMDB, median of the pairs; judged at both
         # levels, which differ by the one syscall an L1 hit makes.
         if rd.get("http_pairs"):
