@@ -74,3 +74,21 @@ const char *test_testdata_dir(void)
     snprintf(path, sizeof path, "%s", env);
     return path;
 }
+
+void test_store_entry(sess_entry *e, uint8_t *blob, size_t blob_len, uint64_t i,
+                      uint64_t now)
+{
+    memset(e, 0, sizeof *e);
+    for (int b = 0; b < 8; b++) {
+        e->key[b] = (uint8_t)(i >> (8 * b));
+        e->handle[b] = (uint8_t)(i >> (8 * b));
+        e->user[b] = (uint8_t)(i >> (8 * b));
+    }
+    e->key[31] = 0x5A;          /* spread keys over the tree */
+    e->key[8] = (uint8_t)(i * 2654435761u >> 24);
+    e->created_at = now << 20 | i;
+    e->expires_at = now + 60;
+    memset(blob, (int)(i & 0xFF), blob_len);
+    e->blob = blob;
+    e->blob_len = blob_len;
+}

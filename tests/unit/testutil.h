@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "sess.h"
+#include "sess/store.h"
 
 /* A clock that only moves when the test says so. */
 typedef struct test_clock {
@@ -39,6 +40,12 @@ typedef struct test_events {
 } test_events;
 
 void test_event_capture(void *user, const sess_event *ev);
+
+/* Store entry number "i" for the store-level tests: distinct key (spread
+ * over the tree), handle and user; created at now << 20 | i, expiring at
+ * now + 60; "blob_len" bytes of (i & 0xFF) in "blob", which it points to. */
+void test_store_entry(sess_entry *e, uint8_t *blob, size_t blob_len, uint64_t i,
+                      uint64_t now);
 
 /* Directory of the shared third-party test data, or NULL (then the test
  * prints why it skips). */

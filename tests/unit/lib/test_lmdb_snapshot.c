@@ -30,21 +30,9 @@
 
 extern char **environ;
 
-/* Entry number "i": distinct key, handle and user; expires at NOW + 60. */
 static void entry_of(sess_entry *e, uint8_t *blob, uint64_t i)
 {
-    memset(e, 0, sizeof *e);
-    for (int b = 0; b < 8; b++) {
-        e->key[b] = (uint8_t)(i >> (8 * b));
-        e->handle[b] = (uint8_t)(i >> (8 * b));
-        e->user[b] = (uint8_t)(i >> (8 * b));
-    }
-    e->key[31] = 0xA5;
-    e->created_at = NOW;
-    e->expires_at = NOW + 60;
-    memset(blob, (int)(i & 0xFF), BLOB_LEN);
-    e->blob = blob;
-    e->blob_len = BLOB_LEN;
+    test_store_entry(e, blob, BLOB_LEN, i, NOW);
 }
 
 static sess_store *open_store(const char *dir)
@@ -176,31 +164,51 @@ static void sleep_ms(long ms)
 
 /* ---- tests ------------------------------------------------------------------ */
 
+/* Each test: an empty store in a fresh directory. */
+typedef struct fixture {
+    char dir[256];
+    sess_store *st;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    test_tmpdir(f->dir, sizeof f->dir);
+    f->st = open_store(f->dir);
+    *state = f;
+    return f->st ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    sess_store_close(f->st);
+    test_rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
 /* The mechanism is there (else the tests below prove nothing): after a
  * read, this process keeps one snapshot. */
 static void test_a_read_keeps_its_snapshot(void **state)
 {
-    (void)state;
-    char dir[256];
-    test_tmpdir(dir, sizeof dir);
-    sess_store *st = open_store(dir);
-    assert_non_null(st);
+    fixture *f = *state;
+    sess_store *st = f->st;
+    const char *dir = f->dir;
     assert_int_equal(put(st, 1), SESS_OK);
     assert_int_equal(get(st, 1), SESS_OK);
     assert_int_equal(my_held_snapshots(dir), 1);
-    sess_store_close(st);
-    test_rmdir(dir);
 }
 
 /* Another process destroys and creates between two reads here: the
  * second read sees both at once, over many rounds. */
 static void test_held_snapshot_never_hides_another_process(void **state)
 {
-    (void)state;
-    char dir[256];
-    test_tmpdir(dir, sizeof dir);
-    sess_store *st = open_store(dir);
-    assert_non_null(st);
+    fixture *f = *state;
+    sess_store *st = f->st;
+    const char *dir = f->dir;
     assert_int_equal(put(st, 0), SESS_OK);
     for (long i = 0; i < 20; i++) {
         assert_int_equal(get(st, (uint64_t)i), SESS_OK);      /* held now */
@@ -209,8 +217,6 @@ static void test_held_snapshot_never_hides_another_process(void **state)
         assert_int_equal(get(st, (uint64_t)i), SESS_NOTFOUND);
         assert_int_equal(get(st, (uint64_t)i + 1), SESS_OK);
     }
-    sess_store_close(st);
-    test_rmdir(dir);
 }
 
 /* This process's own writes, from another thread, between two reads:
@@ -241,11 +247,7 @@ static void write_from_thread(sess_store *st, uint64_t i, bool add)
 
 static void test_held_snapshot_never_hides_this_process(void **state)
 {
-    (void)state;
-    char dir[256];
-    test_tmpdir(dir, sizeof dir);
-    sess_store *st = open_store(dir);
-    assert_non_null(st);
+    sess_store *st = ((fixture *)*state)->st;
     assert_int_equal(put(st, 0), SESS_OK);
     for (uint64_t i = 0; i < 50; i++) {
         assert_int_equal(get(st, i), SESS_OK);                /* held now */
@@ -255,20 +257,16 @@ static void test_held_snapshot_never_hides_this_process(void **state)
         write_from_thread(st, i + 1, true);
         assert_int_equal(get(st, i + 1), SESS_OK);
     }
-    sess_store_close(st);
-    test_rmdir(dir);
 }
 
 /* A snapshot made stale by another process's commit is let go by the
  * reaper while this process reads nothing more. */
 static void test_stale_snapshot_let_go_after_other_process_writes(void **state)
 {
-    (void)state;
-    char dir[256];
+    fixture *f = *state;
+    sess_store *st = f->st;
+    const char *dir = f->dir;
     int held = -1;
-    test_tmpdir(dir, sizeof dir);
-    sess_store *st = open_store(dir);
-    assert_non_null(st);
     assert_int_equal(put(st, 1), SESS_OK);
     assert_int_equal(get(st, 1), SESS_OK);
     other_process_writes(dir, 2, -1);
@@ -280,8 +278,6 @@ static void test_stale_snapshot_let_go_after_other_process_writes(void **state)
     assert_int_equal(held, 0);
     /* And a read afterwards sees the other process's entry. */
     assert_int_equal(get(st, 2), SESS_OK);
-    sess_store_close(st);
-    test_rmdir(dir);
 }
 
 /* A thread that read once and then waits: this process's next writes
@@ -303,14 +299,12 @@ static void *idle_reader(void *p)
 
 static void test_stale_snapshot_let_go_after_own_writes(void **state)
 {
-    (void)state;
-    char dir[256];
+    fixture *f = *state;
+    const char *dir = f->dir;
     idle_arg a;
     pthread_t t;
     int held = -1;
-    test_tmpdir(dir, sizeof dir);
-    a.st = open_store(dir);
-    assert_non_null(a.st);
+    a.st = f->st;
     assert_int_equal(put(a.st, 1), SESS_OK);
     sem_init(&a.read_done, 0, 0);
     sem_init(&a.may_end, 0, 0);
@@ -330,8 +324,6 @@ static void test_stale_snapshot_let_go_after_own_writes(void **state)
     pthread_join(t, NULL);
     sem_destroy(&a.read_done);
     sem_destroy(&a.may_end);
-    sess_store_close(a.st);
-    test_rmdir(dir);
 }
 
 int main(int argc, char **argv)
@@ -345,11 +337,11 @@ int main(int argc, char **argv)
         return 1;
     self_path[n] = '\0';
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_a_read_keeps_its_snapshot),
-        cmocka_unit_test(test_held_snapshot_never_hides_another_process),
-        cmocka_unit_test(test_held_snapshot_never_hides_this_process),
-        cmocka_unit_test(test_stale_snapshot_let_go_after_other_process_writes),
-        cmocka_unit_test(test_stale_snapshot_let_go_after_own_writes),
+        cmocka_unit_test_setup_teardown(test_a_read_keeps_its_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_snapshot_never_hides_another_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_held_snapshot_never_hides_this_process, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_snapshot_let_go_after_other_process_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_snapshot_let_go_after_own_writes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

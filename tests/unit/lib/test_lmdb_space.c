@@ -62,22 +62,9 @@ static void space_close(space *s)
     test_rmdir(s->dir);
 }
 
-/* Entry number "i": distinct key, handle and user; expires at NOW + 60. */
 static void entry_of(sess_entry *e, uint8_t *blob, uint64_t i)
 {
-    memset(e, 0, sizeof *e);
-    for (int b = 0; b < 8; b++) {
-        e->key[b] = (uint8_t)(i >> (8 * b));
-        e->handle[b] = (uint8_t)(i >> (8 * b));
-        e->user[b] = (uint8_t)(i >> (8 * b));
-    }
-    e->key[31] = 0x5A;          /* spread keys over the tree */
-    e->key[8] = (uint8_t)(i * 2654435761u >> 24);
-    e->created_at = NOW << 20 | i;
-    e->expires_at = NOW + 60;
-    memset(blob, (int)(i & 0xFF), BLOB_LEN);
-    e->blob = blob;
-    e->blob_len = BLOB_LEN;
+    test_store_entry(e, blob, BLOB_LEN, i, NOW);
 }
 
 static int insert_next(space *s, sess_err *err)
