@@ -1,14 +1,15 @@
 """test_lifecycle.py - the session lifecycle through the JSON API (API.md):
 create, validate, regenerate, data with versions, destroy, CSRF verify, list,
-revoke by handle and by user, health, readiness and metrics."""
+revoke by handle and by user, health, readiness and metrics; and two sessiond
+processes on one LMDB store, each refusing at once what the other revoked."""
 
 import json
 import re
 import time
 
 import harness
-from harness import (DEFAULT_CLIENT, ID_RE, SessiondTestCase, cookie_attrs,
-                     cookie_value)
+from harness import (DEFAULT_CLIENT, ID_RE, LOOPBACK_CLIENT, SessiondTestCase,
+                     cookie_attrs, cookie_value)
 
 
 class CreateTest(SessiondTestCase):
@@ -395,6 +396,62 @@ class HealthMetricsTest(SessiondTestCase):
         self.assertEqual(values.get("sessiond_record_cache_capacity"), 65536)
         for secret in (j["session_id"], j["csrf_token"]):
             self.assertNotIn(secret, text)
+
+
+class SharedStoreTest(SessiondTestCase):
+    """Two sessiond processes on one LMDB store and one keys directory, as two
+    instances on one host would run: what one destroys or regenerates, the
+    other refuses on its very next request, although its readers keep their
+    LMDB snapshot from one request to the next (lib/store_lmdb.c).  Requests
+    to each go over one keep-alive connection, so the same worker reads
+    every time."""
+
+    ROUNDS = 25
+
+    def pair(self):
+        a = self.start()
+        b = self.make(store=a.store_url)
+        b.keys_dir = a.keys_dir
+        b.start()
+        return a, b
+
+    def seen(self, d, conn, j):
+        """(validate status, forward-auth status) of session j on d."""
+        sid = j["session_id"]
+        name = cookie_value(j["set_cookie"])[0]
+        v = d.validate(sid, client=LOOPBACK_CLIENT, conn=conn).status
+        f = d.auth("%s=%s" % (name, sid), conn=conn).status
+        return v, f
+
+    def test_revocation_by_one_refused_by_the_other_at_once(self):
+        a, b = self.pair()
+        conns = {a: a.connection(), b: b.connection()}
+        late = []
+        for i in range(self.ROUNDS):
+            # Alternate which process writes and which reads.
+            w, r = (a, b) if i % 2 == 0 else (b, a)
+            j = w.create_ok("shared-%d" % i, client=LOOPBACK_CLIENT)
+            for _ in range(2):
+                self.assertEqual(self.seen(r, conns[r], j), (200, 200),
+                                 "round %d: a session made by one process must "
+                                 "validate on the other" % i)
+            self.assertStatus(w.destroy(j["session_id"]), 200)
+            got = self.seen(r, conns[r], j)
+            if got != (401, 401):
+                late.append((i, "destroy", got))
+            # Regenerate: the old ID dies at once, the new one lives.
+            k = w.create_ok("shared-re-%d" % i, client=LOOPBACK_CLIENT)
+            self.assertEqual(self.seen(r, conns[r], k), (200, 200))
+            rg = w.regenerate(k["session_id"], client=LOOPBACK_CLIENT)
+            self.assertStatus(rg, 200)
+            got = self.seen(r, conns[r], k)
+            if got != (401, 401):
+                late.append((i, "regenerate", got))
+            self.assertEqual(self.seen(r, conns[r], rg.json), (200, 200))
+        for c in conns.values():
+            c.close()
+        self.assertEqual(late, [], "revocations the other process still accepted "
+                         "(round, what, (validate, forward-auth)): %s" % late[:5])
 
 
 if __name__ == "__main__":
