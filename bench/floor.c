@@ -7,8 +7,10 @@
  *   floor --op sha256    EVP SHA-256 of a 43-byte ID (the storage key)
  *   floor --op gcm_open  EVP AES-256-GCM open of a record-sized ciphertext
  *                        (key kept in the context, fresh nonce per call)
- *   floor --op lmdb_get  read-only LMDB: renew a cached read transaction,
- *                        mdb_get a 32-byte key, copy the value out, reset;
+ *   floor --op lmdb_get  read-only LMDB as libsess reads: on a held read
+ *                        transaction, check that nothing has committed
+ *                        since (mdb_env_info), mdb_get a 32-byte key, copy
+ *                        the value out;
  *                        over --n records shaped like sessiond's (random
  *                        keys, --value-bytes values), keys visited in a
  *                        shuffled order
@@ -202,12 +204,15 @@ static void lmdb_step(void *arg)
 {
     lmdb_state *s = arg;
     MDB_val k = {32, s->keys[s->next]}, v;
+    MDB_envinfo info;
     if (++s->next == s->n)
         s->next = 0;
-    if (mdb_txn_renew(s->txn) != 0 || mdb_get(s->txn, s->dbi, &k, &v) != 0)
+    /* As lib/store_lmdb.c: the snapshot is used again while the
+     * environment's last transaction is still its own (always, here). */
+    if (mdb_env_info(s->env, &info) != 0 || info.me_last_txnid != mdb_txn_id(s->txn) ||
+        mdb_get(s->txn, s->dbi, &k, &v) != 0)
         die("mdb_get failed");
     memcpy(s->copy, v.mv_data, v.mv_size < sizeof s->copy ? v.mv_size : sizeof s->copy);
-    mdb_txn_reset(s->txn);
 }
 
 static void lmdb_setup(lmdb_state *s, const char *dir)
@@ -235,7 +240,6 @@ static void lmdb_setup(lmdb_state *s, const char *dir)
     }
     if (mdb_txn_commit(w) || mdb_txn_begin(s->env, NULL, MDB_RDONLY, &s->txn))
         die("LMDB commit failed");
-    mdb_txn_reset(s->txn);
     for (size_t i = opt_n; i > 1; i--) {          /* visit in random order */
         size_t j = (size_t)(bench_xorshift(&seed) % i);
         unsigned char t[32];

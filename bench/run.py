@@ -745,7 +745,7 @@ def report(args, res):
         L.append("")
         L.append("| part | per CPU-second | ns |")
         L.append("|---|---:|---:|")
-        names = {"lmdb_get": "LMDB read of one of %s records: renew txn, get, copy value, reset"
+        names = {"lmdb_get": "LMDB read of one of %s records on a held snapshot: check nothing committed, get, copy value"
                              % fmt_num(args.lib_pool),
                  "sha256": "SHA-256 of the ID (EVP)", "gcm_open": "AES-256-GCM open of a record (EVP)"}
         for op in ("lmdb_get", "sha256", "gcm_open"):
