@@ -342,7 +342,7 @@ static int rtxn_acquire(struct lmdb_store *st, struct rslot **slot, MDB_txn **tx
             atomic_store(&s->state, SLOT_IDLE); /* still reset */
             return lmdb_fail(err, rc, "read transaction");
         }
-        /* Swapped under the lock: the reaper reads "txn" of HELD slots. */
+        /* Swapped under the lock: close and thread exit read "txn". */
         pthread_mutex_lock(&slots_lock);
         mdb_txn_abort(s->txn);
         s->txn = fresh;
