@@ -46,7 +46,7 @@ typedef enum sess_environment {
 } sess_environment;
 
 /* "development" / "staging" / "production" -> enum; SESS_EINVAL if none. */
-int sess_environment_parse(const char *s, sess_environment *out);
+SESS_NODISCARD int sess_environment_parse(const char *s, sess_environment *out);
 const char *sess_environment_name(sess_environment e);
 
 typedef struct sess_cookie_profile {
@@ -63,11 +63,11 @@ typedef struct sess_cookie_profile {
 void sess_cookie_profile_default(sess_environment env, sess_cookie_profile *p);
 
 /* Reject invalid or weakening profiles; the message names the attribute. */
-int sess_cookie_profile_check(const sess_cookie_profile *p,
+SESS_NODISCARD int sess_cookie_profile_check(const sess_cookie_profile *p,
                               sess_environment env, sess_err *err);
 
 /* "Strict" / "Lax" / "None" (case-insensitive). */
-int sess_same_site_parse(const char *s, sess_same_site *out);
+SESS_NODISCARD int sess_same_site_parse(const char *s, sess_same_site *out);
 const char *sess_same_site_name(sess_same_site s);
 
 /*
@@ -76,11 +76,11 @@ const char *sess_same_site_name(sess_same_site s);
  * remember-me callers pass the remaining lifetime.  Returns the length
  * written, or a negative error if "cap" is too small.
  */
-int sess_cookie_format(const sess_cookie_profile *p, const char *value,
+SESS_NODISCARD int sess_cookie_format(const sess_cookie_profile *p, const char *value,
                        int64_t max_age, char *buf, size_t cap);
 
 /* Format a Set-Cookie value that deletes the cookie (empty, Max-Age=0). */
-int sess_cookie_format_clear(const sess_cookie_profile *p, char *buf,
+SESS_NODISCARD int sess_cookie_format_clear(const sess_cookie_profile *p, char *buf,
                              size_t cap);
 
 /*
@@ -90,12 +90,12 @@ int sess_cookie_format_clear(const sess_cookie_profile *p, char *buf,
  * Returns SESS_OK, SESS_NOTFOUND, or SESS_EINVAL when the header is longer
  * than SESS_COOKIE_HEADER_MAX or holds control characters.
  */
-int sess_cookie_find(const char *header, size_t header_len, const char *name,
+SESS_NODISCARD int sess_cookie_find(const char *header, size_t header_len, const char *name,
                      const char **value, size_t *value_len);
 
 /* SESS_OK when "id" has the form of a session ID: exactly SESS_ID_LEN
  * base64url characters encoding 256 bits (canonical final character). */
-int sess_id_check(const char *id, size_t len);
+SESS_NODISCARD int sess_id_check(const char *id, size_t len);
 
 /*
  * Cross-site request check for unsafe methods (DESIGN invariant 8):
@@ -105,7 +105,7 @@ int sess_id_check(const char *id, size_t len);
  * mean absent; absent headers pass (older clients send neither).
  * Returns true when the request may proceed.
  */
-bool sess_same_origin_ok(const char *origin, const char *sec_fetch_site,
+SESS_NODISCARD bool sess_same_origin_ok(const char *origin, const char *sec_fetch_site,
                          const char *host, const char *const *allowed,
                          size_t n);
 

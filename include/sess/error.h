@@ -48,10 +48,31 @@ typedef enum sess_result {
 #undef SESS__ENUM
 } sess_result;
 
+/* Fallible functions carry SESS_NODISCARD (warn_unused_result): a result
+ * dropped on the floor is a bug.  Note that GCC does not accept a (void)
+ * cast as "deliberately ignored"; test the result instead.
+ *
+ * The trap of positive codes.  SESS_REJECTED, SESS_NOTFOUND, SESS_LIMIT,
+ * SESS_CONFLICT, SESS_EXISTS and SESS_CSRF are positive, so a caller that
+ * tests "rc < 0" treats a rejected session as valid.  Test "rc == SESS_OK"
+ * (or "rc != SESS_OK") for success, never the sign; SESS_IS_ERROR() names
+ * the negative codes, SESS_FAILED() every result that is not success. */
+#if defined(__GNUC__) || defined(__clang__)
+#define SESS_NODISCARD __attribute__((warn_unused_result))
+#else
+#define SESS_NODISCARD
+#endif
+#define SESS_FAILED(rc) ((rc) != SESS_OK)
+#define SESS_IS_ERROR(rc) ((rc) < 0)
+
 /* Maximum length of an error message, including the terminating NUL. */
 #define SESS_ERRSTR_MAX 128
 
-/* Error detail filled by fallible calls.  Callers may pass NULL. */
+/* Error detail filled by fallible calls.  Callers may pass NULL.  Every
+ * public call that takes a sess_err sets it on every result other than
+ * SESS_OK, the normal outcomes included: "code" is the value returned and
+ * "msg" is non-empty (for SESS_REJECTED it names the reason, e.g.
+ * "session rejected: expired_idle").  On SESS_OK it is left alone. */
 typedef struct sess_err {
     int code;                   /* same value the function returned */
     char msg[SESS_ERRSTR_MAX];  /* human-readable, never contains secrets */

@@ -40,14 +40,14 @@ typedef struct sess_keyring sess_keyring;
  * (development only).  On success "*out" is a keyring the caller frees with
  * sess_keyring_free().
  */
-int sess_keyring_load_dir(const char *dir, bool create_if_missing,
+SESS_NODISCARD int sess_keyring_load_dir(const char *dir, bool create_if_missing,
                           sess_keyring **out, sess_err *err);
 
 /*
  * Build a keyring from raw keys (tests, embedding).  "kids" and "keys" have
  * "n" entries; each key is SESS_KEY_BYTES long.  The bytes are copied.
  */
-int sess_keyring_from_keys(const char *const *kids,
+SESS_NODISCARD int sess_keyring_from_keys(const char *const *kids,
                            const uint8_t (*keys)[SESS_KEY_BYTES], size_t n,
                            sess_keyring **out, sess_err *err);
 
@@ -56,7 +56,7 @@ int sess_keyring_from_keys(const char *const *kids,
  * written 0600 under a time-ordered key id, so it becomes the newest key.
  * The id is copied into "kid_out" (SESS_KID_MAX + 1 bytes).
  */
-int sess_keyring_generate(const char *dir, char *kid_out, sess_err *err);
+SESS_NODISCARD int sess_keyring_generate(const char *dir, char *kid_out, sess_err *err);
 
 /* Number of keys, and the id of key "i" (0 = newest). */
 size_t sess_keyring_count(const sess_keyring *kr);

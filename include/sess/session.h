@@ -69,7 +69,7 @@ void sess_config_defaults(sess_config *cfg);
 
 /* Check ranges and combinations; SESS_ECONFIG with a message naming the
  * field otherwise. */
-int sess_config_check(const sess_config *cfg, sess_err *err);
+SESS_NODISCARD int sess_config_check(const sess_config *cfg, sess_err *err);
 
 typedef struct sess_ctx sess_ctx;
 
@@ -106,7 +106,7 @@ typedef void (*sess_event_fn)(void *user, const sess_event *ev);
  * Create a context.  It takes ownership of "store" and "keys" (also on
  * failure).  "cfg" is copied.  Free with sess_ctx_free().
  */
-int sess_ctx_new(const sess_config *cfg, sess_store *store,
+SESS_NODISCARD int sess_ctx_new(const sess_config *cfg, sess_store *store,
                  sess_keyring *keys, sess_ctx **out, sess_err *err);
 void sess_ctx_free(sess_ctx *ctx);
 
@@ -123,7 +123,7 @@ const sess_config *sess_ctx_config(const sess_ctx *ctx);
  * sealed under keys that "keys" no longer has become unreadable, so the
  * call refuses a keyring that drops a key id still in use by the current
  * one unless "allow_drop".  Thread-safe. */
-int sess_ctx_reload_keys(sess_ctx *ctx, sess_keyring *keys, bool allow_drop,
+SESS_NODISCARD int sess_ctx_reload_keys(sess_ctx *ctx, sess_keyring *keys, bool allow_drop,
                          sess_err *err);
 
 /* The client as the application or proxy saw it. */
@@ -160,10 +160,10 @@ typedef struct sess_evicted {
 /*
  * Create a session with a fresh ID (never one the caller chose: fixation).
  * Enforces the per-user limit atomically.  Returns SESS_OK, SESS_LIMIT
- * (policy deny), SESS_EINVAL (bad user id, IP or data), or a store error.
+ * (policy deny; positive: test rc == SESS_OK, never rc < 0), SESS_EINVAL (bad user id, IP or data), or a store error.
  * "evicted" may be NULL.
  */
-int sess_create(sess_ctx *ctx, const sess_create_req *req, sess_issued *out,
+SESS_NODISCARD int sess_create(sess_ctx *ctx, const sess_create_req *req, sess_issued *out,
                 sess_evicted *evicted, sess_err *err);
 
 typedef enum sess_reason {
@@ -207,11 +207,12 @@ typedef struct sess_view {
 /*
  * Validate a session ID for a client.  Checks, in order: format, absolute
  * timeout, idle timeout, revoked, binding; then touches (coalesced) and
- * may rotate.  Returns SESS_OK (view filled), SESS_REJECTED (view->reason
- * says why), or a store/crypto error (the caller must not clear the cookie
+ * may rotate.  Returns SESS_OK (view filled), SESS_REJECTED (a POSITIVE
+ * code: view->reason and err->msg say why; "rc < 0" would let a rejected
+ * session through, test rc == SESS_OK), or a store/crypto error (the caller must not clear the cookie
  * on an error: the session may well be alive).  Free with sess_view_clear.
  */
-int sess_validate(sess_ctx *ctx, const char *id, size_t id_len,
+SESS_NODISCARD int sess_validate(sess_ctx *ctx, const char *id, size_t id_len,
                   const sess_client *client, unsigned flags, sess_view *view,
                   sess_err *err);
 
@@ -222,30 +223,33 @@ void sess_view_clear(sess_view *view);
  * Replace the ID of a valid session by a new one at once (login, privilege
  * change): the old ID is dead immediately, with no grace (fixation).
  * "elevated" is -1 to keep, 0 or 1 to set.  Checks binding like validate.
- * Returns SESS_OK, SESS_REJECTED (*reason set), or an error.
+ * Returns SESS_OK, SESS_REJECTED (positive: *reason and err->msg say
+ * why; test rc == SESS_OK, never rc < 0), or an error.
  */
-int sess_regenerate(sess_ctx *ctx, const char *id, size_t id_len,
+SESS_NODISCARD int sess_regenerate(sess_ctx *ctx, const char *id, size_t id_len,
                     const sess_client *client, int elevated,
                     sess_issued *out, sess_reason *reason, sess_err *err);
 
 /*
  * Replace the session's data.  With "expect_version" >= 0, succeed only if
  * the stored version equals it (else SESS_CONFLICT).  The new version goes
- * to "*new_version".  SESS_REJECTED (*reason) for a dead session.
+ * to "*new_version".  SESS_REJECTED (positive; *reason) for a dead
+ * session: test rc == SESS_OK, never rc < 0.
  */
-int sess_set_data(sess_ctx *ctx, const char *id, size_t id_len,
+SESS_NODISCARD int sess_set_data(sess_ctx *ctx, const char *id, size_t id_len,
                   const char *data, size_t data_len, int64_t expect_version,
                   uint64_t *new_version, sess_reason *reason, sess_err *err);
 
 /* Destroy the session (logout).  SESS_OK or SESS_NOTFOUND. */
-int sess_destroy(sess_ctx *ctx, const char *id, size_t id_len, sess_err *err);
+SESS_NODISCARD int sess_destroy(sess_ctx *ctx, const char *id, size_t id_len, sess_err *err);
 
 /*
  * Check a CSRF token for a session in constant time.  The token of the
  * previous ID is accepted during the rotation grace window (a form
- * rendered just before a rotation).  SESS_OK, SESS_CSRF, SESS_REJECTED.
+ * rendered just before a rotation).  SESS_OK, SESS_CSRF, SESS_REJECTED
+ * (both positive: test rc == SESS_OK, never rc < 0), or an error.
  */
-int sess_csrf_verify(sess_ctx *ctx, const char *id, size_t id_len,
+SESS_NODISCARD int sess_csrf_verify(sess_ctx *ctx, const char *id, size_t id_len,
                      const char *token, size_t token_len, sess_reason *reason,
                      sess_err *err);
 
@@ -253,7 +257,7 @@ int sess_csrf_verify(sess_ctx *ctx, const char *id, size_t id_len,
  * Check "token" against a view returned by sess_validate, in constant time.
  * Returns true when it matches.  Does not emit an event.
  */
-bool sess_csrf_matches(const sess_view *view, const char *token,
+SESS_NODISCARD bool sess_csrf_matches(const sess_view *view, const char *token,
                        size_t token_len);
 
 /* One session as an admin sees it: never the ID. */
@@ -270,24 +274,24 @@ typedef struct sess_summary {
 
 /* List a user's live sessions, oldest first.  "*out" is malloc'd; the
  * caller frees it with free().  "*n" may be 0 (and *out NULL). */
-int sess_list_user(sess_ctx *ctx, const char *user_id, size_t user_id_len,
+SESS_NODISCARD int sess_list_user(sess_ctx *ctx, const char *user_id, size_t user_id_len,
                    sess_summary **out, size_t *n, sess_err *err);
 
 /* Revoke one session by handle (22 chars).  SESS_OK or SESS_NOTFOUND. */
-int sess_revoke_handle(sess_ctx *ctx, const char *handle, size_t handle_len,
+SESS_NODISCARD int sess_revoke_handle(sess_ctx *ctx, const char *handle, size_t handle_len,
                        sess_err *err);
 
 /* Revoke all of a user's sessions except "except_handle" (may be NULL). */
-int sess_revoke_user(sess_ctx *ctx, const char *user_id, size_t user_id_len,
+SESS_NODISCARD int sess_revoke_user(sess_ctx *ctx, const char *user_id, size_t user_id_len,
                      const char *except_handle, size_t *revoked,
                      sess_err *err);
 
 /* Delete up to "max" expired records; "removed" may be NULL. */
-int sess_purge_expired(sess_ctx *ctx, size_t max, size_t *removed,
+SESS_NODISCARD int sess_purge_expired(sess_ctx *ctx, size_t max, size_t *removed,
                        sess_err *err);
 
 /* SESS_OK when the store answers. */
-int sess_ping(sess_ctx *ctx, sess_err *err);
+SESS_NODISCARD int sess_ping(sess_ctx *ctx, sess_err *err);
 
 /* Report an event found outside the library (say a forward-auth request
  * refused for a cross-site Origin): it is counted and handed to the event
@@ -320,15 +324,140 @@ typedef struct sess_stats {
     uint64_t record_cache_slots;   /* its capacity */
 } sess_stats;
 
-int sess_get_stats(sess_ctx *ctx, sess_stats *out, sess_err *err);
+SESS_NODISCARD int sess_get_stats(sess_ctx *ctx, sess_stats *out, sess_err *err);
 
 /* The store's own counters (L1 cache, timeouts, breaker, latency), read
  * without a server round trip.  SESS_OK, or SESS_NOTFOUND when the store
  * keeps none (memory, LMDB). */
-int sess_get_store_stats(sess_ctx *ctx, sess_store_stats *out);
+SESS_NODISCARD int sess_get_store_stats(sess_ctx *ctx, sess_store_stats *out);
 
 /* Wipe "len" bytes at "p" so the compiler cannot elide it. */
 void sess_wipe(void *p, size_t len);
+
+/* ---- struct sizes (the ABI promise) --------------------------------------
+ *
+ * Members of the caller-allocated structs sess_config, sess_create_req,
+ * sess_issued, sess_view, sess_stats and sess_store_stats (and
+ * sess_store_options in store.h) are only ever appended.  The entry points
+ * that take one are macros passing sizeof the struct as the caller's header
+ * declares it to a *_sized function, so a program built against an older,
+ * shorter struct keeps working with a newer library and the other way
+ * round, without changing a line of its source:
+ *   - input structs (sess_config, sess_create_req): the library reads only
+ *     the caller's bytes; members beyond them take their defaults;
+ *   - output structs (sess_issued, sess_view, sess_stats, sess_store_stats):
+ *     the library writes only the caller's bytes, and zeroes members it
+ *     does not know in a longer struct.
+ * sess_issued is the last member of sess_view, so members appended to
+ * sess_issued extend successor and members appended to sess_view follow it.
+ * The plain symbols (sess_validate, ...) stay exported for programs linked
+ * before the macros existed: they assume the structs of this header.  A
+ * *_sized call with a view too short to hold "data" and WANT_DATA, or a
+ * NULL struct, returns SESS_EINVAL. */
+void sess_config_defaults_sized(sess_config *cfg, size_t cfg_size);
+SESS_NODISCARD int sess_config_check_sized(const sess_config *cfg,
+                                           size_t cfg_size, sess_err *err);
+SESS_NODISCARD int sess_ctx_new_sized(const sess_config *cfg, size_t cfg_size,
+                                      sess_store *store, sess_keyring *keys,
+                                      sess_ctx **out, sess_err *err);
+SESS_NODISCARD int sess_create_sized(sess_ctx *ctx, const sess_create_req *req,
+                                     size_t req_size, sess_issued *out,
+                                     size_t out_size, sess_evicted *evicted,
+                                     sess_err *err);
+SESS_NODISCARD int sess_validate_sized(sess_ctx *ctx, const char *id,
+                                       size_t id_len, const sess_client *client,
+                                       unsigned flags, sess_view *view,
+                                       size_t view_size, sess_err *err);
+void sess_view_clear_sized(sess_view *view, size_t view_size);
+SESS_NODISCARD int sess_regenerate_sized(sess_ctx *ctx, const char *id,
+                                         size_t id_len,
+                                         const sess_client *client,
+                                         int elevated, sess_issued *out,
+                                         size_t out_size, sess_reason *reason,
+                                         sess_err *err);
+SESS_NODISCARD int sess_get_stats_sized(sess_ctx *ctx, sess_stats *out,
+                                        size_t out_size, sess_err *err);
+SESS_NODISCARD int sess_get_store_stats_sized(sess_ctx *ctx,
+                                              sess_store_stats *out,
+                                              size_t out_size);
+
+/* The same for calls without such a struct: the *_checked functions only
+ * settle the error detail (every result but SESS_OK sets err). */
+SESS_NODISCARD int sess_ctx_reload_keys_checked(sess_ctx *ctx,
+                                                sess_keyring *keys,
+                                                bool allow_drop, sess_err *err);
+SESS_NODISCARD int sess_set_data_checked(sess_ctx *ctx, const char *id,
+                                         size_t id_len, const char *data,
+                                         size_t data_len,
+                                         int64_t expect_version,
+                                         uint64_t *new_version,
+                                         sess_reason *reason, sess_err *err);
+SESS_NODISCARD int sess_destroy_checked(sess_ctx *ctx, const char *id,
+                                        size_t id_len, sess_err *err);
+SESS_NODISCARD int sess_csrf_verify_checked(sess_ctx *ctx, const char *id,
+                                            size_t id_len, const char *token,
+                                            size_t token_len,
+                                            sess_reason *reason,
+                                            sess_err *err);
+SESS_NODISCARD int sess_list_user_checked(sess_ctx *ctx, const char *user_id,
+                                          size_t user_id_len,
+                                          sess_summary **out, size_t *n,
+                                          sess_err *err);
+SESS_NODISCARD int sess_revoke_handle_checked(sess_ctx *ctx,
+                                              const char *handle,
+                                              size_t handle_len,
+                                              sess_err *err);
+SESS_NODISCARD int sess_revoke_user_checked(sess_ctx *ctx,
+                                            const char *user_id,
+                                            size_t user_id_len,
+                                            const char *except_handle,
+                                            size_t *revoked, sess_err *err);
+SESS_NODISCARD int sess_purge_expired_checked(sess_ctx *ctx, size_t max,
+                                              size_t *removed, sess_err *err);
+SESS_NODISCARD int sess_ping_checked(sess_ctx *ctx, sess_err *err);
+
+#ifndef SESS_BUILDING_LIBRARY
+#define sess_ctx_reload_keys(ctx, keys, allow_drop, err) \
+    sess_ctx_reload_keys_checked((ctx), (keys), (allow_drop), (err))
+#define sess_set_data(ctx, id, id_len, data, data_len, expect, ver, reason, err) \
+    sess_set_data_checked((ctx), (id), (id_len), (data), (data_len),       \
+                          (expect), (ver), (reason), (err))
+#define sess_destroy(ctx, id, id_len, err) \
+    sess_destroy_checked((ctx), (id), (id_len), (err))
+#define sess_csrf_verify(ctx, id, id_len, token, token_len, reason, err)   \
+    sess_csrf_verify_checked((ctx), (id), (id_len), (token), (token_len),  \
+                             (reason), (err))
+#define sess_list_user(ctx, user_id, user_id_len, out, n, err)             \
+    sess_list_user_checked((ctx), (user_id), (user_id_len), (out), (n), (err))
+#define sess_revoke_handle(ctx, handle, handle_len, err) \
+    sess_revoke_handle_checked((ctx), (handle), (handle_len), (err))
+#define sess_revoke_user(ctx, user_id, user_id_len, except, revoked, err)  \
+    sess_revoke_user_checked((ctx), (user_id), (user_id_len), (except),    \
+                             (revoked), (err))
+#define sess_purge_expired(ctx, max, removed, err) \
+    sess_purge_expired_checked((ctx), (max), (removed), (err))
+#define sess_ping(ctx, err) sess_ping_checked((ctx), (err))
+#define sess_config_defaults(cfg) \
+    sess_config_defaults_sized((cfg), sizeof(sess_config))
+#define sess_config_check(cfg, err) \
+    sess_config_check_sized((cfg), sizeof(sess_config), (err))
+#define sess_ctx_new(cfg, store, keys, out, err) \
+    sess_ctx_new_sized((cfg), sizeof(sess_config), (store), (keys), (out), (err))
+#define sess_create(ctx, req, out, evicted, err)                            \
+    sess_create_sized((ctx), (req), sizeof(sess_create_req), (out),         \
+                      sizeof(sess_issued), (evicted), (err))
+#define sess_validate(ctx, id, id_len, client, flags, view, err)            \
+    sess_validate_sized((ctx), (id), (id_len), (client), (flags), (view),   \
+                        sizeof(sess_view), (err))
+#define sess_view_clear(view) sess_view_clear_sized((view), sizeof(sess_view))
+#define sess_regenerate(ctx, id, id_len, client, elevated, out, reason, err) \
+    sess_regenerate_sized((ctx), (id), (id_len), (client), (elevated),     \
+                          (out), sizeof(sess_issued), (reason), (err))
+#define sess_get_stats(ctx, out, err) \
+    sess_get_stats_sized((ctx), (out), sizeof(sess_stats), (err))
+#define sess_get_store_stats(ctx, out) \
+    sess_get_store_stats_sized((ctx), (out), sizeof(sess_store_stats))
+#endif
 
 #pragma GCC visibility pop
 

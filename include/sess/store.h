@@ -69,7 +69,7 @@ typedef struct sess_store_buf {
     size_t cap;
 } sess_store_buf;
 
-int sess_store_buf_reserve(sess_store_buf *b, size_t need);
+SESS_NODISCARD int sess_store_buf_reserve(sess_store_buf *b, size_t need);
 void sess_store_buf_free(sess_store_buf *b);
 
 /* Per-user limit applied by insert. */
@@ -110,9 +110,12 @@ typedef enum sess_store_unavailable {
                                        * working until the server is back) */
 } sess_store_unavailable;
 
-/* Options for sess_store_open.  Members are only ever appended; a zero
- * value always means "the default" so that a caller built against an
- * older header (a shorter struct, zero-filled) keeps working. */
+/* Options for sess_store_open.  Members are only ever appended and a zero
+ * value always means "the default": sess_store_open is a macro passing
+ * sizeof(sess_store_options) as the caller's header declares it, and the
+ * library reads only that many bytes (members beyond them are zero, the
+ * default), so a caller built against an older, shorter struct keeps
+ * working (see "struct sizes" in sess/session.h). */
 typedef struct sess_store_options {
     sess_durability durability;
     uint64_t map_size;            /* LMDB map size in bytes, 0 = default */
@@ -259,12 +262,21 @@ struct sess_store {
 
 /* Register a backend (its scheme must be unique).  Built-ins ("memory",
  * "lmdb") are registered already.  Not thread-safe: call at start-up. */
-int sess_store_register(const sess_store_methods *m);
+SESS_NODISCARD int sess_store_register(const sess_store_methods *m);
 
 /* Open a store by URL: "memory:", "lmdb:PATH", ...  Caller closes with
  * sess_store_close(). */
-int sess_store_open(const char *url, const sess_store_options *opt,
-                    sess_store **out, sess_err *err);
+SESS_NODISCARD int sess_store_open(const char *url,
+                                   const sess_store_options *opt,
+                                   sess_store **out, sess_err *err);
+SESS_NODISCARD int sess_store_open_sized(const char *url,
+                                         const sess_store_options *opt,
+                                         size_t opt_size, sess_store **out,
+                                         sess_err *err);
+#ifndef SESS_BUILDING_LIBRARY
+#define sess_store_open(url, opt, out, err) \
+    sess_store_open_sized((url), (opt), sizeof(sess_store_options), (out), (err))
+#endif
 void sess_store_close(sess_store *st);
 
 #pragma GCC visibility pop
