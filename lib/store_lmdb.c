@@ -799,6 +799,56 @@ static void lmdb_close(sess_store *base)
     free(st);
 }
 
+/* ---- the on-disk format number -------------------------------------------
+ *
+ * The named database "meta" holds "format" -> 4 bytes, little-endian: the
+ * layout of the other four databases and of their values.  A new store is
+ * stamped with LMDB_FORMAT; a store written before the number existed
+ * (release 0.1.0) has no "meta" and is format 1, the same layout: it is
+ * stamped on open.  A store from a newer library is refused, with both
+ * numbers, rather than misread (a rollback after an upgrade must not
+ * corrupt sessions it does not understand).  tests/fixtures/lmdb-v1 is a
+ * store of release 0.1.0 that tests/unit/lib/test_golden.c opens. */
+#define LMDB_FORMAT 1u
+
+static int format_check(MDB_txn *txn, sess_err *err)
+{
+    MDB_dbi meta;
+    MDB_val k = {6, (void *)"format"}, v;
+    uint8_t b[4];
+    int mrc;
+
+    if ((mrc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta)) != 0)
+        return lmdb_fail(err, mrc, "open meta database");
+    mrc = mdb_get(txn, meta, &k, &v);
+    if (mrc == MDB_NOTFOUND) {
+        b[0] = (uint8_t)LMDB_FORMAT;
+        b[1] = (uint8_t)(LMDB_FORMAT >> 8);
+        b[2] = (uint8_t)(LMDB_FORMAT >> 16);
+        b[3] = (uint8_t)(LMDB_FORMAT >> 24);
+        v.mv_size = sizeof b;
+        v.mv_data = b;
+        if ((mrc = mdb_put(txn, meta, &k, &v, 0)) != 0)
+            return lmdb_fail(err, mrc, "stamp format");
+        return SESS_OK;
+    }
+    if (mrc != 0)
+        return lmdb_fail(err, mrc, "read format");
+    if (v.mv_size != 4)
+        return sess__fail(err, SESS_ECORRUPT,
+                          "lmdb store: format number is %zu bytes, not 4",
+                          v.mv_size);
+    const uint8_t *p = v.mv_data;
+    uint32_t f = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                 (uint32_t)p[3] << 24;
+    if (f == 0 || f > LMDB_FORMAT)
+        return sess__fail(err, SESS_ECONFIG,
+                          "lmdb store: on-disk format %u, this library reads "
+                          "formats 1..%u (written by a newer libsess?)",
+                          (unsigned)f, LMDB_FORMAT);
+    return SESS_OK;
+}
+
 static int lmdb_open(const char *url, const sess_store_options *opt,
                      sess_store **out, sess_err *err)
 {
@@ -856,7 +906,7 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
         rc = lmdb_fail(err, mrc, "env create");
         goto cleanup;
     }
-    if ((mrc = mdb_env_set_maxdbs(st->env, 4)) != 0 ||
+    if ((mrc = mdb_env_set_maxdbs(st->env, 5)) != 0 ||
         (mrc = mdb_env_set_maxreaders(st->env, LMDB_MAX_READERS)) != 0 ||
         (mrc = mdb_env_set_mapsize(st->env, (size_t)map_size)) != 0) {
         rc = lmdb_fail(err, mrc, "env setup");
@@ -896,6 +946,10 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
         (mrc = mdb_dbi_open(txn, "expiry", MDB_CREATE, &st->expiry)) != 0) {
         mdb_txn_abort(txn);
         rc = lmdb_fail(err, mrc, "open databases");
+        goto cleanup;
+    }
+    if ((rc = format_check(txn, err)) != SESS_OK) {
+        mdb_txn_abort(txn);
         goto cleanup;
     }
     if ((rc = wend(txn, SESS_OK, "open databases", err)) != SESS_OK)
