@@ -6,8 +6,8 @@
  *
  * The registry is a fixed table of STORE_MAX_BACKENDS method tables keyed
  * by URL scheme, like SQLite's VFS list.  The built-ins ("memory",
- * "lmdb", and with SESS_WITH_REDIS "redis", "redis+sentinel",
- * "redis+cluster") are added once, on first use of the registry, under
+ * "lmdb", "fault" (a wrapper that injects failures, for tests), and with
+ * SESS_WITH_REDIS "redis", "redis+sentinel", "redis+cluster") are added once, on first use of the registry, under
  * pthread_once, so there is no start-up call to forget.  A mutex guards
  * the table: sess_store_register is documented as a start-up call, but
  * guarding it costs nothing and makes a late registration safe.  Method
@@ -30,7 +30,8 @@
 #else
 #define STORE_OPTIONAL_BUILTINS 0
 #endif
-#define STORE_MAX_BACKENDS (16 + STORE_OPTIONAL_BUILTINS)
+/* "fault" (the test wrapper, store_fault.c) counts as optional too. */
+#define STORE_MAX_BACKENDS (16 + 1 + STORE_OPTIONAL_BUILTINS)
 #define SCHEME_MAX 32 /* longest scheme accepted, for messages and lookup */
 
 static const sess_store_methods *registry[STORE_MAX_BACKENDS];
@@ -91,6 +92,7 @@ static void register_builtins(void)
     pthread_mutex_lock(&registry_lock);
     (void)register_locked(&sess__store_memory_methods);
     (void)register_locked(&sess__store_lmdb_methods);
+    (void)register_locked(&sess__store_fault_methods);
 #ifdef SESS_WITH_REDIS
     (void)register_locked(&sess__store_redis_methods);
     (void)register_locked(&sess__store_redis_sentinel_methods);
@@ -143,7 +145,12 @@ int sess_store_open(const char *url, const sess_store_options *opt,
         *out = NULL;
         return rc;
     }
-    if (!*out || (*out)->methods != m) {
+    /* A backend may give a store a variant of its table (the fault store
+     * mirrors its inner store's optional methods), but of its own scheme
+     * and complete. */
+    if (!*out || ((*out)->methods != m &&
+                  !(methods_valid((*out)->methods) &&
+                    strcmp((*out)->methods->scheme, m->scheme) == 0))) {
         /* A backend that breaks the base-struct rule would crash later,
          * far from the cause; refuse it here. */
         if (*out)

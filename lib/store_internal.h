@@ -19,6 +19,37 @@
 
 extern const sess_store_methods sess__store_memory_methods;
 extern const sess_store_methods sess__store_lmdb_methods;
+extern const sess_store_methods sess__store_fault_methods;
+
+/* ---- the fault store (store_fault.c), for tests ---------------------------
+ * "fault:INNER-URL" forwards to INNER-URL and fails the calls a test arms.
+ * Operations are counted from the last arm or reset, per op and in all
+ * (index SESS__FOP_N of sess__fault_calls). */
+typedef enum sess__fault_op {
+    SESS__FOP_GET, SESS__FOP_INSERT, SESS__FOP_UPDATE, SESS__FOP_REPLACE,
+    SESS__FOP_REMOVE, SESS__FOP_FIND_HANDLE, SESS__FOP_LIST_USER,
+    SESS__FOP_REMOVE_USER, SESS__FOP_PURGE, SESS__FOP_PING, SESS__FOP_COUNT,
+    SESS__FOP_ROUTE,
+    SESS__FOP_N,               /* number of operations */
+    SESS__FOP_ANY = SESS__FOP_N /* arm: whichever operation comes */
+} sess__fault_op;
+
+typedef enum sess__fault_when {
+    SESS__FAULT_BEFORE = 0,  /* fail without calling the inner store */
+    SESS__FAULT_AFTER = 1    /* call it, then report the failure anyway */
+} sess__fault_when;
+
+/* Disarm and zero the counters. */
+void sess__fault_reset(void);
+/* Fail call number "nth" (1-based; 0 = every call) of "op" (or of all
+ * operations together with SESS__FOP_ANY) with "code", and zero the
+ * counters. */
+void sess__fault_arm(sess__fault_op op, uint64_t nth, int code,
+                     sess__fault_when when);
+/* Calls of "op" since the last arm/reset (SESS__FOP_N: all of them). */
+uint64_t sess__fault_calls(sess__fault_op op);
+/* Failures injected since the last arm/reset. */
+uint64_t sess__fault_hits(void);
 #ifdef SESS_WITH_REDIS
 extern const sess_store_methods sess__store_redis_methods;
 extern const sess_store_methods sess__store_redis_sentinel_methods;

@@ -6,6 +6,8 @@
  * until the kernel pool is initialised and never falls back to anything
  * weaker.  Hashing and comparison use OpenSSL, never home-made code.
  */
+/* The allocation wrappers below call the C library itself. */
+#define SESS__ALLOC_IMPL
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -347,4 +349,63 @@ int sess__mkdir_p(const char *path, unsigned mode)
         buf[i] = saved;
     }
     return 0;
+}
+
+/* ---- allocation (util.h) -------------------------------------------------- */
+
+static _Atomic uint64_t alloc_fail_at;  /* 0: no failure armed */
+static _Atomic uint64_t alloc_calls;
+static _Atomic uint64_t alloc_failures;
+static atomic_bool alloc_sticky;
+
+static bool alloc_should_fail(void)
+{
+    uint64_t at = atomic_load_explicit(&alloc_fail_at, memory_order_relaxed);
+    if (at == 0)
+        return false;
+    uint64_t n = atomic_fetch_add(&alloc_calls, 1) + 1;
+    if (n == at || (n > at && atomic_load(&alloc_sticky))) {
+        atomic_fetch_add(&alloc_failures, 1);
+        return true;
+    }
+    return false;
+}
+
+void sess__alloc_fail_nth(uint64_t n, bool sticky)
+{
+    atomic_store(&alloc_fail_at, 0);
+    atomic_store(&alloc_calls, 0);
+    atomic_store(&alloc_failures, 0);
+    atomic_store(&alloc_sticky, sticky);
+    atomic_store(&alloc_fail_at, n);
+}
+
+uint64_t sess__alloc_count(void)
+{
+    return atomic_load(&alloc_calls);
+}
+
+uint64_t sess__alloc_failed(void)
+{
+    return atomic_load(&alloc_failures);
+}
+
+void *sess__malloc(size_t n)
+{
+    return alloc_should_fail() ? NULL : malloc(n);
+}
+
+void *sess__calloc(size_t n, size_t m)
+{
+    return alloc_should_fail() ? NULL : calloc(n, m);
+}
+
+void *sess__realloc(void *p, size_t n)
+{
+    return alloc_should_fail() ? NULL : realloc(p, n);
+}
+
+void sess__free(void *p)
+{
+    free(p);
 }

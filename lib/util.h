@@ -127,4 +127,36 @@ static inline uint32_t sess__get_u32(const uint8_t *p)
     return SESS__LE32(le);
 }
 
+/* ---- allocation: one place ----------------------------------------------
+ *
+ * Every malloc, calloc, realloc and free in lib/ goes through these
+ * (the macros below redirect the names in every library file, all of
+ * which include this header), so tests can fail the Nth allocation and
+ * drive each out-of-memory path (tests/unit/lib/test_faults.c).  They
+ * always use the C library's allocator: memory the library hands out
+ * (sess_view.data, sess_list_user's array) is freed with free() by the
+ * caller, and strdup'd memory is freed here.  Allocations inside OpenSSL,
+ * LMDB and hiredis are theirs and are not counted. */
+#include <stdlib.h>
+
+void *sess__malloc(size_t n);
+void *sess__calloc(size_t n, size_t m);
+void *sess__realloc(void *p, size_t n);
+void sess__free(void *p);
+
+/* Test hook: fail the "n"th allocation from now (1 = the next), and every
+ * one after it when "sticky"; 0 switches it off.  Process-wide, atomic. */
+void sess__alloc_fail_nth(uint64_t n, bool sticky);
+/* Allocations made since the last sess__alloc_fail_nth, and how many of
+ * them were failed on purpose. */
+uint64_t sess__alloc_count(void);
+uint64_t sess__alloc_failed(void);
+
+#ifndef SESS__ALLOC_IMPL
+#define malloc(n) sess__malloc(n)
+#define calloc(n, m) sess__calloc((n), (m))
+#define realloc(p, n) sess__realloc((p), (n))
+#define free(p) sess__free(p)
+#endif
+
 #endif /* SESS_UTIL_H */

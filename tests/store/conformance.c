@@ -1278,7 +1278,9 @@ int main(int argc, char **argv)
         return 2;
     }
     g_url = argv[1];
-    const char *path = sess__store_url_rest(g_url, "lmdb");
+    /* "fault:INNER" (lib/store_fault.c) must pass the suite as INNER does. */
+    const char *inner = sess__store_url_rest(g_url, "fault");
+    const char *path = sess__store_url_rest(inner ? inner : g_url, "lmdb");
     if (path) {
         if (!*path || strlen(path) >= sizeof g_path - 16) {
             fprintf(stderr, "bad lmdb path\n");
