@@ -79,231 +79,38 @@
 
 /* ---- Lua ---------------------------------------------------------------- */
 
-/* Shared by every script: header parsing, names, drop and put. */
-#define LUA_PRELUDE                                                              \
-    "local function u64(s,o) local v=0 for i=o,o+7 do v=v*256+string.byte(s,i) end return v end\n" \
-    "local function meta(v)\n"                                                   \
-    " if type(v)~='string' or #v<69 or string.byte(v,1)~=1 then return nil end\n" \
-    " local f=0 for i=2,5 do f=f*256+string.byte(v,i) end\n"                     \
-    " return f,u64(v,6),u64(v,14),string.sub(v,22,37),string.sub(v,38,69)\n"    \
-    "end\n"                                                                      \
-    "local function tag(b) return string.format('{%04x}',(string.byte(b,1)%64)*256+string.byte(b,2)) end\n" \
-    "local function indexed(f) return f%2==0 end\n"                              \
-    "local function drop(rn,v)\n"                                                \
-    " redis.call('DEL',rn)\n"                                                    \
-    " local t=string.sub(rn,2,7)\n"                                              \
-    " redis.call('ZREM','x'..t,rn) redis.call('ZREM','c'..t,rn)\n"               \
-    " local f,c,e,h,u=meta(v)\n"                                                 \
-    " if f and indexed(f) then\n"                                                \
-    "  local hn='h'..tag(h)..h\n"                                                \
-    "  if redis.call('GET',hn)==rn then redis.call('DEL',hn) end\n"              \
-    "  redis.call('ZREM','u'..tag(u)..u,rn)\n"                                   \
-    " end\n"                                                                     \
-    "end\n"                                                                      \
-    "local function put(rn,v,ttl,exp,created)\n"                                 \
-    " local f,c,e,h,u=meta(v)\n"                                                 \
-    " redis.call('SET',rn,v,'EX',ttl)\n"                                         \
-    " local t=string.sub(rn,2,7)\n"                                              \
-    " redis.call('ZADD','x'..t,exp,rn)\n"                                        \
-    " if indexed(f) then\n"                                                      \
-    "  redis.call('ZADD','c'..t,exp,rn)\n"                                       \
-    "  redis.call('SET','h'..tag(h)..h,rn,'EX',ttl)\n"                           \
-    "  local un='u'..tag(u)..u\n"                                                \
-    "  redis.call('ZADD',un,created,rn)\n"                                       \
-    "  if redis.call('TTL',un)<ttl then redis.call('EXPIRE',un,ttl) end\n"       \
-    " end\n"                                                                     \
-    "end\n"                                                                      \
-    "local function bless(a,b)\n"                                                \
-    " local n=math.min(#a,#b)\n"                                                 \
-    " for i=1,n do local x,y=string.byte(a,i),string.byte(b,i) if x~=y then return x<y end end\n" \
-    " return #a<#b\n"                                                            \
-    "end\n"
-
-/* KEYS: record, handle, user.  ARGV: value, now, max, deny, ttl, exp,
- * created.  -> {0, handle1, name1, ...} or {1} key taken, {2} handle
- * taken, {3} limit. */
-static const char lua_insert[] = LUA_PRELUDE
-    "local rn,hn,un=KEYS[1],KEYS[2],KEYS[3]\n"
-    "local v,now,max=ARGV[1],tonumber(ARGV[2]),tonumber(ARGV[3])\n"
-    "local nf,nc,ne,nh=meta(v)\n"
-    "if not nf then return redis.error_reply('ERR bad record') end\n"
-    "local cur=redis.call('GET',rn)\n"
-    "if cur then local f,c,e=meta(cur) if f and e>now then return {1} end end\n"
-    "local hown,hval=nil,nil\n"
-    "if indexed(nf) then\n"
-    " local hv=redis.call('GET',hn)\n"
-    " if hv and hv~=rn then\n"
-    "  local ov=redis.call('GET',hv)\n"
-    "  local f,c,e,h=meta(ov)\n"
-    "  if f and indexed(f) and h==nh then\n"
-    "   if e>now then return {2} end\n"
-    "   hown,hval=hv,ov\n"
-    "  end\n"
-    " end\n"
-    "end\n"
-    "local evict={}\n"
-    "if indexed(nf) and max>0 then\n"
-    " local ms=redis.call('ZRANGE',un,0,-1)\n"
-    " local live={}\n"
-    " local user=string.sub(un,8)\n"
-    " for i=1,#ms do\n"
-    "  local m=ms[i]\n"
-    "  local mv=redis.call('GET',m)\n"
-    "  if not mv then redis.call('ZREM',un,m)\n"
-    "  elseif m~=rn and m~=hown then\n"
-    "   local f,c,e,h,u=meta(mv)\n"
-    "   if f and indexed(f) and e>now and u==user then live[#live+1]={m,mv,c} end\n"
-    "  end\n"
-    " end\n"
-    " if #live>=max then\n"
-    "  if ARGV[4]=='1' then return {3} end\n"
-    "  table.sort(live,function(a,b) if a[3]~=b[3] then return a[3]<b[3] end\n"
-    "   return bless(string.sub(a[1],8),string.sub(b[1],8)) end)\n"
-    "  for i=1,#live-max+1 do evict[#evict+1]=live[i] end\n"
-    " end\n"
-    "end\n"
-    "if cur then drop(rn,cur) end\n"
-    "if hown then drop(hown,hval) end\n"
-    "local out={0}\n"
-    "for i=1,#evict do\n"
-    " local f,c,e,h=meta(evict[i][2])\n"
-    " drop(evict[i][1],evict[i][2])\n"
-    " out[#out+1]=h out[#out+1]=evict[i][1]\n"
-    "end\n"
-    "put(rn,v,tonumber(ARGV[5]),ARGV[6],ARGV[7])\n"
-    "return out\n";
-
-/* KEYS: record.  ARGV: expect, blob, expires (8 bytes), now, ttl, exp.
- * -> 0 done, 1 absent, 2 conflict. */
-static const char lua_update[] = LUA_PRELUDE
-    "local rn=KEYS[1]\n"
-    "local v=redis.call('GET',rn)\n"
-    "if not v then return 1 end\n"
-    "local f,c,e,h,u=meta(v)\n"
-    "if not f then return redis.error_reply('ERR bad record') end\n"
-    "if e<=tonumber(ARGV[4]) then return 1 end\n"
-    "if string.sub(v,70)~=ARGV[1] then return 2 end\n"
-    "local ttl=tonumber(ARGV[5])\n"
-    "redis.call('SET',rn,string.sub(v,1,13)..ARGV[3]..string.sub(v,22,69)..ARGV[2],'EX',ttl)\n"
-    "local t=string.sub(rn,2,7)\n"
-    "redis.call('ZADD','x'..t,ARGV[6],rn)\n"
-    "if indexed(f) then\n"
-    " redis.call('ZADD','c'..t,ARGV[6],rn)\n"
-    " local hn='h'..tag(h)..h\n"
-    " if redis.call('GET',hn)==rn then redis.call('EXPIRE',hn,ttl) end\n"
-    " local un='u'..tag(u)..u\n"
-    " local cur=redis.call('TTL',un)\n"
-    " if cur>=-1 and cur<ttl then redis.call('EXPIRE',un,ttl) end\n"
-    "end\n"
-    "return 0\n";
-
-/* KEYS: old record, new record, new handle, new user.  ARGV: expect,
- * next value, now, next ttl, next exp, next created, tomb value or "",
- * tomb ttl, tomb exp, tomb created.  -> 0, 1 absent, 2 conflict, 3 new
- * key taken, 4 handle taken. */
-static const char lua_replace[] = LUA_PRELUDE
-    "local orn,nrn,nhn=KEYS[1],KEYS[2],KEYS[3]\n"
-    "local now=tonumber(ARGV[3])\n"
-    "local ov=redis.call('GET',orn)\n"
-    "if not ov then return 1 end\n"
-    "local of,oc,oe=meta(ov)\n"
-    "if not of then return redis.error_reply('ERR bad record') end\n"
-    "if oe<=now then return 1 end\n"
-    "if string.sub(ov,70)~=ARGV[1] then return 2 end\n"
-    "local nv=ARGV[2]\n"
-    "local nf,nc,ne,nh=meta(nv)\n"
-    "if not nf then return redis.error_reply('ERR bad record') end\n"
-    "local taken=redis.call('GET',nrn)\n"
-    "if taken then local f,c,e=meta(taken) if f and e>now then return 3 end end\n"
-    "local hown,hval=nil,nil\n"
-    "if indexed(nf) then\n"
-    " local hv=redis.call('GET',nhn)\n"
-    " if hv and hv~=orn and hv~=nrn then\n"
-    "  local xv=redis.call('GET',hv)\n"
-    "  local f,c,e,h=meta(xv)\n"
-    "  if f and indexed(f) and h==nh then\n"
-    "   if e>now then return 4 end\n"
-    "   hown,hval=hv,xv\n"
-    "  end\n"
-    " end\n"
-    "end\n"
-    "if taken then drop(nrn,taken) end\n"
-    "if hown then drop(hown,hval) end\n"
-    "drop(orn,ov)\n"
-    "if ARGV[7]~='' then put(orn,ARGV[7],tonumber(ARGV[8]),ARGV[9],ARGV[10]) end\n"
-    "put(nrn,nv,tonumber(ARGV[4]),ARGV[5],ARGV[6])\n"
-    "return 0\n";
-
-/* KEYS: record.  -> {1} absent or {0, handle}. */
-static const char lua_remove[] = LUA_PRELUDE
-    "local v=redis.call('GET',KEYS[1])\n"
-    "if not v then return {1} end\n"
-    "local f,c,e,h=meta(v)\n"
-    "drop(KEYS[1],v)\n"
-    "return {0,h or ''}\n";
-
-/* KEYS: handle.  ARGV: now, handle.  -> record name or nil. */
-static const char lua_find[] = LUA_PRELUDE
-    "local rn=redis.call('GET',KEYS[1])\n"
-    "if not rn then return false end\n"
-    "local f,c,e,h=meta(redis.call('GET',rn))\n"
-    "if f and indexed(f) and e>tonumber(ARGV[1]) and h==ARGV[2] then return rn end\n"
-    "return false\n";
-
-/* KEYS: user.  ARGV: now.  -> {name1, value1, ...} */
-static const char lua_list[] = LUA_PRELUDE
-    "local ms=redis.call('ZRANGE',KEYS[1],0,-1)\n"
-    "local now=tonumber(ARGV[1])\n"
-    "local user=string.sub(KEYS[1],8)\n"
-    "local out={}\n"
-    "for i=1,#ms do\n"
-    " local v=redis.call('GET',ms[i])\n"
-    " local f,c,e,h,u=meta(v)\n"
-    " if f and indexed(f) and e>now and u==user then out[#out+1]=ms[i] out[#out+1]=v end\n"
-    "end\n"
-    "return out\n";
-
-/* KEYS: user.  ARGV: now, except handle or "".  -> {n, name...} */
-static const char lua_remove_user[] = LUA_PRELUDE
-    "local ms=redis.call('ZRANGE',KEYS[1],0,-1)\n"
-    "local now=tonumber(ARGV[1])\n"
-    "local out={0}\n"
-    "for i=1,#ms do\n"
-    " local v=redis.call('GET',ms[i])\n"
-    " if not v then redis.call('ZREM',KEYS[1],ms[i])\n"
-    " else\n"
-    "  local f,c,e,h=meta(v)\n"
-    "  if not (ARGV[2]~='' and h==ARGV[2]) then\n"
-    "   if f and e>now then out[1]=out[1]+1 end\n"
-    "   drop(ms[i],v) out[#out+1]=ms[i]\n"
-    "  end\n"
-    " end\n"
-    "end\n"
-    "return out\n";
-
-/* KEYS: x{tag}.  ARGV: now, max.  -> {n, name...} */
-static const char lua_purge[] = LUA_PRELUDE
-    "local now=tonumber(ARGV[1])\n"
-    "local ms=redis.call('ZRANGEBYSCORE',KEYS[1],'-inf',ARGV[1],'LIMIT',0,tonumber(ARGV[2]))\n"
-    "local out={0}\n"
-    "for i=1,#ms do\n"
-    " local v=redis.call('GET',ms[i])\n"
-    " if not v then\n"
-    "  redis.call('ZREM',KEYS[1],ms[i]) redis.call('ZREM','c'..string.sub(KEYS[1],2),ms[i])\n"
-    " else\n"
-    "  local f,c,e=meta(v)\n"
-    "  if not f or e<=now then drop(ms[i],v) out[1]=out[1]+1 out[#out+1]=ms[i]\n"
-    "  else redis.call('ZADD',KEYS[1],e,ms[i]) end\n"
-    " end\n"
-    "end\n"
-    "return out\n";
+/* The scripts live in lib/lua/NAME.lua, embedded at build time as
+ * sess__lua_NAME (cmake/embed_lua.cmake).  Each script sent to Redis is
+ * the layout constants below, written from the C definitions above so the
+ * offsets have one source, then prelude.lua, then the script itself. */
+extern const char sess__lua_prelude[], sess__lua_insert[], sess__lua_update[],
+    sess__lua_replace[], sess__lua_remove[], sess__lua_find[], sess__lua_list[],
+    sess__lua_remove_user[], sess__lua_purge[];
 
 enum script_id { S_INSERT, S_UPDATE, S_REPLACE, S_REMOVE, S_FIND, S_LIST,
                  S_REMOVE_USER, S_PURGE, S_COUNT_ };
 
-static const char *const scripts[S_COUNT_] = {
-    lua_insert, lua_update, lua_replace, lua_remove,
-    lua_find,   lua_list,   lua_remove_user, lua_purge};
+static const char *const script_body[S_COUNT_] = {
+    sess__lua_insert, sess__lua_update, sess__lua_replace, sess__lua_remove,
+    sess__lua_find,   sess__lua_list,   sess__lua_remove_user, sess__lua_purge};
+
+/* The full texts, built once (sha_init) and kept for the process. */
+static const char *scripts[S_COUNT_];
+
+/* Lua locals for the value header (1-based offsets, as Lua counts) and
+ * the names: "s{rrrr}KEY", so the tag ends at NAME_PREFIX and the rest
+ * starts after it. */
+static int lua_constants(char *buf, size_t cap)
+{
+    return snprintf(buf, cap,
+                    "local V1,HDR,O_FLAGS,O_CREATED,O_EXPIRES,O_HANDLE,O_USER="
+                    "%d,%d,%d,%d,%d,%d,%d\n"
+                    "local HANDLE_LEN,USER_LEN,TAG_LAST,NAME_REST=%d,%d,%d,%d\n",
+                    RV_VERSION, RV_HDR, RV_FLAGS + 1, RV_CREATED + 1,
+                    RV_EXPIRES + 1, RV_HANDLE + 1, RV_USER + 1,
+                    SESS_STORE_HANDLE_BYTES, SESS_STORE_USER_BYTES, NAME_PREFIX,
+                    NAME_PREFIX + 1);
+}
 
 static char script_sha[S_COUNT_][41];
 static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
@@ -312,6 +119,22 @@ static int sha_rc;
 static void sha_init(void)
 {
     static const char hex[] = "0123456789abcdef";
+    char consts[256];
+    int cn = lua_constants(consts, sizeof consts);
+    if (cn < 0 || (size_t)cn >= sizeof consts) {
+        sha_rc = SESS_EINTERNAL;
+        return;
+    }
+    for (int i = 0; i < S_COUNT_; i++) {
+        size_t n = (size_t)cn + strlen(sess__lua_prelude) + strlen(script_body[i]) + 1;
+        char *t = malloc(n);
+        if (!t) {
+            sha_rc = SESS_ENOMEM;
+            return;
+        }
+        snprintf(t, n, "%s%s%s", consts, sess__lua_prelude, script_body[i]);
+        scripts[i] = t;
+    }
     for (int i = 0; i < S_COUNT_; i++) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int n = 0;
