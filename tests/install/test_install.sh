@@ -5,7 +5,10 @@
 # installed headers and shared library with pkg-config alone and run it.
 #
 # Usage: test_install.sh BUILD_DIR SOURCE_DIR
+# EXTRA_CFLAGS: flags the library was built with that a program linking it
+# needs too (the sanitizer build sets -fsanitize=...).
 set -eu
+extra=${EXTRA_CFLAGS:-}
 build=$1
 src=$2
 tmp=$(mktemp -d)
@@ -31,11 +34,13 @@ done
 [ -e "$incdir/sess.h" ] || { echo "FAIL: no sess.h in $incdir"; exit 1; }
 
 # shellcheck disable=SC2046
-${CC:-cc} -Wall -Wextra -Werror -o "$tmp/embed" "$src/examples/embed.c" \
+# shellcheck disable=SC2086
+${CC:-cc} $extra -Wall -Wextra -Werror -o "$tmp/embed" "$src/examples/embed.c" \
   $(pkg-config --cflags --libs libsess)
 # The static archive links too, with the private requirements.
 # shellcheck disable=SC2046
-${CC:-cc} -o "$tmp/embed-static" "$src/examples/embed.c" \
+# shellcheck disable=SC2086
+${CC:-cc} $extra -o "$tmp/embed-static" "$src/examples/embed.c" \
   $(pkg-config --cflags libsess) "$libdir/libsess.a" \
   $(pkg-config --libs --static libsess | sed 's/-lsess//')
 LD_LIBRARY_PATH="$libdir" "$tmp/embed" >/dev/null
