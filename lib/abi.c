@@ -52,13 +52,25 @@ static int settle(sess_err *err, int rc)
     return rc;
 }
 
+/* A rejection's message names its reason.  Built with two copies, not a
+ * printf: an unknown cookie is the most frequent answer of forward-auth. */
 static int rejected(sess_err *err, int rc, sess_reason reason)
 {
-    if (rc == SESS_REJECTED)
-        return sess__fail(err, rc, "session rejected: %s",
-                          reason == SESS_REASON_NONE ? "unknown"
-                                                     : sess_reason_name(reason));
-    return settle(err, rc);
+    static const char prefix[] = "session rejected: ";
+    if (rc != SESS_REJECTED)
+        return settle(err, rc);
+    if (err) {
+        const char *name = reason == SESS_REASON_NONE ? "unknown"
+                                                      : sess_reason_name(reason);
+        size_t n = strlen(name), room = sizeof err->msg - sizeof prefix;
+        if (n > room)
+            n = room;
+        err->code = rc;
+        memcpy(err->msg, prefix, sizeof prefix - 1);
+        memcpy(err->msg + sizeof prefix - 1, name, n);
+        err->msg[sizeof prefix - 1 + n] = '\0';
+    }
+    return rc;
 }
 
 /* ---- inputs ------------------------------------------------------------- */
