@@ -12,7 +12,9 @@
  * SIGTERM/SIGINT stop gracefully (stop accepting, finish requests in
  * flight, close connections, stop the purge thread, free the context which
  * closes the store).  SIGHUP reloads the record keys and the API keys; a
- * failed reload keeps the old ones and is logged.
+ * failed reload keeps the old ones and is logged.  Between signals the
+ * main thread wakes every WATCH_SEC to log what the counters say needs an
+ * operator (rotations a full store deferred), once per interval.
  *
  * The purge thread deletes expired records every store.purge_interval
  * seconds.  It sleeps on a condition variable with a deadline, so a stop
@@ -43,6 +45,7 @@
 #define EXIT_CONFIG 2
 #define STOP_GRACE_MS 10000u
 #define PURGE_BATCH 10000u
+#define WATCH_SEC 10      /* the main thread's look at the counters */
 
 typedef struct purger {
     pthread_t thread;
@@ -125,6 +128,24 @@ static void purger_stop(purger *p)
     p->running = false;
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
+}
+
+/* Every WATCH_SEC: one warning for the rotations the store refused since
+ * the last look (validate serves those sessions unrotated).  A full disk
+ * refuses one write per validation due to rotate; one line per interval
+ * keeps the log readable and holds no ID. */
+static void watch_deferred(sess_ctx *ctx, uint64_t *seen)
+{
+    sess_stats st;
+    (void)sess_get_stats(ctx, &st, NULL); /* counters filled even when count fails */
+    if (st.rotations_deferred > *seen)
+        sessiond_log(SESSIOND_LOG_WARN,
+                     "%llu session rotations deferred in the last %d s: the "
+                     "store refused the write (%s); those sessions are served "
+                     "unrotated and rotate once the store writes again",
+                     (unsigned long long)(st.rotations_deferred - *seen),
+                     WATCH_SEC, sess_strerror(st.last_deferral));
+    *seen = st.rotations_deferred;
 }
 
 /* SIGHUP: new record keys (keeping every key id still in use) and API
@@ -411,10 +432,15 @@ int main(int argc, char **argv)
     fprintf(stderr, "sessiond: listening on %s\n", url);
     fflush(stderr);
 
+    uint64_t deferred_seen = 0;
     for (;;) {
-        int sig = 0;
-        if (sigwait(&sigs, &sig) != 0)
+        struct timespec tick = {WATCH_SEC, 0};
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig < 0) {
+            if (errno == EAGAIN)
+                watch_deferred(app.ctx, &deferred_seen);
             continue;
+        }
         if (sig == SIGHUP) {
             sessiond_log(SESSIOND_LOG_INFO, "SIGHUP: reloading keys");
             reload(&app);
