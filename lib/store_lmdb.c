@@ -139,10 +139,10 @@ struct lmdb_store {
     pthread_mutex_t reaper_lock;
     pthread_cond_t reaper_wake;
 
-    /* MDB_WRITEMAP only (see the top of the file) */
-    bool writemap;
+    bool writemap;              /* see the top of the file */
     int fd;                     /* LMDB's data file */
     uint64_t psize, map_size;
+    /* MDB_WRITEMAP only */
     atomic_uint_fast64_t reserved; /* bytes from 0 backed by disk blocks */
     pthread_mutex_t grow_lock;
 };
@@ -772,15 +772,37 @@ static bool can_reserve(const char *dir)
     return ok;
 }
 
+/* Pages LMDB writes with one writev at commit (MDB_COMMIT_PAGES in
+ * mdb.c): after a short write the file system has less free than that. */
+#define LMDB_COMMIT_PAGES 64
+
+/* Whether the file system holding the data file is out of space now: free
+ * blocks (those root may use, for root) under one commit batch. */
+static bool disk_exhausted(const struct lmdb_store *st)
+{
+    struct statvfs vs;
+    if (fstatvfs(st->fd, &vs) != 0)
+        return false;
+    uint64_t avail = geteuid() == 0 ? vs.f_bfree : vs.f_bavail;
+    return avail * vs.f_frsize < (uint64_t)LMDB_COMMIT_PAGES * st->psize;
+}
+
 /* Commit "txn" when "rc" is SESS_OK, abort it otherwise; returns the
- * outcome. */
-static int wend(MDB_txn *txn, int rc, const char *op, sess_err *err)
+ * outcome.  Without MDB_WRITEMAP, LMDB reports a pwrite that wrote only
+ * part of its pages as EIO (the kernel's short write carries no errno),
+ * which is what a disk filling up mid-commit looks like: a full disk then
+ * gets its own name, so the operator frees space rather than checks the
+ * hardware. */
+static int wend(struct lmdb_store *st, MDB_txn *txn, int rc, const char *op,
+                sess_err *err)
 {
     if (rc != SESS_OK) {
         mdb_txn_abort(txn);
         return rc;
     }
     int mrc = mdb_txn_commit(txn);
+    if (mrc == EIO && !st->writemap && disk_exhausted(st))
+        mrc = ENOSPC;
     return mrc ? lmdb_fail(err, mrc, op) : SESS_OK;
 }
 
@@ -866,7 +888,7 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
         rc = lmdb_fail(err, mrc, "env open");
         goto cleanup;
     }
-    if (st->writemap) {
+    {
         MDB_envinfo info;
         MDB_stat ms;
         mdb_filehandle_t fd;
@@ -898,7 +920,7 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
         rc = lmdb_fail(err, mrc, "open databases");
         goto cleanup;
     }
-    if ((rc = wend(txn, SESS_OK, "open databases", err)) != SESS_OK)
+    if ((rc = wend(st, txn, SESS_OK, "open databases", err)) != SESS_OK)
         goto cleanup;
 
     reaper_start(st);
@@ -1189,7 +1211,7 @@ static int lmdb_insert(sess_store *base, const sess_entry *e,
     rc = put_entry(st, txn, e->key, e, e->flags, "insert", err);
 
 cleanup:
-    rc = wend(txn, rc, "insert", err);
+    rc = wend(st, txn, rc, "insert", err);
     if (rc != SESS_OK && evicted)
         evicted->n = 0; /* nothing happened */
     return rc;
@@ -1239,7 +1261,7 @@ static int lmdb_update(sess_store *base, const sess_entry *e,
     }
 
 cleanup:
-    return wend(txn, rc, "update", err);
+    return wend(st, txn, rc, "update", err);
 }
 
 static int lmdb_replace(sess_store *base, const uint8_t *old_key,
@@ -1308,7 +1330,7 @@ static int lmdb_replace(sess_store *base, const uint8_t *old_key,
     rc = put_entry(st, txn, next->key, next, next->flags, "replace", err);
 
 cleanup:
-    return wend(txn, rc, "replace", err);
+    return wend(st, txn, rc, "replace", err);
 }
 
 static int lmdb_remove(sess_store *base, const uint8_t *key,
@@ -1331,7 +1353,7 @@ static int lmdb_remove(sess_store *base, const uint8_t *key,
     rc = drop(st, txn, &cur, "remove", err);
 
 cleanup:
-    return wend(txn, rc, "remove", err);
+    return wend(st, txn, rc, "remove", err);
 }
 
 static int lmdb_remove_user(sess_store *base, const uint8_t *user,
@@ -1378,7 +1400,7 @@ static int lmdb_remove_user(sess_store *base, const uint8_t *user,
 
 cleanup:
     free(keys);
-    rc = wend(txn, rc, "remove_user", err);
+    rc = wend(st, txn, rc, "remove_user", err);
     if (rc == SESS_OK && n)
         *n = deleted;
     return rc;
@@ -1449,7 +1471,7 @@ static int purge_txn(struct lmdb_store *st, uint64_t now, size_t max,
     rc = SESS_OK;
 
 cleanup:
-    rc = wend(txn, rc, "purge", err);
+    rc = wend(st, txn, rc, "purge", err);
     *removed = rc == SESS_OK ? done : 0;
     return rc;
 }
