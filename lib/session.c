@@ -296,14 +296,27 @@ int sess_ctx_reload_keys(sess_ctx *ctx, sess_keyring *keys, bool allow_drop,
     }
     pthread_mutex_lock(&ctx->reload_lock);
     sess_keyring *cur = atomic_load(&ctx->keys);
-    for (size_t i = 0; !allow_drop && i < cur->n; i++) {
+    bool dropped = false;
+    for (size_t i = 0; i < cur->n; i++) {
         const sess__key *k = &cur->keys[i];
-        if (!sess__keyring_find(keys, k->kid, k->kid_len)) {
+        const sess__key *nk = sess__keyring_find(keys, k->kid, k->kid_len);
+        if (!nk && !allow_drop) {
             rc = sess__fail(err, SESS_ECONFIG,
                             "new keyring lacks key id '%s'; sessions sealed "
                             "with it would be lost", k->kid);
             break;
         }
+        /* A key id pins its material (the trial the key files' pins make
+         * across restarts, made here in memory): new bytes under a known
+         * id would make every session sealed with it unreadable, and a
+         * reload must not do that while saying "reloaded". */
+        if (nk && !sess__ct_equal(nk->key, k->key, SESS_KEY_BYTES)) {
+            rc = sess__fail(err, SESS_ECONFIG,
+                            "key id '%s' now holds different bytes; sessions "
+                            "sealed with it would become unreadable", k->kid);
+            break;
+        }
+        dropped |= !nk;
     }
     if (rc == SESS_OK && ctx->n_retired == KEYRINGS_RETIRED_MAX)
         keys_reclaim(ctx);        /* what the last reloads could not free */
@@ -317,6 +330,9 @@ int sess_ctx_reload_keys(sess_ctx *ctx, sess_keyring *keys, bool allow_drop,
         for (size_t i = 0; i < cur->n; i++)
             if (!sess__keyring_find(keys, cur->keys[i].kid, cur->keys[i].kid_len))
                 sess__wipe(cur->keys[i].key, sizeof cur->keys[i].key);
+        /* ... nor should any thread's cipher context keep them. */
+        if (dropped)
+            sess__crypto_forget_keys();
         ctx->retired[ctx->n_retired++] = cur;
         keys = NULL;
         atomic_fetch_add_explicit(&ctx->key_gen, 1, memory_order_release);

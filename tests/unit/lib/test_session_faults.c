@@ -11,12 +11,15 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include "crypto.h"
 #include "testutil.h"
+#include "util.h"
 
 static const sess_client cl = {"203.0.113.7", "Mozilla/5.0 test"};
 
@@ -238,11 +241,111 @@ static void test_full_disk_defers_rotation_until_space_returns(void **state)
     test_rmdir(dir);
 }
 
+/* ---- keys ------------------------------------------------------------------ */
+
+static void test_reload_refuses_new_bytes_under_a_known_id(void **state)
+{
+    (void)state;
+    static const uint8_t other[1][SESS_KEY_BYTES] = {{0x55, 0x66}};
+    const char *kids[] = {"test-key-1"};   /* test_ctx_new's id, other bytes */
+    test_clock clk;
+    sess_ctx *ctx = test_ctx_new(NULL, &clk);
+    sess_keyring *kr = NULL;
+    sess_issued s;
+    sess_view v;
+    sess_err err;
+
+    sess_create_req req = {.user_id = "alice", .user_id_len = 5, .client = cl};
+    assert_int_equal(sess_create(ctx, &req, &s, NULL, &err), SESS_OK);
+    assert_int_equal(sess_keyring_from_keys(kids, other, 1, &kr, &err), SESS_OK);
+    assert_int_equal(sess_ctx_reload_keys(ctx, kr, true, &err), SESS_ECONFIG);
+    assert_non_null(strstr(err.msg, "'test-key-1'"));
+    assert_non_null(strstr(err.msg, "different bytes"));
+    /* The old keyring is still in force. */
+    assert_int_equal(sess_validate(ctx, s.id, strlen(s.id), &cl, 0, &v, &err), SESS_OK);
+    sess_view_clear(&v);
+    sess_ctx_free(ctx);
+}
+
+typedef struct validator {
+    sess_ctx *ctx;
+    const char *id;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int phase;                  /* 1 validated, 2 may exit */
+} validator;
+
+static void *validator_main(void *arg)
+{
+    validator *z = arg;
+    sess_view v;
+    sess_err err;
+    assert_int_equal(sess_validate(z->ctx, z->id, strlen(z->id), &cl, 0, &v, &err), SESS_OK);
+    sess_view_clear(&v);
+    pthread_mutex_lock(&z->lock);
+    z->phase = 1;
+    pthread_cond_broadcast(&z->cond);
+    while (z->phase != 2)
+        pthread_cond_wait(&z->cond, &z->lock);
+    pthread_mutex_unlock(&z->lock);
+    return NULL;
+}
+
+static void test_dropped_key_leaves_no_thread_context(void **state)
+{
+    (void)state;
+    test_clock clk;
+    sess_config cfg;
+    sess_keyring *kr = NULL, *only_b = NULL;
+    sess_issued s;
+    sess_err err;
+    uint8_t derived[SESS_KEY_BYTES];
+
+    sess_config_defaults(&cfg);
+    cfg.record_cache_entries = 0;     /* every validate opens the record */
+    sess_ctx *ctx = test_ctx_new(&cfg, &clk);
+    /* Add "zz-drop" as the newest key, so the session is sealed with it. */
+    const char *kids_a[] = {"test-key-1", "zz-drop"};
+    static const uint8_t keys_a[2][SESS_KEY_BYTES] = {{1, 2, 3, 4, 5, 6, 7, 8}, {0x77, 1}};
+    assert_int_equal(sess_keyring_from_keys(kids_a, keys_a, 2, &kr, &err), SESS_OK);
+    memcpy(derived, sess__keyring_find(kr, "zz-drop", 7)->key, sizeof derived);
+    assert_int_equal(sess_ctx_reload_keys(ctx, kr, false, &err), SESS_OK);
+    sess_create_req req = {.user_id = "alice", .user_id_len = 5, .client = cl};
+    assert_int_equal(sess_create(ctx, &req, &s, NULL, &err), SESS_OK);
+
+    validator z = {.ctx = ctx, .id = s.id, .lock = PTHREAD_MUTEX_INITIALIZER,
+                   .cond = PTHREAD_COND_INITIALIZER};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, validator_main, &z), 0);
+    pthread_mutex_lock(&z.lock);
+    while (z.phase != 1)
+        pthread_cond_wait(&z.cond, &z.lock);
+    pthread_mutex_unlock(&z.lock);
+    assert_true(sess__crypto_slots_holding(derived) >= 1);
+
+    /* The reload drops "zz-drop": no context of any thread keeps it, the
+     * idle validator's included. */
+    const char *kids_b[] = {"test-key-1"};
+    assert_int_equal(sess_keyring_from_keys(kids_b, keys_a, 1, &only_b, &err), SESS_OK);
+    assert_int_equal(sess_ctx_reload_keys(ctx, only_b, true, &err), SESS_OK);
+    assert_int_equal(sess__crypto_slots_holding(derived), 0);
+
+    pthread_mutex_lock(&z.lock);
+    z.phase = 2;
+    pthread_cond_broadcast(&z.cond);
+    pthread_mutex_unlock(&z.lock);
+    pthread_join(th, NULL);
+    sess__wipe(derived, sizeof derived);
+    sess_ctx_free(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_store_serves_due_session_unrotated),
         cmocka_unit_test(test_full_disk_defers_rotation_until_space_returns),
+        cmocka_unit_test(test_reload_refuses_new_bytes_under_a_known_id),
+        cmocka_unit_test(test_dropped_key_leaves_no_thread_context),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
