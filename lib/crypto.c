@@ -504,7 +504,7 @@ static int hexval(char c)
 }
 
 /* Read one key file: permissions checked, 64 hex digits, optional newline. */
-static int read_key_file(int dirfd, const char *name, uint8_t *raw,
+static int read_key_file(int dirfd, const char *name, uint8_t *raw, uid_t *owner,
                          sess_err *err)
 {
     char text[80];
@@ -521,6 +521,7 @@ static int read_key_file(int dirfd, const char *name, uint8_t *raw,
                         name);
         goto cleanup;
     }
+    *owner = st.st_uid;
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
         rc = sess__fail(err, SESS_ECONFIG,
                         "key file '%s' is accessible by group or others "
@@ -585,10 +586,13 @@ static void pin_write(int dirfd, const char *kid, const uint8_t *raw)
 }
 
 /* A key id pins its bytes: the key file of "kid" must match the pin kept
- * beside it, written when the key was first seen.  Replacing the bytes
+ * beside it, written when the key was first seen ("may_write": by the
+ * key file's owner only, so root running sessctl never leaves a pin the
+ * daemon's user cannot read).  Replacing the bytes
  * under a known id would make every session sealed with it unreadable
  * at once (and looks like a planted key): refused, naming the id. */
-static int pin_check(int dirfd, const char *kid, const uint8_t *raw, sess_err *err)
+static int pin_check(int dirfd, const char *kid, const uint8_t *raw, bool may_write,
+                     sess_err *err)
 {
     char name[SESS_KID_MAX + sizeof SESS__PIN_SUFFIX], want[66], got[80];
     snprintf(name, sizeof name, "%s%s", kid, SESS__PIN_SUFFIX);
@@ -597,7 +601,8 @@ static int pin_check(int dirfd, const char *kid, const uint8_t *raw, sess_err *e
         if (errno != ENOENT)
             return sess__fail(err, SESS_ECONFIG, "cannot read %s: %s", name,
                               strerror(errno));
-        pin_write(dirfd, kid, raw);
+        if (may_write)
+            pin_write(dirfd, kid, raw);
         return SESS_OK;
     }
     ssize_t n = read(fd, got, sizeof got);
@@ -645,11 +650,13 @@ int sess_keyring_load_dir(const char *dir, bool create_if_missing,
         uint8_t raw[SESS_KEY_BYTES];
         if (len <= 4 || strcmp(de->d_name + len - 4, ".key") != 0)
             continue;
-        rc = read_key_file(dirfd(d), de->d_name, raw, err);
+        uid_t owner = 0;
+        rc = read_key_file(dirfd(d), de->d_name, raw, &owner, err);
         if (rc == SESS_OK)
             rc = add_key(kr, de->d_name, len - 4, raw, err);
         if (rc == SESS_OK)
-            rc = pin_check(dirfd(d), kr->keys[kr->n - 1].kid, raw, err);
+            rc = pin_check(dirfd(d), kr->keys[kr->n - 1].kid, raw,
+                           owner == geteuid(), err);
         sess__wipe(raw, sizeof raw);
         if (rc != SESS_OK)
             goto cleanup;

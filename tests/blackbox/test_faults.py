@@ -15,6 +15,7 @@ refused at start and at reload."""
 
 import os
 import signal
+import subprocess
 import time
 
 import harness
@@ -73,6 +74,62 @@ class FullStoreTest(SessiondTestCase):
         self.assertRegex(r.body.decode(), r"sessiond_rotations_deferred_total [1-9]")
         self.assertTrue(wait_for(lambda: b"rotations deferred" in d.stderr_all),
                         "no log line for the deferred rotations:\n" + d.stderr_text()[-2000:])
+
+
+def run_to_exit(d, timeout=60):
+    """Start d's binary with its arguments and wait for it to exit (it must
+    refuse to start); returns (exit status, stderr text)."""
+    p = subprocess.run(d.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, cwd=d.dir, timeout=timeout)
+    return p.returncode, p.stderr.decode(errors="replace")
+
+
+class KeyPinTest(SessiondTestCase):
+
+    def wait_log(self, d, text, count=1):
+        ok = wait_for(lambda: d.stderr_all.count(text.encode()) >= count)
+        self.assertTrue(ok, "no %r in the log:\n%s" % (text, d.stderr_text()[-3000:]))
+
+    def test_changed_key_bytes_refused_at_reload(self):
+        d = self.make(env="production")
+        d.start()
+        s = d.create_ok("alice")
+        kid = sorted(f for f in os.listdir(d.keys_dir) if f.endswith(".key"))[0][:-4]
+        path = os.path.join(d.keys_dir, kid + ".key")
+        with open(path, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+        d.signal(signal.SIGHUP)
+        self.wait_log(d, "key reload failed")
+        text = d.stderr_text()
+        self.assertIn(kid, text, "the log names the key id")
+        self.assertNotIn("reloaded 1 record keys", text)
+        with open(path) as f:
+            self.assertNotIn(f.read().strip(), text, "never the key")
+        self.assertStatus(d.validate(s["session_id"]), 200)
+
+    def test_all_zero_key_refused_at_start_and_reload(self):
+        d = self.make(env="production")
+        # At start: exit 2 (a configuration error) naming the key.
+        with open(os.path.join(d.keys_dir, "zzz.key"), "w") as f:
+            f.write("0" * 64 + "\n")
+        os.chmod(os.path.join(d.keys_dir, "zzz.key"), 0o600)
+        rc, err = run_to_exit(d)
+        self.assertEqual(rc, 2, err)
+        self.assertIn("'zzz'", err)
+        self.assertIn("not a random key", err)
+        os.unlink(os.path.join(d.keys_dir, "zzz.key"))
+        # At reload: refused, the old keys stay in force.
+        d.start()
+        s = d.create_ok("alice")
+        fd = os.open(os.path.join(d.keys_dir, "zzz.key"), os.O_WRONLY | os.O_CREAT, 0o600)
+        os.write(fd, b"0" * 64 + b"\n")
+        os.close(fd)
+        d.signal(signal.SIGHUP)
+        self.wait_log(d, "key reload failed")
+        self.assertIn("not a random key", d.stderr_text())
+        self.assertStatus(d.validate(s["session_id"]), 200)
+        s2 = d.create_ok("bob")
+        self.assertStatus(d.validate(s2["session_id"]), 200)
 
 
 if __name__ == "__main__":
