@@ -13,8 +13,10 @@ Keys: a key file whose bytes changed under the same key id is refused at
 SIGHUP (old sessions stay valid, the log names the id), an all-zero key is
 refused at start and at reload."""
 
+import hashlib
 import os
 import signal
+import struct
 import subprocess
 import time
 
@@ -74,6 +76,85 @@ class FullStoreTest(SessiondTestCase):
         self.assertRegex(r.body.decode(), r"sessiond_rotations_deferred_total [1-9]")
         self.assertTrue(wait_for(lambda: b"rotations deferred" in d.stderr_all),
                         "no log line for the deferred rotations:\n" + d.stderr_text()[-2000:])
+
+
+class DamagedStoreTest(SessiondTestCase):
+
+    def store_dir(self, d):
+        return d.store_url[len("lmdb:"):]
+
+    def made_store(self, sets=(), n=5, data=None):
+        d = self.make(sets=list(sets))
+        d.start()
+        ids = [d.create_ok("user-%d" % i, data=data)["session_id"] for i in range(n)]
+        d.stop()
+        return d, ids
+
+    def test_truncated_store_refused_at_start(self):
+        # pwrite mode (durability = fsync) is where a page past the end of
+        # the file was SIGBUS; the map mode grew it back with zero pages.
+        for durability in ("fsync", "process"):
+            with self.subTest(durability=durability):
+                d, _ = self.made_store(["store.durability=" + durability], n=40,
+                                       data={"pad": "p" * 3000})
+                path = os.path.join(self.store_dir(d), "data.mdb")
+                os.truncate(path, 12288)
+                rc, err = run_to_exit(d)
+                self.assertEqual(rc, 1, "exit 1, not a signal: %r\n%s" % (rc, err))
+                self.assertIn("data.mdb: 12288 bytes", err)
+                self.assertIn("truncated", err)
+                self.assertIn(self.store_dir(d), err, "the message names the store")
+                self.assertIn("store.on_damage", err)
+
+    def test_empty_store_file_refused_then_reset_on_request(self):
+        d, ids = self.made_store()
+        path = os.path.join(self.store_dir(d), "data.mdb")
+        os.truncate(path, 0)
+        rc, err = run_to_exit(d)
+        self.assertEqual(rc, 1, err)
+        self.assertIn("0 bytes", err)
+        # The operator says so: the file is set aside, an empty store starts.
+        d.sets.append("store.on_damage=reset")
+        d.start()
+        self.assertTrue(wait_for(lambda: b"store.on_damage=reset" in d.stderr_all),
+                        d.stderr_text()[-2000:])
+        aside = [f for f in os.listdir(self.store_dir(d)) if f.startswith("data.mdb.damaged-")]
+        self.assertEqual(len(aside), 1, os.listdir(self.store_dir(d)))
+        self.assertInvalid(d.validate(ids[0]), "unknown")
+        s = d.create_ok("after")
+        self.assertStatus(d.validate(s["session_id"]), 200)
+
+    def test_damaged_page_fails_one_session_and_readyz(self):
+        d, ids = self.made_store(["store.map_size=16777216"], n=40,
+                                 data={"pad": "p" * 3000})
+        keys = {hashlib.sha256(i.encode()).digest(): i for i in ids}
+        victim_key = sorted(keys)[len(keys) // 2]
+        victim = keys[victim_key]
+        path = os.path.join(self.store_dir(d), "data.mdb")
+        # Point the victim's overflow page (its sessions row: LMDB's node
+        # lo, hi, flags, ksize, then the 32-byte key and the page number)
+        # past the end of the file.
+        with open(path, "r+b") as f:
+            buf = f.read()
+            patched = 0
+            at = buf.find(victim_key)
+            while at >= 0:
+                flags, ksize = struct.unpack_from("<HH", buf, at - 4)
+                if ksize == 32 and flags & 1:
+                    f.seek(at + 32)
+                    f.write(struct.pack("<Q", 0x0FFFFFF0))
+                    patched += 1
+                at = buf.find(victim_key, at + 1)
+        self.assertGreaterEqual(patched, 1)
+        d.start()
+        others = [i for i in ids if i != victim]
+        self.assertStatus(d.get("/readyz"), 200)
+        self.assertStatus(d.validate(others[0]), 200)
+        self.assertStatus(d.validate(victim), 503)
+        self.assertStatus(d.get("/readyz"), 503)
+        for sid in others[1:6]:
+            self.assertStatus(d.validate(sid), 200)
+        self.assertStatus(d.get("/readyz"), 200)
 
 
 def run_to_exit(d, timeout=60):
