@@ -8,10 +8,17 @@
  * subkeys from the same file without key reuse across purposes.  Key files
  * must not be readable by group or others (a readable key is a leaked key).
  *
+ * A key id pins its bytes ("<kid>.pin", a labelled SHA-256 of the key, see
+ * pin_check), and a key of one repeated byte is refused.
+ *
  * Threads.  A keyring is immutable once built.  Each thread keeps its own
  * cipher contexts (pthread key, freed and wiped at thread exit) with the
  * last key loaded, so sealing and opening neither allocate nor redo the
- * key set-up; the AES-256-GCM implementation is fetched once.
+ * key set-up; the AES-256-GCM implementation is fetched once.  Every
+ * thread's contexts are also listed (gcm_lock), so that freeing a keyring
+ * or dropping a key wipes the copies idle threads still hold
+ * (sess__crypto_forget_keys); a context's "state" makes that wait for an
+ * operation in progress instead of pulling the key from under it.
  */
 #include <dirent.h>
 #include <errno.h>

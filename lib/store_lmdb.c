@@ -59,6 +59,21 @@
  * longer than additions).  Where fallocate is not
  * supported the store writes with pwrite as LMDB does by default.
  *
+ * Damage.  Before LMDB maps data.mdb, open checks it (preflight): a file
+ * shorter than the last page its meta page names (read through a
+ * read-only environment, which maps nothing it reads) would be SIGBUS on
+ * the first read of a missing page, or grown back with zero pages by
+ * MDB_WRITEMAP; a 0-byte file beside the STORE_MARKER (or lock.mdb) is a
+ * lost store, not a new one; and a read probe (first and last row of each
+ * database) finds damaged trees.  Such a store is refused unless the
+ * caller asks for SESS_DAMAGE_RESET, which renames data.mdb aside.  At run
+ * time a read that fails never keeps its transaction (LMDB leaves one that
+ * met a damaged page in error, so every later read on that snapshot would
+ * fail too): the slot begins a fresh one next time.  The failure is
+ * remembered (read_fail_ms) until a read succeeds, and ping reports it.
+ * A damaged page is SESS_EIO (the store cannot read), not SESS_ECORRUPT
+ * (which the session layer reads as one damaged record).
+ *
  * Errors name the operation, never keys or bytes.
  */
 #include <errno.h>
