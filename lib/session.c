@@ -1241,6 +1241,10 @@ int sess_validate(sess_ctx *ctx, const char *id, size_t id_len,
                 memset(&f, 0, sizeof f);
                 f.L = &S->a;
                 rc = SESS_OK;
+                if (err) {          /* the call succeeds: no error detail */
+                    err->code = SESS_OK;
+                    err->msg[0] = '\0';
+                }
             }
         } else if (!(flags & SESS_VALIDATE_NO_TOUCH))
             touch(ctx, S, &S->a, now);
