@@ -8,15 +8,24 @@
  * subkeys from the same file without key reuse across purposes.  Key files
  * must not be readable by group or others (a readable key is a leaked key).
  *
+ * A key id pins its bytes ("<kid>.pin", a labelled SHA-256 of the key, see
+ * pin_check), and a key of one repeated byte is refused.
+ *
  * Threads.  A keyring is immutable once built.  Each thread keeps its own
  * cipher contexts (pthread key, freed and wiped at thread exit) with the
  * last key loaded, so sealing and opening neither allocate nor redo the
- * key set-up; the AES-256-GCM implementation is fetched once.
+ * key set-up; the AES-256-GCM implementation is fetched once.  Every
+ * thread's contexts are also listed (gcm_lock), so that freeing a keyring
+ * or dropping a key wipes the copies idle threads still hold
+ * (sess__crypto_forget_keys); a context's "state" makes that wait for an
+ * operation in progress instead of pulling the key from under it.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,25 +51,110 @@ typedef struct gcm_slot {
     EVP_CIPHER_CTX *c;
     uint8_t key[SESS_KEY_BYTES];
     bool keyed;
+    struct thread_gcm *owner;
 } gcm_slot;
 
 typedef enum { SLOT_SEAL, SLOT_OPEN, SLOT_ONCE, SLOT_COUNT } slot_kind;
 
+/* A thread's contexts.  "state" lets another thread wipe them between
+ * two of the owner's operations (sess__crypto_forget_keys): the owner
+ * takes IDLE to BUSY around each seal or open, the wiper IDLE to WIPING;
+ * each waits out the other, which holds it for one operation at most. */
+enum { GCM_IDLE, GCM_BUSY, GCM_WIPING };
+
 typedef struct thread_gcm {
     gcm_slot slot[SLOT_COUNT];
+    _Atomic int state;
+    struct thread_gcm *prev, *next;   /* every thread's, under gcm_lock */
 } thread_gcm;
 
 static pthread_once_t cipher_once = PTHREAD_ONCE_INIT;
 static EVP_CIPHER *aes_gcm;
 static pthread_key_t cipher_ctx_key;
+static pthread_mutex_t gcm_lock = PTHREAD_MUTEX_INITIALIZER;
+static thread_gcm *gcm_head;
+
+/* Forget the key loaded in "s": the remembered copy and the expanded key
+ * schedule inside the OpenSSL context (reset wipes and frees it). */
+static void slot_forget(gcm_slot *s)
+{
+    if (s->c)
+        EVP_CIPHER_CTX_reset(s->c);
+    sess__wipe(s->key, sizeof s->key);
+    s->keyed = false;
+}
 
 static void thread_gcm_destroy(void *p)
 {
     thread_gcm *t = p;
+    pthread_mutex_lock(&gcm_lock);
+    if (t->prev || gcm_head == t) {
+        if (t->prev)
+            t->prev->next = t->next;
+        else
+            gcm_head = t->next;
+        if (t->next)
+            t->next->prev = t->prev;
+    }
+    pthread_mutex_unlock(&gcm_lock);
     for (int i = 0; i < SLOT_COUNT; i++)
         EVP_CIPHER_CTX_free(t->slot[i].c);
     sess__wipe(t, sizeof *t);
     free(t);
+}
+
+void sess__crypto_forget_keys(void)
+{
+    pthread_mutex_lock(&gcm_lock);
+    for (thread_gcm *t = gcm_head; t; t = t->next) {
+        int expect = GCM_IDLE;
+        while (!atomic_compare_exchange_weak(&t->state, &expect, GCM_WIPING)) {
+            expect = GCM_IDLE;
+            sched_yield();      /* the owner is inside one seal or open */
+        }
+        for (int i = 0; i < SLOT_COUNT; i++)
+            slot_forget(&t->slot[i]);
+        atomic_store(&t->state, GCM_IDLE);
+    }
+    pthread_mutex_unlock(&gcm_lock);
+}
+
+size_t sess__crypto_slots_holding(const uint8_t key[SESS_KEY_BYTES])
+{
+    size_t n = 0;
+    pthread_mutex_lock(&gcm_lock);
+    for (thread_gcm *t = gcm_head; t; t = t->next) {
+        int expect = GCM_IDLE;
+        while (!atomic_compare_exchange_weak(&t->state, &expect, GCM_WIPING)) {
+            expect = GCM_IDLE;
+            sched_yield();
+        }
+        for (int i = 0; i < SLOT_COUNT; i++)
+            if (t->slot[i].keyed &&
+                sess__ct_equal(t->slot[i].key, key, SESS_KEY_BYTES))
+                n++;
+        atomic_store(&t->state, GCM_IDLE);
+    }
+    pthread_mutex_unlock(&gcm_lock);
+    return n;
+}
+
+/* Take this thread's contexts for one operation; release with
+ * thread_put(). */
+static void thread_take(thread_gcm *t)
+{
+    int expect = GCM_IDLE;
+    while (!atomic_compare_exchange_weak_explicit(&t->state, &expect, GCM_BUSY,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed)) {
+        expect = GCM_IDLE;
+        sched_yield();          /* a reload is wiping them now */
+    }
+}
+
+static void thread_put(gcm_slot *s)
+{
+    atomic_store_explicit(&s->owner->state, GCM_IDLE, memory_order_release);
 }
 
 static void cipher_init(void)
@@ -69,6 +163,7 @@ static void cipher_init(void)
     pthread_key_create(&cipher_ctx_key, thread_gcm_destroy);
 }
 
+/* This thread's slot "kind", taken (thread_put() releases it). */
 static gcm_slot *thread_slot(slot_kind kind)
 {
     pthread_once(&cipher_once, cipher_init);
@@ -79,13 +174,26 @@ static gcm_slot *thread_slot(slot_kind kind)
         t = calloc(1, sizeof *t);
         if (!t)
             return NULL;
-        for (int i = 0; i < SLOT_COUNT; i++)
+        atomic_init(&t->state, GCM_IDLE);
+        for (int i = 0; i < SLOT_COUNT; i++) {
+            t->slot[i].owner = t;
             if (!(t->slot[i].c = EVP_CIPHER_CTX_new())) {
                 thread_gcm_destroy(t);
                 return NULL;
             }
-        pthread_setspecific(cipher_ctx_key, t);
+        }
+        if (pthread_setspecific(cipher_ctx_key, t) != 0) {
+            thread_gcm_destroy(t);
+            return NULL;
+        }
+        pthread_mutex_lock(&gcm_lock);
+        t->next = gcm_head;
+        if (gcm_head)
+            gcm_head->prev = t;
+        gcm_head = t;
+        pthread_mutex_unlock(&gcm_lock);
     }
+    thread_take(t);
     return &t->slot[kind];
 }
 
@@ -117,16 +225,18 @@ static int gcm_encrypt(slot_kind kind, const uint8_t *key, const uint8_t *nonce,
                        size_t pt_len, uint8_t *ct, uint8_t *tag)
 {
     gcm_slot *s = thread_slot(kind);
-    int len;
-    if (!s || pt_len > INT32_MAX || aad_len > INT32_MAX ||
-        !slot_init(s, kind, true, key, nonce))
+    int len, rc = SESS_OK;
+    if (!s)
         return SESS_ECRYPTO;
-    if ((aad_len && !EVP_EncryptUpdate(s->c, NULL, &len, aad, (int)aad_len)) ||
+    if (pt_len > INT32_MAX || aad_len > INT32_MAX ||
+        !slot_init(s, kind, true, key, nonce) ||
+        (aad_len && !EVP_EncryptUpdate(s->c, NULL, &len, aad, (int)aad_len)) ||
         !EVP_EncryptUpdate(s->c, ct, &len, pt, (int)pt_len) ||
         !EVP_EncryptFinal_ex(s->c, ct + len, &len) ||
         !EVP_CIPHER_CTX_ctrl(s->c, EVP_CTRL_GCM_GET_TAG, SESS__TAG_BYTES, tag))
-        return SESS_ECRYPTO;
-    return SESS_OK;
+        rc = SESS_ECRYPTO;
+    thread_put(s);
+    return rc;
 }
 
 /* AES-256-GCM decrypt; SESS_ECORRUPT when the tag does not verify. */
@@ -135,20 +245,22 @@ static int gcm_decrypt(slot_kind kind, const uint8_t *key, const uint8_t *nonce,
                        size_t ct_len, const uint8_t *tag, uint8_t *pt)
 {
     gcm_slot *s = thread_slot(kind);
-    int len;
-    if (!s || ct_len > INT32_MAX || aad_len > INT32_MAX ||
-        !slot_init(s, kind, false, key, nonce))
+    int len, rc = SESS_OK;
+    if (!s)
         return SESS_ECRYPTO;
-    if ((aad_len && !EVP_DecryptUpdate(s->c, NULL, &len, aad, (int)aad_len)) ||
+    if (ct_len > INT32_MAX || aad_len > INT32_MAX ||
+        !slot_init(s, kind, false, key, nonce) ||
+        (aad_len && !EVP_DecryptUpdate(s->c, NULL, &len, aad, (int)aad_len)) ||
         !EVP_DecryptUpdate(s->c, pt, &len, ct, (int)ct_len) ||
         !EVP_CIPHER_CTX_ctrl(s->c, EVP_CTRL_GCM_SET_TAG, SESS__TAG_BYTES,
-                             (void *)tag))
-        return SESS_ECRYPTO;
-    if (EVP_DecryptFinal_ex(s->c, pt + len, &len) <= 0) {
+                             (void *)tag)) {
+        rc = SESS_ECRYPTO;
+    } else if (EVP_DecryptFinal_ex(s->c, pt + len, &len) <= 0) {
         sess__wipe(pt, ct_len);
-        return SESS_ECORRUPT;
+        rc = SESS_ECORRUPT;
     }
-    return SESS_OK;
+    thread_put(s);
+    return rc;
 }
 
 /* ---- sealing ------------------------------------------------------------ */
@@ -284,6 +396,19 @@ void sess_keyring_free(sess_keyring *kr)
         return;
     sess__wipe(kr, sizeof *kr);
     free(kr);
+    /* The threads' cipher contexts may hold these keys too. */
+    sess__crypto_forget_keys();
+}
+
+/* A key of one byte repeated (all zero above all: an unset buffer, a
+ * placeholder file) is not a random key; whoever sees the file's format
+ * could guess it. */
+static bool key_degenerate(const uint8_t *raw)
+{
+    uint8_t diff = 0;
+    for (int i = 1; i < SESS_KEY_BYTES; i++)
+        diff |= raw[i] ^ raw[0];
+    return diff == 0;
 }
 
 static bool kid_valid(const char *kid, size_t len)
@@ -336,6 +461,10 @@ static int add_key(sess_keyring *kr, const char *kid, size_t kid_len,
     if (sess__keyring_find(kr, kid, kid_len))
         return sess__fail(err, SESS_ECONFIG, "duplicate key id '%.*s'",
                           (int)kid_len, kid);
+    if (key_degenerate(raw))
+        return sess__fail(err, SESS_ECONFIG,
+                          "key '%.*s' is one byte repeated (all zero?), not a "
+                          "random key", (int)kid_len, kid);
     k = &kr->keys[kr->n];
     memcpy(k->kid, kid, kid_len);
     k->kid[kid_len] = '\0';
@@ -382,7 +511,7 @@ static int hexval(char c)
 }
 
 /* Read one key file: permissions checked, 64 hex digits, optional newline. */
-static int read_key_file(int dirfd, const char *name, uint8_t *raw,
+static int read_key_file(int dirfd, const char *name, uint8_t *raw, uid_t *owner,
                          sess_err *err)
 {
     char text[80];
@@ -399,6 +528,7 @@ static int read_key_file(int dirfd, const char *name, uint8_t *raw,
                         name);
         goto cleanup;
     }
+    *owner = st.st_uid;
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
         rc = sess__fail(err, SESS_ECONFIG,
                         "key file '%s' is accessible by group or others "
@@ -427,6 +557,69 @@ cleanup:
     sess__wipe(text, sizeof text);
     close(fd);
     return rc;
+}
+
+/* ---- key pins ------------------------------------------------------------ */
+
+/* The fingerprint kept in "<kid>.pin": 64 hex digits of a labelled
+ * SHA-256 of the key file's bytes (a hash of 256 random bits reveals
+ * nothing of them) and a newline. */
+static void pin_text(const uint8_t *raw, char out[66])
+{
+    uint8_t fp[32];
+    sess__sha256_labeled("sessiond key pin v1", raw, SESS_KEY_BYTES, fp);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", fp[i]);
+    out[64] = '\n';
+    out[65] = '\0';
+}
+
+/* Write "<kid>.pin" in "dirfd" for "raw" unless one exists.  Best effort:
+ * a read-only key directory (a mounted secret) keeps no pin, and the
+ * in-process check of a reload (lib/session.c) still holds there. */
+static void pin_write(int dirfd, const char *kid, const uint8_t *raw)
+{
+    char name[SESS_KID_MAX + sizeof SESS__PIN_SUFFIX], text[66];
+    snprintf(name, sizeof name, "%s%s", kid, SESS__PIN_SUFFIX);
+    int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+                    0600);
+    if (fd < 0)
+        return;
+    pin_text(raw, text);
+    bool ok = write(fd, text, 65) == 65 && fsync(fd) == 0;
+    close(fd);
+    if (!ok)
+        (void)unlinkat(dirfd, name, 0);
+}
+
+/* A key id pins its bytes: the key file of "kid" must match the pin kept
+ * beside it, written when the key was first seen ("may_write": by the
+ * key file's owner only, so root running sessctl never leaves a pin the
+ * daemon's user cannot read).  Replacing the bytes
+ * under a known id would make every session sealed with it unreadable
+ * at once (and looks like a planted key): refused, naming the id. */
+static int pin_check(int dirfd, const char *kid, const uint8_t *raw, bool may_write,
+                     sess_err *err)
+{
+    char name[SESS_KID_MAX + sizeof SESS__PIN_SUFFIX], want[66], got[80];
+    snprintf(name, sizeof name, "%s%s", kid, SESS__PIN_SUFFIX);
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno != ENOENT)
+            return sess__fail(err, SESS_ECONFIG, "cannot read %s: %s", name,
+                              strerror(errno));
+        if (may_write)
+            pin_write(dirfd, kid, raw);
+        return SESS_OK;
+    }
+    ssize_t n = read(fd, got, sizeof got);
+    close(fd);
+    pin_text(raw, want);
+    if (n < 64 || !sess__ct_equal(got, want, 64))
+        return sess__fail(err, SESS_ECONFIG,
+                          "key '%s' no longer matches %s: a key id keeps its "
+                          "bytes; give a new key a new id", kid, name);
+    return SESS_OK;
 }
 
 static int mkdir_private(const char *dir, sess_err *err)
@@ -464,9 +657,13 @@ int sess_keyring_load_dir(const char *dir, bool create_if_missing,
         uint8_t raw[SESS_KEY_BYTES];
         if (len <= 4 || strcmp(de->d_name + len - 4, ".key") != 0)
             continue;
-        rc = read_key_file(dirfd(d), de->d_name, raw, err);
+        uid_t owner = 0;
+        rc = read_key_file(dirfd(d), de->d_name, raw, &owner, err);
         if (rc == SESS_OK)
             rc = add_key(kr, de->d_name, len - 4, raw, err);
+        if (rc == SESS_OK)
+            rc = pin_check(dirfd(d), kr->keys[kr->n - 1].kid, raw,
+                           owner == geteuid(), err);
         sess__wipe(raw, sizeof raw);
         if (rc != SESS_OK)
             goto cleanup;
@@ -525,10 +722,10 @@ int sess_keyring_generate(const char *dir, char *kid_out, sess_err *err)
     for (int i = 0; i < SESS_KEY_BYTES; i++)
         snprintf(text + 2 * i, 3, "%02x", raw[i]);
     text[64] = '\n';
-    sess__wipe(raw, sizeof raw);
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         sess__wipe(text, sizeof text);
+        sess__wipe(raw, sizeof raw);
         return sess__fail(err, SESS_EIO, "cannot create key file in '%s': %s",
                           dir, strerror(errno));
     }
@@ -536,9 +733,16 @@ int sess_keyring_generate(const char *dir, char *kid_out, sess_err *err)
     sess__wipe(text, sizeof text);
     close(fd);
     if (rc != SESS_OK) {
+        sess__wipe(raw, sizeof raw);
         unlink(path);
         return sess__fail(err, rc, "cannot write key file in '%s'", dir);
     }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        pin_write(dfd, kid, raw);
+        close(dfd);
+    }
+    sess__wipe(raw, sizeof raw);
     if (kid_out)
         memcpy(kid_out, kid, strlen(kid) + 1);
     return SESS_OK;

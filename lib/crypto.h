@@ -77,4 +77,21 @@ int sess__unwrap32(const uint8_t *wrap_secret, size_t wrap_len,
                    const uint8_t *aad, size_t aad_len,
                    const uint8_t in[SESS__WRAP_BYTES], uint8_t out[32]);
 
+/*
+ * Wipe the keys every thread's cipher contexts hold (the remembered copy
+ * and OpenSSL's expanded key schedule): called when keys are dropped or a
+ * keyring is freed, so no copy of a retired key outlives it in a context
+ * of a thread that happens to be idle.  Waits for a thread inside one
+ * seal or open to finish it; the next operation of each thread sets its
+ * key up again.
+ */
+void sess__crypto_forget_keys(void);
+
+/* How many cipher contexts, over all threads, hold "key" (a derived
+ * record key, sess__key.key) now.  For tests. */
+size_t sess__crypto_slots_holding(const uint8_t key[SESS_KEY_BYTES]);
+
+/* Fingerprint file kept beside each key file: "<kid>.pin". */
+#define SESS__PIN_SUFFIX ".pin"
+
 #endif /* SESS_CRYPTO_H */

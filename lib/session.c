@@ -68,7 +68,7 @@
     X(validate_revoked) X(validate_error) X(rotations) X(regenerations)     \
     X(destroyed) X(evictions) X(limit_denied) X(binding_mismatches)         \
     X(csrf_failures) X(touches_written) X(reuse_after_grace)                \
-    X(record_cache_hits) X(record_cache_misses)
+    X(record_cache_hits) X(record_cache_misses) X(rotations_deferred)
 
 typedef struct stats_shard {
 #define STAT_MEMBER(f) _Atomic uint64_t f;
@@ -98,6 +98,9 @@ struct sess_ctx {
      * served under a keyring other than the one that opened it. */
     sess__rcache *rcache;
     _Atomic uint32_t key_gen;
+    /* The store's answer to the last rotation it refused (validate served
+     * the session unrotated), 0 when none: for sess_get_stats. */
+    _Atomic int last_deferral;
     sess_clock_fn clock;
     void *clock_user;
     sess_event_fn on_event;
@@ -293,14 +296,27 @@ int sess_ctx_reload_keys(sess_ctx *ctx, sess_keyring *keys, bool allow_drop,
     }
     pthread_mutex_lock(&ctx->reload_lock);
     sess_keyring *cur = atomic_load(&ctx->keys);
-    for (size_t i = 0; !allow_drop && i < cur->n; i++) {
+    bool dropped = false;
+    for (size_t i = 0; i < cur->n; i++) {
         const sess__key *k = &cur->keys[i];
-        if (!sess__keyring_find(keys, k->kid, k->kid_len)) {
+        const sess__key *nk = sess__keyring_find(keys, k->kid, k->kid_len);
+        if (!nk && !allow_drop) {
             rc = sess__fail(err, SESS_ECONFIG,
                             "new keyring lacks key id '%s'; sessions sealed "
                             "with it would be lost", k->kid);
             break;
         }
+        /* A key id pins its material (the trial the key files' pins make
+         * across restarts, made here in memory): new bytes under a known
+         * id would make every session sealed with it unreadable, and a
+         * reload must not do that while saying "reloaded". */
+        if (nk && !sess__ct_equal(nk->key, k->key, SESS_KEY_BYTES)) {
+            rc = sess__fail(err, SESS_ECONFIG,
+                            "key id '%s' now holds different bytes; sessions "
+                            "sealed with it would become unreadable", k->kid);
+            break;
+        }
+        dropped |= !nk;
     }
     if (rc == SESS_OK && ctx->n_retired == KEYRINGS_RETIRED_MAX)
         keys_reclaim(ctx);        /* what the last reloads could not free */
@@ -314,6 +330,9 @@ int sess_ctx_reload_keys(sess_ctx *ctx, sess_keyring *keys, bool allow_drop,
         for (size_t i = 0; i < cur->n; i++)
             if (!sess__keyring_find(keys, cur->keys[i].kid, cur->keys[i].kid_len))
                 sess__wipe(cur->keys[i].key, sizeof cur->keys[i].key);
+        /* ... nor should any thread's cipher context keep them. */
+        if (dropped)
+            sess__crypto_forget_keys();
         ctx->retired[ctx->n_retired++] = cur;
         keys = NULL;
         atomic_fetch_add_explicit(&ctx->key_gen, 1, memory_order_release);
@@ -1064,15 +1083,26 @@ static void count_reason(sess_ctx *ctx, sess_reason r)
     }
 }
 
+/* Whether a failed store write is the store refusing writes (a full disk
+ * or map, an I/O error, Redis down), as opposed to a bug or a bad record. */
+static bool store_write_refused(int rc)
+{
+    return rc == SESS_EFULL || rc == SESS_EIO || rc == SESS_EUNAVAILABLE;
+}
+
 /*
  * Rotate the ID of the live session in "S->a" (ID "id").  On success
  * "succ_id" holds the successor and S->a.rec the successor's record.  If
- * another request rotated first, its successor is used instead.
+ * another request rotated first, its successor is used instead.  When the
+ * store refuses the rotation's write, "*refused" is set and S->a still
+ * holds the presented session exactly as stored (the write changed
+ * nothing), so the caller may serve it unrotated.
  */
 static int rotate(sess_ctx *ctx, scratch *S, const char *id, size_t id_len,
                   const sess_client *client, uint64_t now, found *f,
-                  sess_reason *reason, sess_err *err)
+                  sess_reason *reason, bool *refused, sess_err *err)
 {
+    *refused = false;
     for (int attempt = 0; attempt < SESS__ATTEMPTS; attempt++) {
         sess__record next = S->a.rec, tomb = S->a.rec;
         sess_entry e_next, e_tomb;
@@ -1119,8 +1149,10 @@ static int rotate(sess_ctx *ctx, scratch *S, const char *id, size_t id_len,
             return SESS_OK;
         }
         sess__wipe(&next, sizeof next);
-        if (rc != SESS_CONFLICT && rc != SESS_NOTFOUND)
+        if (rc != SESS_CONFLICT && rc != SESS_NOTFOUND) {
+            *refused = store_write_refused(rc);
             return rc;
+        }
         /* Lost the race (or a touch moved the record): look again. */
         rc = find_live(ctx, S, id, id_len, client, now, f, reason, err);
         if (rc != SESS_OK || f->via_grace)
@@ -1193,10 +1225,28 @@ int sess_validate(sess_ctx *ctx, const char *id, size_t id_len,
     rc = find_live(ctx, S, id, id_len, client, now, &f, &reason, err);
     if (rc == SESS_OK && !f.via_grace) {
         const sess__record *r = &S->a.rec;
+        bool refused = false;
         if (!(flags & SESS_VALIDATE_NO_ROTATE) && ctx->cfg.rotate_interval &&
-            now >= r->issued_at + ctx->cfg.rotate_interval)
-            rc = rotate(ctx, S, id, id_len, client, now, &f, &reason, err);
-        else if (!(flags & SESS_VALIDATE_NO_TOUCH))
+            now >= r->issued_at + ctx->cfg.rotate_interval) {
+            rc = rotate(ctx, S, id, id_len, client, now, &f, &reason, &refused, err);
+            if (rc != SESS_OK && refused) {
+                /* Rotation is housekeeping, not a check: a store that
+                 * cannot write (full disk, full map, Redis down) must not
+                 * turn a valid session into a 503.  Serve it as stored,
+                 * with no successor (none was stored, so none may be
+                 * issued), and let a later request rotate it.  The
+                 * daemon logs the count, rate-limited. */
+                COUNT(ctx, rotations_deferred);
+                atomic_store_explicit(&ctx->last_deferral, rc, memory_order_relaxed);
+                memset(&f, 0, sizeof f);
+                f.L = &S->a;
+                rc = SESS_OK;
+                if (err) {          /* the call succeeds: no error detail */
+                    err->code = SESS_OK;
+                    err->msg[0] = '\0';
+                }
+            }
+        } else if (!(flags & SESS_VALIDATE_NO_TOUCH))
             touch(ctx, S, &S->a, now);
     }
     if (rc == SESS_REJECTED) {
@@ -1607,6 +1657,7 @@ int sess_get_stats(sess_ctx *ctx, sess_stats *o, sess_err *err)
         STAT_FIELDS(STAT_ADD)
 #undef STAT_ADD
     }
+    o->last_deferral = atomic_load_explicit(&ctx->last_deferral, memory_order_relaxed);
     size_t used, slots;
     sess__rcache_usage(ctx->rcache, &used, &slots);
     o->record_cache_used = used;

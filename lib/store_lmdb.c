@@ -59,6 +59,21 @@
  * longer than additions).  Where fallocate is not
  * supported the store writes with pwrite as LMDB does by default.
  *
+ * Damage.  Before LMDB maps data.mdb, open checks it (preflight): a file
+ * shorter than the last page its meta page names (read through a
+ * read-only environment, which maps nothing it reads) would be SIGBUS on
+ * the first read of a missing page, or grown back with zero pages by
+ * MDB_WRITEMAP; a 0-byte file beside the STORE_MARKER (or lock.mdb) is a
+ * lost store, not a new one; and a read probe (first and last row of each
+ * database) finds damaged trees.  Such a store is refused unless the
+ * caller asks for SESS_DAMAGE_RESET, which renames data.mdb aside.  At run
+ * time a read that fails never keeps its transaction (LMDB leaves one that
+ * met a damaged page in error, so every later read on that snapshot would
+ * fail too): the slot begins a fresh one next time.  The failure is
+ * remembered (read_fail_ms) until a read succeeds, and ping reports it.
+ * A damaged page is SESS_EIO (the store cannot read), not SESS_ECORRUPT
+ * (which the session layer reads as one damaged record).
+ *
  * Errors name the operation, never keys or bytes.
  */
 #include <errno.h>
@@ -111,6 +126,12 @@
 /* How often the reaper resets held snapshots that commits of other
  * processes have made stale (this process's writes do it themselves). */
 #define REAP_MS 50
+/* How long a failed read keeps ping failing when no read succeeds after
+ * it (a node taken out of rotation gets no traffic to clear it). */
+#define READ_FAIL_HOLD_MS 10000u
+/* Beside data.mdb once a store has been opened: an empty data.mdb next to
+ * it is a lost store, not a new one. */
+#define STORE_MARKER "sessiond-store"
 
 enum { SLOT_IDLE, SLOT_HELD, SLOT_BUSY, SLOT_REAPING };
 
@@ -122,6 +143,8 @@ struct rslot {
     struct lmdb_store *st;      /* NULL once the store closed */
     MDB_txn *txn;               /* NULL when dead */
     _Atomic int state;          /* SLOT_*: see the top of the file */
+    bool fresh;                 /* owner only: a read failed on it, so the
+                                 * next read begins a new transaction */
     struct rslot *tnext;        /* the owning thread's list */
     struct rslot *sprev, *snext; /* the store's list, under slots_lock */
 };
@@ -130,6 +153,7 @@ struct lmdb_store {
     sess_store base;            /* first: sess_store rule */
     MDB_env *env;
     MDB_dbi sessions, handles, users, expiry;
+    MDB_dbi dbis[4];            /* the four, for the read probe */
     uint64_t id;
     struct rslot *slots;        /* under slots_lock */
 
@@ -139,10 +163,15 @@ struct lmdb_store {
     pthread_mutex_t reaper_lock;
     pthread_cond_t reaper_wake;
 
-    /* MDB_WRITEMAP only (see the top of the file) */
-    bool writemap;
+    /* Monotonic ms of the last read that failed with a store error (a
+     * damaged page, I/O), 0 when a read has succeeded since: ping fails
+     * while it is recent (see lmdb_ping). */
+    atomic_uint_fast64_t read_fail_ms;
+
+    bool writemap;              /* see the top of the file */
     int fd;                     /* LMDB's data file */
     uint64_t psize, map_size;
+    /* MDB_WRITEMAP only */
     atomic_uint_fast64_t reserved; /* bytes from 0 backed by disk blocks */
     pthread_mutex_t grow_lock;
 };
@@ -166,6 +195,10 @@ static int lmdb_fail(sess_err *err, int rc, const char *op)
                           "lmdb %s: reader table full", op);
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
+        /* A damaged page: the store cannot read, like an I/O error (503,
+         * fail closed), not a damaged record (which reads as absent). */
+        return sess__fail(err, SESS_EIO, "lmdb %s: damaged store file (%s)", op,
+                          mdb_strerror(rc));
     case MDB_INVALID:
     case MDB_VERSION_MISMATCH:
         return sess__fail(err, SESS_ECORRUPT, "lmdb %s: %s", op,
@@ -330,12 +363,15 @@ static int rtxn_acquire(struct lmdb_store *st, struct rslot **slot, MDB_txn **tx
             *txn = s->txn;
             return SESS_OK;
         }
-        int rc = mdb_txn_renew(s->txn);
+        int rc = s->fresh ? -1 : mdb_txn_renew(s->txn);
         if (rc == 0) {
             *txn = s->txn;
             return SESS_OK;
         }
-        /* A handle that cannot be renewed gets a fresh transaction. */
+        /* A handle that cannot be renewed, or that a failed read may have
+         * left in error (LMDB marks a transaction that met a damaged page
+         * MDB_TXN_ERROR, and every later read on it fails), gets a fresh
+         * transaction. */
         MDB_txn *fresh = NULL;
         rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &fresh);
         if (rc != 0) {
@@ -347,6 +383,7 @@ static int rtxn_acquire(struct lmdb_store *st, struct rslot **slot, MDB_txn **tx
         mdb_txn_abort(s->txn);
         s->txn = fresh;
         pthread_mutex_unlock(&slots_lock);
+        s->fresh = false;
         *txn = fresh;
         return SESS_OK;
     }
@@ -379,10 +416,36 @@ static int rtxn_acquire(struct lmdb_store *st, struct rslot **slot, MDB_txn **tx
     return SESS_OK;
 }
 
-/* Done reading: keep the snapshot for the next read (the reaper and the
- * writers reset it once stale), or reset it when there is no reaper. */
-static void rtxn_release(struct lmdb_store *st, struct rslot *slot)
+static uint64_t mono_ms(void)
 {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u + 1;
+}
+
+/* Whether "rc", the outcome of a read, says the store could not read (as
+ * opposed to a normal outcome, or memory the caller ran out of). */
+static bool read_failed(int rc)
+{
+    return rc < 0 && rc != SESS_ENOMEM && rc != SESS_EINVAL;
+}
+
+/* Done reading with outcome "rc": keep the snapshot for the next read (the
+ * reaper and the writers reset it once stale), or reset it when there is
+ * no reaper.  After a failed read the transaction is never kept: one
+ * damaged page must not fail every later read of this thread's snapshot
+ * (until a commit made it stale) while the other pages are intact. */
+static void rtxn_release(struct lmdb_store *st, struct rslot *slot, int rc)
+{
+    if (read_failed(rc)) {
+        atomic_store(&st->read_fail_ms, mono_ms());
+        mdb_txn_reset(slot->txn);
+        slot->fresh = true;
+        atomic_store_explicit(&slot->state, SLOT_IDLE, memory_order_release);
+        return;
+    }
+    if (atomic_load_explicit(&st->read_fail_ms, memory_order_relaxed))
+        atomic_store_explicit(&st->read_fail_ms, 0, memory_order_relaxed);
     if (st->reaper_on) {
         atomic_store_explicit(&slot->state, SLOT_HELD, memory_order_release);
     } else {
@@ -772,16 +835,189 @@ static bool can_reserve(const char *dir)
     return ok;
 }
 
+/* Pages LMDB writes with one writev at commit (MDB_COMMIT_PAGES in
+ * mdb.c): after a short write the file system has less free than that. */
+#define LMDB_COMMIT_PAGES 64
+
+/* Whether the file system holding the data file is out of space now: free
+ * blocks (those root may use, for root) under one commit batch. */
+static bool disk_exhausted(const struct lmdb_store *st)
+{
+    struct statvfs vs;
+    if (fstatvfs(st->fd, &vs) != 0)
+        return false;
+    uint64_t avail = geteuid() == 0 ? vs.f_bfree : vs.f_bavail;
+    return avail * vs.f_frsize < (uint64_t)LMDB_COMMIT_PAGES * st->psize;
+}
+
 /* Commit "txn" when "rc" is SESS_OK, abort it otherwise; returns the
- * outcome. */
-static int wend(MDB_txn *txn, int rc, const char *op, sess_err *err)
+ * outcome.  Without MDB_WRITEMAP, LMDB reports a pwrite that wrote only
+ * part of its pages as EIO (the kernel's short write carries no errno),
+ * which is what a disk filling up mid-commit looks like: a full disk then
+ * gets its own name, so the operator frees space rather than checks the
+ * hardware. */
+static int wend(struct lmdb_store *st, MDB_txn *txn, int rc, const char *op,
+                sess_err *err)
 {
     if (rc != SESS_OK) {
         mdb_txn_abort(txn);
         return rc;
     }
     int mrc = mdb_txn_commit(txn);
+    if (mrc == EIO && !st->writemap && disk_exhausted(st))
+        mrc = ENOSPC;
     return mrc ? lmdb_fail(err, mrc, op) : SESS_OK;
+}
+
+/* ---- damage checks ------------------------------------------------------ */
+
+/* The read probe: the first and the last row of each database in "dbis"
+ * (0 entries: open them by name, as the open-time check does), which
+ * reads each tree's root and its two outermost paths.  0 or LMDB's
+ * error. */
+static int probe(MDB_txn *txn, const MDB_dbi *dbis)
+{
+    static const char *const names[4] = {"sessions", "handles", "users", "expiry"};
+    for (int i = 0; i < 4; i++) {
+        MDB_dbi dbi = dbis ? dbis[i] : 0;
+        MDB_cursor *cur = NULL;
+        MDB_val k, v;
+        int rc;
+        if (!dbis) {
+            rc = mdb_dbi_open(txn, names[i], 0, &dbi);
+            if (rc == MDB_NOTFOUND)
+                continue;       /* a store from before that database */
+            if (rc != 0)
+                return rc;
+        }
+        if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+            return rc;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (rc == 0)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        mdb_cursor_close(cur);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
+    }
+    return 0;
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+    char path[4096];
+    struct stat sb;
+    return snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path &&
+           stat(path, &sb) == 0;
+}
+
+/* Look at the store in "dir" before LMDB maps it (see the top of the
+ * file): a data.mdb shorter than the last page its meta page names would
+ * kill the process with SIGBUS on the first read of a missing page (and
+ * MDB_WRITEMAP would first grow it back with zeros), and an empty one
+ * where a store existed would silently start a new, empty store.  The
+ * file is opened read-only without the map first, to learn from LMDB's
+ * meta page the last page number and the page size; then the read probe
+ * runs on it.  SESS_OK, or SESS_ECORRUPT naming the damage, with
+ * "*damaged" set, or another error. */
+static int preflight(const char *dir, bool *damaged, sess_err *err)
+{
+    char path[4096];
+    struct stat sb;
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_envinfo info;
+    MDB_stat ms;
+    mdb_filehandle_t fd;
+    int rc = SESS_OK, mrc;
+
+    *damaged = false;
+    if (snprintf(path, sizeof path, "%s/data.mdb", dir) >= (int)sizeof path)
+        return sess__fail(err, SESS_EINVAL, "lmdb store: path too long");
+    if (stat(path, &sb) != 0)
+        return SESS_OK;         /* a new store */
+    if (sb.st_size == 0) {
+        if (!file_exists(dir, STORE_MARKER) && !file_exists(dir, "lock.mdb"))
+            return SESS_OK;     /* made by an open that never got further */
+        *damaged = true;
+        return sess__fail(err, SESS_ECORRUPT,
+                          "data.mdb is 0 bytes but a store existed here (%s)",
+                          file_exists(dir, STORE_MARKER) ? STORE_MARKER : "lock.mdb");
+    }
+    if ((mrc = mdb_env_create(&env)) != 0)
+        return lmdb_fail(err, mrc, "env create");
+    if ((mrc = mdb_env_set_maxdbs(env, 4)) != 0 ||
+        (mrc = mdb_env_set_maxreaders(env, LMDB_MAX_READERS)) != 0 ||
+        (mrc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0600)) != 0) {
+        if (mrc == MDB_INVALID || mrc == MDB_VERSION_MISMATCH) {
+            *damaged = true;
+            rc = sess__fail(err, SESS_ECORRUPT, "data.mdb (%lld bytes) is not a "
+                            "readable LMDB file: %s", (long long)sb.st_size,
+                            mdb_strerror(mrc));
+        } else {
+            rc = lmdb_fail(err, mrc, "check open");
+        }
+        goto cleanup;
+    }
+    if ((mrc = mdb_env_get_fd(env, &fd)) != 0 || (mrc = mdb_env_info(env, &info)) != 0 ||
+        (mrc = mdb_env_stat(env, &ms)) != 0 || fstat(fd, &sb) != 0) {
+        rc = lmdb_fail(err, mrc ? mrc : EIO, "check");
+        goto cleanup;
+    }
+    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+    if ((uint64_t)sb.st_size < need) {
+        *damaged = true;
+        rc = sess__fail(err, SESS_ECORRUPT,
+                        "data.mdb: %lld bytes, but its meta page's last page %llu "
+                        "ends at %llu: truncated",
+                        (long long)sb.st_size, (unsigned long long)info.me_last_pgno,
+                        (unsigned long long)need);
+        goto cleanup;
+    }
+    if ((mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) == 0) {
+        mrc = probe(txn, NULL);
+        mdb_txn_abort(txn);
+    }
+    if (mrc == MDB_CORRUPTED || mrc == MDB_PAGE_NOTFOUND) {
+        *damaged = true;
+        rc = sess__fail(err, SESS_ECORRUPT, "data.mdb is damaged: %s",
+                        mdb_strerror(mrc));
+    } else if (mrc != 0) {
+        rc = lmdb_fail(err, mrc, "check");
+    }
+cleanup:
+    mdb_env_close(env);
+    return rc;
+}
+
+/* store.on_damage = reset: rename the damaged data.mdb aside (kept for
+ * inspection, never deleted) so the open makes an empty store.  lock.mdb
+ * stays: LMDB rebuilds it when it is the only user. */
+static int set_aside(const char *dir, sess_err *err)
+{
+    char from[4096], to[4200], ebuf[96];
+    if (snprintf(from, sizeof from, "%s/data.mdb", dir) >= (int)sizeof from)
+        return sess__fail(err, SESS_EINVAL, "lmdb store: path too long");
+    snprintf(to, sizeof to, "%s.damaged-%lld", from, (long long)time(NULL));
+    if (rename(from, to) != 0)
+        return sess__fail(err, SESS_EIO, "lmdb store: cannot rename the damaged "
+                          "data.mdb aside: %s", strerror_r(errno, ebuf, sizeof ebuf));
+    return SESS_OK;
+}
+
+/* Mark "dir" as holding a store (best effort; see STORE_MARKER). */
+static void mark_store(const char *dir)
+{
+    static const char text[] = "sessiond LMDB store: data.mdb and lock.mdb beside this "
+                               "file; an empty data.mdb here is a lost store\n";
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, STORE_MARKER) >= (int)sizeof path)
+        return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return;
+    if (write(fd, text, sizeof text - 1) < 0)
+        (void)unlink(path);
+    close(fd);
 }
 
 /* ---- open / close ------------------------------------------------------- */
@@ -886,6 +1122,18 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
     if (!S_ISDIR(sb.st_mode))
         return sess__fail(err, SESS_EINVAL, "lmdb store: path is not a directory");
 
+    bool damaged = false;
+    sess_err perr = {0};
+    rc = preflight(path, &damaged, &perr);
+    if (rc != SESS_OK && damaged && opt->on_damage == SESS_DAMAGE_RESET)
+        rc = set_aside(path, err);
+    else if (rc != SESS_OK && damaged)
+        return sess__fail(err, rc, "%s (see store.on_damage)", perr.msg);
+    else if (rc != SESS_OK)
+        return sess__fail(err, rc, "%s", perr.msg);
+    if (rc != SESS_OK)
+        return rc;
+
     st = calloc(1, sizeof *st);
     if (!st)
         return sess__fail(err, SESS_ENOMEM, "lmdb store: out of memory");
@@ -916,7 +1164,7 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
         rc = lmdb_fail(err, mrc, "env open");
         goto cleanup;
     }
-    if (st->writemap) {
+    {
         MDB_envinfo info;
         MDB_stat ms;
         mdb_filehandle_t fd;
@@ -952,8 +1200,13 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
         mdb_txn_abort(txn);
         goto cleanup;
     }
-    if ((rc = wend(txn, SESS_OK, "open databases", err)) != SESS_OK)
+    if ((rc = wend(st, txn, SESS_OK, "open databases", err)) != SESS_OK)
         goto cleanup;
+    st->dbis[0] = st->sessions;
+    st->dbis[1] = st->handles;
+    st->dbis[2] = st->users;
+    st->dbis[3] = st->expiry;
+    mark_store(path);
 
     reaper_start(st);
     *out = &st->base;
@@ -996,7 +1249,7 @@ static int lmdb_get(sess_store *base, const uint8_t *key, uint64_t now,
             e->blob = buf->data;
         }
     }
-    rtxn_release(st, slot);
+    rtxn_release(st, slot, rc);
     return rc;
 }
 
@@ -1020,7 +1273,7 @@ static int lmdb_find_handle(sess_store *base, const uint8_t *handle,
         rc = SESS_NOTFOUND;
     if (rc == SESS_OK)
         memcpy(key_out, e.key, SESS_STORE_KEY_BYTES);
-    rtxn_release(st, slot);
+    rtxn_release(st, slot, rc);
     return rc;
 }
 
@@ -1074,15 +1327,29 @@ cleanup:
     return rc;
 }
 
+/* Whether the store answers reads: it fails while the last session read
+ * failed with a store error (a damaged page, I/O) and none has succeeded
+ * since, for READ_FAIL_HOLD_MS at most, and when the read probe fails on
+ * a fresh snapshot.  /readyz is this. */
 static int lmdb_ping(sess_store *base, sess_err *err)
 {
     struct lmdb_store *st = (struct lmdb_store *)base;
     MDB_txn *txn = NULL;
-    struct rslot *slot = NULL;
-    int rc = rtxn_acquire(st, &slot, &txn, err);
-    if (rc == SESS_OK)
-        rtxn_release(st, slot);
-    return rc;
+    uint64_t at = atomic_load(&st->read_fail_ms);
+    if (at && mono_ms() - at < READ_FAIL_HOLD_MS)
+        return sess__fail(err, SESS_EIO,
+                          "lmdb: session reads are failing (damaged page or I/O "
+                          "error) and none has succeeded since");
+    int mrc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (mrc == 0) {
+        mrc = probe(txn, st->dbis);
+        mdb_txn_abort(txn);
+    }
+    if (mrc != 0) {
+        atomic_store(&st->read_fail_ms, mono_ms());
+        return lmdb_fail(err, mrc, "read probe");
+    }
+    return SESS_OK;
 }
 
 /* Live indexed sessions: the users index has one row per indexed entry;
@@ -1129,7 +1396,7 @@ static int lmdb_count(sess_store *base, uint64_t now, uint64_t *n, sess_err *err
 cleanup:
     if (cur)
         mdb_cursor_close(cur);
-    rtxn_release(st, slot);
+    rtxn_release(st, slot, rc);
     return rc;
 }
 
@@ -1243,7 +1510,7 @@ static int lmdb_insert(sess_store *base, const sess_entry *e,
     rc = put_entry(st, txn, e->key, e, e->flags, "insert", err);
 
 cleanup:
-    rc = wend(txn, rc, "insert", err);
+    rc = wend(st, txn, rc, "insert", err);
     if (rc != SESS_OK && evicted)
         evicted->n = 0; /* nothing happened */
     return rc;
@@ -1293,7 +1560,7 @@ static int lmdb_update(sess_store *base, const sess_entry *e,
     }
 
 cleanup:
-    return wend(txn, rc, "update", err);
+    return wend(st, txn, rc, "update", err);
 }
 
 static int lmdb_replace(sess_store *base, const uint8_t *old_key,
@@ -1362,7 +1629,7 @@ static int lmdb_replace(sess_store *base, const uint8_t *old_key,
     rc = put_entry(st, txn, next->key, next, next->flags, "replace", err);
 
 cleanup:
-    return wend(txn, rc, "replace", err);
+    return wend(st, txn, rc, "replace", err);
 }
 
 static int lmdb_remove(sess_store *base, const uint8_t *key,
@@ -1385,7 +1652,7 @@ static int lmdb_remove(sess_store *base, const uint8_t *key,
     rc = drop(st, txn, &cur, "remove", err);
 
 cleanup:
-    return wend(txn, rc, "remove", err);
+    return wend(st, txn, rc, "remove", err);
 }
 
 static int lmdb_remove_user(sess_store *base, const uint8_t *user,
@@ -1432,7 +1699,7 @@ static int lmdb_remove_user(sess_store *base, const uint8_t *user,
 
 cleanup:
     free(keys);
-    rc = wend(txn, rc, "remove_user", err);
+    rc = wend(st, txn, rc, "remove_user", err);
     if (rc == SESS_OK && n)
         *n = deleted;
     return rc;
@@ -1503,7 +1770,7 @@ static int purge_txn(struct lmdb_store *st, uint64_t now, size_t max,
     rc = SESS_OK;
 
 cleanup:
-    rc = wend(txn, rc, "purge", err);
+    rc = wend(st, txn, rc, "purge", err);
     *removed = rc == SESS_OK ? done : 0;
     return rc;
 }

@@ -7,6 +7,12 @@
  * others (mode 0600 or stricter), or loading fails: a key readable by
  * others is a leaked key.  Key ids are 1 to 64 characters of [A-Za-z0-9_-].
  *
+ * A key id pins its bytes: the first load (or sess_keyring_generate) writes
+ * "<kid>.pin" beside the key, a fingerprint of it, and a later load whose
+ * key file no longer matches it fails (SESS_ECONFIG, naming the id).  Keys
+ * of one repeated byte (all zero) are refused, from files and from
+ * sess_keyring_from_keys.
+ *
  * Several keys are live at once: the newest (greatest kid in byte order;
  * sess_keyring_generate() makes time-ordered ids) encrypts, all decrypt.
  * Key material is wiped (OPENSSL_cleanse) when the keyring is freed.

@@ -322,6 +322,12 @@ typedef struct sess_stats {
     uint64_t record_cache_misses;  /* ... and those that opened the record */
     uint64_t record_cache_used;    /* records in the cache now */
     uint64_t record_cache_slots;   /* its capacity */
+    /* Rotations the store refused to write (full disk or map, I/O error,
+     * Redis down): the session was served unrotated and rotates on a later
+     * request.  "last_deferral" is the result code of the last one (0 when
+     * none), for the log. */
+    uint64_t rotations_deferred;
+    int last_deferral;
 } sess_stats;
 
 SESS_NODISCARD int sess_get_stats(sess_ctx *ctx, sess_stats *out, sess_err *err);

@@ -110,6 +110,17 @@ typedef enum sess_store_unavailable {
                                        * working until the server is back) */
 } sess_store_unavailable;
 
+/* What the LMDB store does at open with a store file it finds damaged
+ * (shorter than its last page, empty where a store existed, or failing
+ * the read probe). */
+typedef enum sess_store_damage {
+    SESS_DAMAGE_REFUSE = 0,       /* the open fails, naming the damage */
+    SESS_DAMAGE_RESET = 1         /* the damaged file is renamed aside
+                                   * (data.mdb.damaged-TIME, kept for
+                                   * inspection) and an empty store is
+                                   * made: every session in it is lost */
+} sess_store_damage;
+
 /* Options for sess_store_open.  Members are only ever appended and a zero
  * value always means "the default": sess_store_open is a macro passing
  * sizeof(sess_store_options) as the caller's header declares it, and the
@@ -131,6 +142,9 @@ typedef struct sess_store_options {
     int l1_cache;                 /* -1 off, 0 default (on), 1 on */
     uint32_t l1_max_entries;      /* 0 = 100000 */
     sess_store_unavailable on_unavailable;
+
+    /* ---- embedded store (LMDB) ---- */
+    sess_store_damage on_damage;
 } sess_store_options;
 
 /* Latency buckets of sess_store_stats, upper bounds in microseconds; the

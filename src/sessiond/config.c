@@ -102,6 +102,7 @@ static const char *const durability_names[] = {"process", "fsync",
                                                "replicated", NULL};
 static const char *const unavailable_names[] = {"fail_closed", "serve_cached",
                                                 NULL};
+static const char *const damage_names[] = {"refuse", "reset", NULL};
 static const char *const limit_names[] = {"evict_oldest", "deny", NULL};
 static const char *const action_names[] = {"reject", "log", NULL};
 static const char *const same_site_names[] = {"Strict", "Lax", "None", NULL};
@@ -117,6 +118,9 @@ _Static_assert(SESS_UNAVAILABLE_FAIL_CLOSED == 0 &&
                SESS_UNAVAILABLE_SERVE_CACHED == 1 &&
                sizeof(sess_store_unavailable) == sizeof(int),
                "unavailable_names order");
+_Static_assert(SESS_DAMAGE_REFUSE == 0 && SESS_DAMAGE_RESET == 1 &&
+               sizeof(sess_store_damage) == sizeof(int),
+               "damage_names order");
 _Static_assert(SESS_LIMIT_EVICT_OLDEST == 0 && SESS_LIMIT_DENY == 1,
                "limit_names order");
 _Static_assert(SESS_BIND_REJECT == 0 && SESS_BIND_LOG == 1,
@@ -231,6 +235,13 @@ static const cfg_key keys[] = {
      "Redis unreachable: fail_closed answers 503 to every validation; "
      "serve_cached lets sessions already in the L1 cache validate (a "
      "session revoked meanwhile keeps working until Redis is back)."},
+    {"store", "on_damage", KT_ENUM, FIELD(store_on_damage), 0, 0,
+     NULL, damage_names, NULL, "refuse", 0, NULL, NULL,
+     "LMDB store found damaged at start (data.mdb shorter than its last "
+     "page, 0 bytes where a store existed, or failing the read probe): "
+     "refuse exits 1 naming the damage; reset renames data.mdb aside "
+     "(data.mdb.damaged-TIME) and starts an empty store, losing every "
+     "session."},
 
     {"session", "idle_timeout", KT_U32, FIELD(session.idle_timeout), 1,
      SECONDS_MAX, "whole seconds", NULL, NULL, "1800", 0, NULL, NULL,

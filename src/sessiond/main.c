@@ -12,12 +12,15 @@
  * SIGTERM/SIGINT stop gracefully (stop accepting, finish requests in
  * flight, close connections, stop the purge thread, free the context which
  * closes the store).  SIGHUP reloads the record keys and the API keys; a
- * failed reload keeps the old ones and is logged.
+ * failed reload keeps the old ones and is logged.  Between signals the
+ * main thread wakes every WATCH_SEC to log what the counters say needs an
+ * operator (rotations a full store deferred), once per interval.
  *
  * The purge thread deletes expired records every store.purge_interval
  * seconds.  It sleeps on a condition variable with a deadline, so a stop
  * wakes it at once instead of waiting out the interval.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -43,6 +46,7 @@
 #define EXIT_CONFIG 2
 #define STOP_GRACE_MS 10000u
 #define PURGE_BATCH 10000u
+#define WATCH_SEC 10      /* the main thread's look at the counters */
 
 typedef struct purger {
     pthread_t thread;
@@ -125,6 +129,44 @@ static void purger_stop(purger *p)
     p->running = false;
     pthread_cond_destroy(&p->cond);
     pthread_mutex_destroy(&p->lock);
+}
+
+/* store.on_damage = reset: say loudly that the store just started empty
+ * because its damaged file was set aside (lib/store_lmdb.c names it
+ * data.mdb.damaged-TIME, TIME at or after "since"). */
+static void report_set_aside(const char *dir, time_t since)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        long long t;
+        if (sscanf(de->d_name, "data.mdb.damaged-%lld", &t) == 1 && t >= (long long)since)
+            sessiond_log(SESSIOND_LOG_ERROR,
+                         "store.on_damage=reset: the damaged store file was moved to "
+                         "%s/%s and an empty store started; every session in it is "
+                         "lost", dir, de->d_name);
+    }
+    closedir(d);
+}
+
+/* Every WATCH_SEC: one warning for the rotations the store refused since
+ * the last look (validate serves those sessions unrotated).  A full disk
+ * refuses one write per validation due to rotate; one line per interval
+ * keeps the log readable and holds no ID. */
+static void watch_deferred(sess_ctx *ctx, uint64_t *seen)
+{
+    sess_stats st;
+    (void)sess_get_stats(ctx, &st, NULL); /* counters filled even when count fails */
+    if (st.rotations_deferred > *seen)
+        sessiond_log(SESSIOND_LOG_WARN,
+                     "%llu session rotations deferred in the last %d s: the "
+                     "store refused the write (%s); those sessions are served "
+                     "unrotated and rotate once the store writes again",
+                     (unsigned long long)(st.rotations_deferred - *seen),
+                     WATCH_SEC, sess_strerror(st.last_deferral));
+    *seen = st.rotations_deferred;
 }
 
 /* SIGHUP: new record keys (keeping every key id still in use) and API
@@ -249,6 +291,7 @@ int main(int argc, char **argv)
     int status = EXIT_RUNTIME;
 
     memset(&app, 0, sizeof(app));
+    time_t started = time(NULL);
 
     /* Before any thread exists, so that all inherit the mask. */
     sigemptyset(&sigs);
@@ -358,6 +401,7 @@ int main(int argc, char **argv)
         .l1_cache = cfg.store_l1_cache ? 1 : -1,
         .l1_max_entries = cfg.store_l1_max_entries,
         .on_unavailable = cfg.store_on_unavailable,
+        .on_damage = cfg.store_on_damage,
     };
     rc = sess_store_open(cfg.store_url, &opt, &store, &err);
     /* The store keeps its own copy; this one goes now. */
@@ -365,11 +409,17 @@ int main(int argc, char **argv)
     if (rc != SESS_OK) {
         char scheme[32];
         store_scheme(cfg.store_url, scheme, sizeof(scheme));
-        snprintf(msg, sizeof(msg), "store.url: cannot open the %s store: %s",
-                 scheme, err.msg[0] != '\0' ? err.msg : sess_strerror(rc));
+        /* An LMDB URL is a directory (no secret in it): naming it makes
+         * a message about a damaged data.mdb say which one. */
+        const char *dir = strcmp(scheme, "lmdb") == 0 ? cfg.store_url + 5 : NULL;
+        snprintf(msg, sizeof(msg), "store.url: cannot open the %s store%s%.1024s: %s",
+                 scheme, dir ? " in " : "", dir ? dir : "",
+                 err.msg[0] != '\0' ? err.msg : sess_strerror(rc));
         fail(msg);
         goto cleanup;
     }
+    if (strncmp(cfg.store_url, "lmdb:", 5) == 0)
+        report_set_aside(cfg.store_url + 5, started);
     /* sess_ctx_new owns the store and keys from here, even on failure. */
     rc = sess_ctx_new(&cfg.session, store, keys, &app.ctx, &err);
     store = NULL;
@@ -411,10 +461,15 @@ int main(int argc, char **argv)
     fprintf(stderr, "sessiond: listening on %s\n", url);
     fflush(stderr);
 
+    uint64_t deferred_seen = 0;
     for (;;) {
-        int sig = 0;
-        if (sigwait(&sigs, &sig) != 0)
+        struct timespec tick = {WATCH_SEC, 0};
+        int sig = sigtimedwait(&sigs, NULL, &tick);
+        if (sig < 0) {
+            if (errno == EAGAIN)
+                watch_deferred(app.ctx, &deferred_seen);
             continue;
+        }
         if (sig == SIGHUP) {
             sessiond_log(SESSIOND_LOG_INFO, "SIGHUP: reloading keys");
             reload(&app);

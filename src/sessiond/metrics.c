@@ -193,6 +193,10 @@ static const stat_metric stat_metrics[] = {
      offsetof(sess_stats, created)},
     {"sessiond_rotations_total", "counter", "Periodic ID rotations.",
      offsetof(sess_stats, rotations)},
+    {"sessiond_rotations_deferred_total", "counter",
+     "Rotations the store could not write (full disk or map, store down): "
+     "the session was served unrotated and rotates on a later request.",
+     offsetof(sess_stats, rotations_deferred)},
     {"sessiond_regenerations_total", "counter",
      "IDs replaced on privilege change.",
      offsetof(sess_stats, regenerations)},

@@ -2,9 +2,11 @@
  * test_crypto.c - lib/crypto.c and lib/record.c: sealing round trips,
  * tampering, key ids, record moved to another key, the keyring directory
  * (permissions, format, newest key), successor wrapping, and record
- * encoding bounds.
+ * encoding bounds; degenerate keys refused, a key id pinning its bytes,
+ * and no copy of a freed key left in any thread's cipher context.
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -207,6 +209,127 @@ static void test_record_round_trip_and_bounds(void **state)
     assert_int_equal(sess__record_decode(buf, m, &d), SESS_ECORRUPT);
 }
 
+static void test_degenerate_keys_refused(void **state)
+{
+    (void)state;
+    static const uint8_t zero[1][SESS_KEY_BYTES] = {{0}};
+    uint8_t same[1][SESS_KEY_BYTES];
+    const char *kids[] = {"zero"};
+    sess_keyring *kr = NULL;
+    sess_err err;
+    char dir[256], path[512];
+
+    assert_int_equal(sess_keyring_from_keys(kids, zero, 1, &kr, &err), SESS_ECONFIG);
+    assert_non_null(strstr(err.msg, "'zero'"));
+    memset(same[0], 0xFF, SESS_KEY_BYTES);
+    assert_int_equal(sess_keyring_from_keys(kids, (const uint8_t (*)[SESS_KEY_BYTES])same,
+                                            1, &kr, &err), SESS_ECONFIG);
+
+    /* From a file too, and nothing of the file in the message. */
+    test_tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/blank.key", dir);
+    write_file(path, "0000000000000000000000000000000000000000000000000000000000000000\n",
+               0600);
+    assert_int_equal(sess_keyring_load_dir(dir, false, &kr, &err), SESS_ECONFIG);
+    assert_non_null(strstr(err.msg, "'blank'"));
+    assert_non_null(strstr(err.msg, "not a random key"));
+    test_rmdir(dir);
+}
+
+static void test_key_id_pins_its_bytes(void **state)
+{
+    (void)state;
+    char dir[256], path[512], pin[512], kid[SESS_KID_MAX + 1];
+    sess_keyring *kr = NULL;
+    sess_err err;
+    struct stat st;
+
+    test_tmpdir(dir, sizeof dir);
+    assert_int_equal(sess_keyring_generate(dir, kid, &err), SESS_OK);
+    snprintf(pin, sizeof pin, "%s/%s.pin", dir, kid);
+    assert_int_equal(stat(pin, &st), 0);              /* pinned when generated */
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(sess_keyring_load_dir(dir, false, &kr, &err), SESS_OK);
+    sess_keyring_free(kr);
+
+    /* A key first seen by the loader is pinned on that load. */
+    snprintf(path, sizeof path, "%s/handmade.key", dir);
+    write_file(path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+               0600);
+    assert_int_equal(sess_keyring_load_dir(dir, false, &kr, &err), SESS_OK);
+    sess_keyring_free(kr);
+    snprintf(pin, sizeof pin, "%s/handmade.pin", dir);
+    assert_int_equal(stat(pin, &st), 0);
+
+    /* New bytes under the same id: refused, naming the id, never a key. */
+    write_file(path, "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n",
+               0600);
+    assert_int_equal(sess_keyring_load_dir(dir, false, &kr, &err), SESS_ECONFIG);
+    assert_non_null(strstr(err.msg, "'handmade'"));
+    assert_null(strstr(err.msg, "ffeedd"));
+    assert_null(strstr(err.msg, "001122"));
+    /* The old bytes back: accepted again. */
+    write_file(path, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+               0600);
+    assert_int_equal(sess_keyring_load_dir(dir, false, &kr, &err), SESS_OK);
+    sess_keyring_free(kr);
+    test_rmdir(dir);
+}
+
+/* A thread that seals once with "kr" and then stays alive, idle. */
+typedef struct sealer {
+    const sess_keyring *kr;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int phase;                  /* 1 sealed, 2 may exit */
+} sealer;
+
+static void *sealer_main(void *arg)
+{
+    sealer *z = arg;
+    uint8_t skey[SESS_STORE_KEY_BYTES] = {7};
+    sess_store_buf out = {0};
+    assert_int_equal(sess__seal(z->kr, skey, (const uint8_t *)"x", 1, &out, NULL), SESS_OK);
+    sess_store_buf_free(&out);
+    pthread_mutex_lock(&z->lock);
+    z->phase = 1;
+    pthread_cond_broadcast(&z->cond);
+    while (z->phase != 2)
+        pthread_cond_wait(&z->cond, &z->lock);
+    pthread_mutex_unlock(&z->lock);
+    return NULL;
+}
+
+static void test_freed_keyring_leaves_no_key_in_thread_contexts(void **state)
+{
+    (void)state;
+    sess_keyring *kr = two_keys();
+    uint8_t key[SESS_KEY_BYTES];
+    sealer z = {.kr = kr, .lock = PTHREAD_MUTEX_INITIALIZER,
+                .cond = PTHREAD_COND_INITIALIZER};
+    pthread_t th;
+
+    memcpy(key, sess__keyring_primary(kr)->key, sizeof key);
+    assert_int_equal(pthread_create(&th, NULL, sealer_main, &z), 0);
+    pthread_mutex_lock(&z.lock);
+    while (z.phase != 1)
+        pthread_cond_wait(&z.cond, &z.lock);
+    pthread_mutex_unlock(&z.lock);
+
+    /* The idle thread's context holds the key... */
+    assert_true(sess__crypto_slots_holding(key) >= 1);
+    /* ...until the keyring is freed, while that thread still lives. */
+    sess_keyring_free(kr);
+    assert_int_equal(sess__crypto_slots_holding(key), 0);
+
+    pthread_mutex_lock(&z.lock);
+    z.phase = 2;
+    pthread_cond_broadcast(&z.cond);
+    pthread_mutex_unlock(&z.lock);
+    pthread_join(th, NULL);
+    sess__wipe(key, sizeof key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +338,9 @@ int main(void)
         cmocka_unit_test(test_keyring_directory),
         cmocka_unit_test(test_wrap),
         cmocka_unit_test(test_record_round_trip_and_bounds),
+        cmocka_unit_test(test_degenerate_keys_refused),
+        cmocka_unit_test(test_key_id_pins_its_bytes),
+        cmocka_unit_test(test_freed_keyring_leaves_no_key_in_thread_contexts),
     };
     return cmocka_run_group_tests_name("crypto", tests, NULL, NULL);
 }

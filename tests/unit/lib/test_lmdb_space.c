@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -184,11 +185,49 @@ static void test_small_disk_writes_without_the_map(void **state)
     space_close(&s);
 }
 
+/* In pwrite mode LMDB turns a short write (the disk filled up part way
+ * through a commit's writev) into EIO; the store must still say that the
+ * disk is full.  Two free pages and a record that needs more make the
+ * short write. */
+static void test_short_write_on_full_disk_says_no_space(void **state)
+{
+    (void)state;
+    space s;
+    sess_err err;
+    char path[300];
+    static uint8_t big[40000];
+
+    if (!space_open(&s, "24m"))
+        skip();
+    assert_int_equal(insert_next(&s, &err), SESS_OK);
+    fill_disk(s.dir, "filler");
+    snprintf(path, sizeof path, "%s/filler", s.dir);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(truncate(path, sb.st_size - 2 * 4096), 0);
+
+    sess_entry e;
+    uint8_t blob[BLOB_LEN];
+    entry_of(&e, blob, 1000);
+    memset(big, 0x5A, sizeof big);
+    e.blob = big;
+    e.blob_len = sizeof big;
+    int rc = s.st->methods->insert(s.st, &e, NULL, NOW, NULL, &err);
+    printf("# insert on a nearly full disk: %s (%s)\n", sess_result_name(rc), err.msg);
+    assert_int_equal(rc, SESS_EFULL);
+    assert_non_null(strstr(err.msg, "no space left"));
+    check_reads(&s, 0);
+    unfill_disk(s.dir, "filler");
+    assert_int_equal(s.st->methods->insert(s.st, &e, NULL, NOW, NULL, &err), SESS_OK);
+    space_close(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_disk_refuses_inserts_and_keeps_the_rest),
         cmocka_unit_test(test_small_disk_writes_without_the_map),
+        cmocka_unit_test(test_short_write_on_full_disk_says_no_space),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
