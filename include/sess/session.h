@@ -44,6 +44,14 @@ typedef enum sess_bind_action {
     SESS_BIND_LOG = 1
 } sess_bind_action;
 
+/* What a rotated-away ID presented after its grace window does (RFC 9700
+ * section 4.14.2, refresh token reuse): whoever rotated first may be the
+ * thief, so by default the live successor is ended too. */
+typedef enum sess_reuse_action {
+    SESS_REUSE_REVOKE = 0,   /* end the session the old ID rotated into */
+    SESS_REUSE_LOG = 1       /* only report it (the successor lives on) */
+} sess_reuse_action;
+
 /* Policy of a context.  Times are seconds. */
 typedef struct sess_config {
     uint32_t idle_timeout;              /* 1800 */
@@ -63,6 +71,10 @@ typedef struct sess_config {
      * dumps) so a validate of an unchanged record skips AES-GCM; every
      * use still starts from a fresh store read.  0 = off. */
     uint32_t record_cache_entries;      /* 65536 */
+    /* An old ID replayed after rotation_grace: SESS_EVENT_REUSE_AFTER_GRACE
+     * always; with REVOKE the session it rotated into is removed as well
+     * (its detail then says "successor revoked" or "no live successor"). */
+    sess_reuse_action reuse_action;     /* REVOKE */
 } sess_config;
 
 void sess_config_defaults(sess_config *cfg);

@@ -104,6 +104,7 @@ static const char *const unavailable_names[] = {"fail_closed", "serve_cached",
                                                 NULL};
 static const char *const limit_names[] = {"evict_oldest", "deny", NULL};
 static const char *const action_names[] = {"reject", "log", NULL};
+static const char *const reuse_names[] = {"revoke", "log", NULL};
 static const char *const same_site_names[] = {"Strict", "Lax", "None", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug",
                                           NULL};
@@ -121,6 +122,8 @@ _Static_assert(SESS_LIMIT_EVICT_OLDEST == 0 && SESS_LIMIT_DENY == 1,
                "limit_names order");
 _Static_assert(SESS_BIND_REJECT == 0 && SESS_BIND_LOG == 1,
                "action_names order");
+_Static_assert(SESS_REUSE_REVOKE == 0 && SESS_REUSE_LOG == 1 &&
+               sizeof(sess_reuse_action) == sizeof(int), "reuse_names order");
 _Static_assert(SESS_SAME_SITE_STRICT == 0 && SESS_SAME_SITE_LAX == 1 &&
                SESS_SAME_SITE_NONE == 2, "same_site_names order");
 _Static_assert(SESSIOND_LOG_ERROR == 0 && SESSIOND_LOG_DEBUG == 3,
@@ -263,6 +266,13 @@ static const cfg_key keys[] = {
      "whole seconds", NULL, NULL, "2592000", 0, NULL, NULL,
      "Absolute timeout of remember-me sessions; at least "
      "remember_idle_timeout."},
+    {"session", "on_reuse_after_grace", KT_ENUM,
+     FIELD(session.reuse_action), 0, 0, NULL, reuse_names, NULL, "revoke", 0,
+     NULL, NULL,
+     "A rotated-away ID presented after rotation_grace (a replayed cookie): "
+     "revoke also ends the session it rotated into (RFC 9700 4.14.2: the "
+     "first user may be the thief); log only writes the reuse_after_grace "
+     "event. The request itself is refused either way."},
 
     {"binding", "ip_prefix_v4", KT_U8, FIELD(session.ip_prefix_v4), 0, 32,
      "a prefix length", NULL, NULL, "24", 0, NULL, NULL,

@@ -142,6 +142,53 @@ class RotationTest(SessiondTestCase):
         self.assertIn("reuse", text.lower(), "no reuse-after-grace event: %r" % text[-1000:])
         d.assert_no_ids_in(text, "the security events file")
 
+    def _reuse_events(self, path, want):
+        deadline = time.monotonic() + 5
+        lines = []
+        while time.monotonic() < deadline:
+            if os.path.exists(path):
+                with open(path) as f:
+                    lines = [json.loads(x) for x in f if x.strip()]
+            got = [e for e in lines if e.get("event") == "reuse_after_grace"]
+            if len(got) >= want:
+                return got
+            time.sleep(0.2)
+        self.fail("no reuse_after_grace event in %r" % lines[-5:])
+
+    def test_reuse_after_grace_ends_the_successor(self):
+        """RFC 9700 section 4.14.2: the thief rotated first; the victim's
+        replay of the old ID ends the thief's session too (default), and
+        with session.on_reuse_after_grace = log it does not."""
+        for mode in ("revoke", "log"):
+            with self.subTest(mode=mode):
+                d = self.make()
+                events = os.path.join(d.dir, "events.jsonl")
+                d.sets = ["session.rotate_interval=2", "session.rotation_grace=1",
+                          "log.security_events=" + events]
+                if mode == "log":
+                    d.sets.append("session.on_reuse_after_grace=log")
+                d.start()
+                j = d.create_ok("victim")
+                time.sleep(3.2)
+                r = d.validate(j["session_id"])       # the thief rotates
+                thief = r.json["rotated"]["session_id"]
+                time.sleep(2.5)                        # past the grace window
+                r = d.validate(j["session_id"])       # the victim comes back
+                self.assertError(r, 401, "invalid_session")
+                self.assertEqual(r.json.get("reason"), "revoked")
+                ev = self._reuse_events(events, 1)[-1]
+                self.assertEqual(ev["handle"], j["handle"])
+                if mode == "revoke":
+                    self.assertEqual(ev["detail"], "successor revoked")
+                    self.assertError(d.validate(thief), 401, "invalid_session")
+                    self.assertEqual(d.list_sessions("victim").json["sessions"], [])
+                else:
+                    self.assertEqual(ev["detail"], "logged")
+                    self.assertStatus(d.validate(thief), 200)
+                with open(events) as f:
+                    d.assert_no_ids_in(f.read(), "the security events file")
+                d.stop()
+
     def test_regenerate_has_no_grace(self):
         d = self.start(sets=["session.rotate_interval=4", "session.rotation_grace=3"])
         j = d.create_ok("alice")
