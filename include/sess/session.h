@@ -154,6 +154,18 @@ typedef struct sess_issued {
     bool remember;
 } sess_issued;
 
+/*
+ * The Set-Cookie value that hands "is" to the browser under profile "p":
+ * remember-me sessions get Max-Age = their remaining absolute lifetime by
+ * the clock of "ctx" (0 once past), others the profile's max_age (-1: a
+ * browser-session cookie).  The one place that rule lives, for every
+ * caller that sets a session cookie.  Returns the length written, or a
+ * negative error when "cap" is too small.  Implemented in lib/cookie.c.
+ */
+struct sess_cookie_profile;
+int sess_issued_cookie(const sess_ctx *ctx, const struct sess_cookie_profile *p,
+                       const sess_issued *is, char *buf, size_t cap);
+
 typedef struct sess_create_req {
     const char *user_id;       /* 1..SESS_USER_ID_MAX bytes, valid UTF-8 */
     size_t user_id_len;

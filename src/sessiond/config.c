@@ -528,36 +528,15 @@ static bool parse_cidr(const char *s, size_t len, sessiond_cidr *out)
 }
 
 /*
- * A full origin as browsers send it (RFC 6454 section 6.1):
- * "http" or "https", "://", a host, an optional ":port", nothing after.
- * The text is stored lower-cased, as browsers serialise it.
+ * A full origin as browsers send it (RFC 6454 section 6.1).  The syntax
+ * and the comparison are the library's (sess_origin_parse); the text kept
+ * for --help is its canonical form (lower case, default port dropped).
  */
-static bool parse_origin(const char *s, size_t len, char *out, size_t cap)
+static bool parse_origin(const char *s, size_t len, sess_origin *o, char *out,
+                         size_t cap)
 {
-    size_t skip, i;
-    bool port = false;
-
-    if (len >= cap)
-        return false;
-    if (len > 8 && strncasecmp(s, "https://", 8) == 0)
-        skip = 8;
-    else if (len > 7 && strncasecmp(s, "http://", 7) == 0)
-        skip = 7;
-    else
-        return false;
-    for (i = skip; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == ':' && !port && i > skip && i + 1 < len) {
-            port = true;
-            continue;
-        }
-        if (port ? !isdigit(c) : !(isalnum(c) || c == '.' || c == '-'))
-            return false;
-    }
-    for (i = 0; i < len; i++)
-        out[i] = (char)tolower((unsigned char)s[i]);
-    out[len] = '\0';
-    return true;
+    return sess_origin_parse(s, len, o) == SESS_OK &&
+           sess_origin_format(o, out, cap) > 0;
 }
 
 /* ---- string checks ------------------------------------------------------ */
@@ -784,7 +763,8 @@ static int set_value(sessiond_config *cfg, const cfg_key *k,
                             "more than %zu entries", max);
             }
             if (cidr ? !parse_cidr(p, len, &cfg->trusted_proxies[*count])
-                     : !parse_origin(p, len, cfg->allowed_origins[*count],
+                     : !parse_origin(p, len, &cfg->allowed_origin[*count],
+                                     cfg->allowed_origins[*count],
                                      SESSIOND_ORIGIN_MAX)) {
                 *count = saved;
                 return fail(errbuf, errlen, k, o,

@@ -73,6 +73,7 @@ typedef struct sessiond_config {
     /* [csrf] allowed_origins: full origins ("https://shop.example") that
      * may send unsafe requests besides the request's own host. */
     char allowed_origins[SESSIOND_ORIGINS_MAX][SESSIOND_ORIGIN_MAX];
+    sess_origin allowed_origin[SESSIOND_ORIGINS_MAX];  /* the same, parsed */
     size_t n_allowed_origins;
 
     /* [log] */
