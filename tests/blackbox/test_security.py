@@ -496,6 +496,60 @@ class ApiKeyTest(SessiondTestCase):
         r = d.auth("%s=%s" % (name, j["session_id"]))
         self.assertStatus(r, 200)
 
+    def test_failed_keys_logged_and_throttled(self):
+        """Issue 10, item 12: a refused key writes a rate-limited auth_failure
+        event (peer, route, reason; never the key); after 10 failures within
+        a minute the peer gets 429 with Retry-After, even with the right key,
+        while other peers (told apart by the trusted proxy's X-Forwarded-For)
+        are served."""
+        d = self.make()
+        events = os.path.join(d.dir, "events.jsonl")
+        d.api_keys = self.keys_file(d.dir)
+        d.sets = ["log.security_events=" + events,
+                  "binding.trusted_proxies=127.0.0.1"]
+        d.start()
+        bad = {"X-Forwarded-For": "198.51.100.1"}
+        wrong = "wrong" + self.KEY[5:]
+        for i in range(10):
+            auth = None if i % 2 else "Bearer " + wrong
+            r = d.post("/v1/sessions", {"user_id": "alice", "client": DEFAULT_CLIENT},
+                       headers=dict(bad, Authorization=auth))
+            self.assertError(r, 401)
+        d.api_key = self.KEY
+        r = d.post("/v1/sessions", {"user_id": "alice", "client": DEFAULT_CLIENT},
+                   headers=bad)
+        self.assertEqual(r.status, 429, r)
+        self.assertEqual(r.json.get("error"), "too_many_requests", r)
+        retry = int(r.header("Retry-After"))
+        self.assertTrue(1 <= retry <= 60, retry)
+        # Another client behind the same proxy is not affected.
+        r = d.post("/v1/sessions", {"user_id": "alice", "client": DEFAULT_CLIENT},
+                   headers={"X-Forwarded-For": "198.51.100.2"})
+        self.assertStatus(r, 201)
+        lines = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with open(events) as f:
+                text = f.read()
+            lines = [json.loads(x) for x in text.splitlines() if x.strip()]
+            fails = [e for e in lines if e["event"] == "auth_failure"]
+            if fails:
+                break
+            time.sleep(0.2)
+        self.assertTrue(fails, "no auth_failure event: %r" % lines)
+        self.assertNotIn(self.KEY, text)
+        self.assertNotIn(wrong, text)
+        self.assertNotIn(wrong[5:], text)
+        for e in fails:
+            self.assertEqual(e["ip"], "198.51.100.1")
+            self.assertEqual(e["route"], "/v1/sessions")
+            self.assertIn(e["reason"], ("missing", "unknown"))
+        self.assertEqual({e["reason"] for e in fails} - {"missing", "unknown"}, set())
+        # Rate-limited: at most 5 lines per second for one peer; every
+        # failure is a line or counted as suppressed.
+        self.assertLessEqual(len(fails) + sum(e["suppressed"] for e in fails), 10)
+        self.assertLessEqual(len(fails), 10)
+
     def run_refused(self, args):
         p = subprocess.run([harness.SESSIOND] + args, capture_output=True, text=True,
                            timeout=15)
