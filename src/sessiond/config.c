@@ -291,7 +291,8 @@ static const cfg_key keys[] = {
     {"binding", "trusted_proxies", KT_CIDRS, FIELD(trusted_proxies), 0, 0,
      NULL, NULL, NULL, "", 0, NULL, NULL,
      "Comma- or space-separated CIDR blocks (IPv4 or IPv6; a bare address "
-     "is /32 or /128) whose X-Forwarded-For and X-Real-IP are believed."},
+     "is /32 or /128) whose X-Forwarded-For, X-Real-IP, X-Forwarded-Host "
+     "and X-Forwarded-Proto are believed (one trust rule)."},
 
     {"cookie", "name", KT_STR, FIELD(cookie.name), 0, 0, NULL, NULL,
      check_cookie_name, NULL, K_ENV_DEFAULT | K_NONEMPTY, NULL, NULL,
@@ -323,7 +324,8 @@ static const cfg_key keys[] = {
     {"csrf", "allowed_origins", KT_ORIGINS, FIELD(allowed_origins), 0, 0,
      NULL, NULL, NULL, "", 0, NULL, NULL,
      "Comma- or space-separated full origins (https://shop.example) that "
-     "may send unsafe requests besides the request's own host."},
+     "may send unsafe requests besides the request's own origin; compared "
+     "whole (scheme, host, port)."},
 
     {"log", "level", KT_ENUM, FIELD(log_level), 0, 0, NULL, level_names,
      NULL, "info", 0, NULL, NULL,

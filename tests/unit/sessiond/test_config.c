@@ -641,6 +641,38 @@ static void test_docs(void **state)
     free(cfg);
 }
 
+/* Issue 10: the reuse policy key, and allowed origins parsed by the
+ * library's origin syntax (one owner). */
+static void test_issue10_keys(void **state)
+{
+    (void)state;
+    sessiond_config *cfg = new_cfg();
+    char err[512];
+    assert_int_equal(cfg->session.reuse_action, SESS_REUSE_REVOKE);
+    assert_int_equal(sessiond_config_set(cfg, "session.on_reuse_after_grace", "log",
+                                         err, sizeof err), SESS_OK);
+    assert_int_equal(cfg->session.reuse_action, SESS_REUSE_LOG);
+    assert_int_equal(sessiond_config_set(cfg, "session.on_reuse_after_grace", "maybe",
+                                         err, sizeof err), SESS_ECONFIG);
+    assert_msg(err, "session.on_reuse_after_grace", "revoke");
+    assert_int_equal(sessiond_config_set(cfg, "csrf.allowed_origins",
+                                         "HTTPS://Shop.Example:443 http://[::1]:8080",
+                                         err, sizeof err), SESS_OK);
+    assert_int_equal(cfg->n_allowed_origins, 2);
+    assert_string_equal(cfg->allowed_origins[0], "https://shop.example");
+    sess_origin o;
+    assert_int_equal(sess_origin_parse("https://shop.example", 20, &o), SESS_OK);
+    assert_true(sess_origin_equal(&o, &cfg->allowed_origin[0]));
+    assert_int_equal(cfg->allowed_origin[1].port, 8080);
+    const char *bad[] = {"https://shop.example/", "null", "ftp://x", "https://a:0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(sessiond_config_set(cfg, "csrf.allowed_origins", bad[i], err,
+                                             sizeof err), SESS_ECONFIG);
+        assert_msg(err, "csrf.allowed_origins", "origin");
+    }
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -653,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_cookie_env),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_docs),
+        cmocka_unit_test(test_issue10_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
