@@ -68,29 +68,59 @@ static bool is_token_char(unsigned char c)
     return c > 0x20 && c < 0x7f && !strchr("()<>@,;:\\\"/[]?={}", c);
 }
 
-int sess_cookie_profile_check(const sess_cookie_profile *p,
-                              sess_environment env, sess_err *err)
+int sess_cookie_name_check(const char *name, sess_err *err)
 {
-    size_t nlen = strnlen(p->name, sizeof p->name);
+    size_t nlen = strnlen(name, SESS_COOKIE_NAME_MAX + 1);
     if (nlen == 0 || nlen > SESS_COOKIE_NAME_MAX)
         return sess__fail(err, SESS_ECONFIG, "cookie.name: must be 1-%d characters",
                           SESS_COOKIE_NAME_MAX);
     for (size_t i = 0; i < nlen; i++)
-        if (!is_token_char((unsigned char)p->name[i]))
+        if (!is_token_char((unsigned char)name[i]))
             return sess__fail(err, SESS_ECONFIG,
                               "cookie.name: character %zu is not allowed in a "
                               "cookie name (RFC 6265 token)", i + 1);
-    if (p->path[0] != '/')
+    return SESS_OK;
+}
+
+int sess_cookie_path_check(const char *path, sess_err *err)
+{
+    if (path[0] != '/')
         return sess__fail(err, SESS_ECONFIG, "cookie.path: must start with '/'");
-    for (const char *c = p->path; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == ';' || *c == 0x7f)
+    /* RFC 6265 section 4.1.1: any CHAR but CTLs and ';'.  Whitespace is
+     * refused as well: browsers trim it, so the path set would not be the
+     * path configured. */
+    for (const char *c = path; *c; c++)
+        if ((unsigned char)*c <= 0x20 || *c == ';' || (unsigned char)*c >= 0x7f)
             return sess__fail(err, SESS_ECONFIG,
-                              "cookie.path: control character or ';' not allowed");
-    for (const char *c = p->domain; *c; c++)
+                              "cookie.path: spaces, control characters and ';' "
+                              "are not allowed");
+    if (strlen(path) > SESS_COOKIE_PATH_MAX)
+        return sess__fail(err, SESS_ECONFIG, "cookie.path: at most %d bytes",
+                          SESS_COOKIE_PATH_MAX);
+    return SESS_OK;
+}
+
+int sess_cookie_domain_check(const char *domain, sess_err *err)
+{
+    for (const char *c = domain; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
               (*c >= '0' && *c <= '9') || *c == '-' || *c == '.'))
             return sess__fail(err, SESS_ECONFIG,
                               "cookie.domain: only letters, digits, '-' and '.'");
+    if (strlen(domain) > SESS_COOKIE_DOMAIN_MAX)
+        return sess__fail(err, SESS_ECONFIG, "cookie.domain: at most %d bytes",
+                          SESS_COOKIE_DOMAIN_MAX);
+    return SESS_OK;
+}
+
+int sess_cookie_profile_check(const sess_cookie_profile *p,
+                              sess_environment env, sess_err *err)
+{
+    int rc;
+    if ((rc = sess_cookie_name_check(p->name, err)) != SESS_OK ||
+        (rc = sess_cookie_path_check(p->path, err)) != SESS_OK ||
+        (rc = sess_cookie_domain_check(p->domain, err)) != SESS_OK)
+        return rc;
     if (p->max_age < -1)
         return sess__fail(err, SESS_ECONFIG,
                           "cookie.max_age: -1 (browser session) or >= 0");

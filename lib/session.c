@@ -165,19 +165,30 @@ int sess_config_check(const sess_config *c, sess_err *err)
     if (c->idle_timeout == 0 || c->idle_timeout > year)
         return sess__fail(err, SESS_ECONFIG,
                           "session.idle_timeout: must be 1..%u seconds", year);
-    if (c->absolute_timeout < c->idle_timeout || c->absolute_timeout > 10 * year)
+    /* The one copy of the timeout ordering rules (the daemon's config
+     * check calls this function). */
+    if (c->absolute_timeout < c->idle_timeout)
         return sess__fail(err, SESS_ECONFIG,
-                          "session.absolute_timeout: must be >= idle_timeout "
-                          "and at most ten years");
+                          "session.absolute_timeout: must be at least "
+                          "session.idle_timeout (%lu), is %lu",
+                          (unsigned long)c->idle_timeout,
+                          (unsigned long)c->absolute_timeout);
+    if (c->absolute_timeout > 10 * year)
+        return sess__fail(err, SESS_ECONFIG,
+                          "session.absolute_timeout: at most ten years");
     if (c->remember_idle_timeout == 0 || c->remember_idle_timeout > year)
         return sess__fail(err, SESS_ECONFIG,
                           "session.remember_idle_timeout: must be 1..%u seconds",
                           year);
-    if (c->remember_absolute_timeout < c->remember_idle_timeout ||
-        c->remember_absolute_timeout > 10 * year)
+    if (c->remember_absolute_timeout < c->remember_idle_timeout)
         return sess__fail(err, SESS_ECONFIG,
-                          "session.remember_absolute_timeout: must be >= "
-                          "remember_idle_timeout and at most ten years");
+                          "session.remember_absolute_timeout: must be at least "
+                          "session.remember_idle_timeout (%lu), is %lu",
+                          (unsigned long)c->remember_idle_timeout,
+                          (unsigned long)c->remember_absolute_timeout);
+    if (c->remember_absolute_timeout > 10 * year)
+        return sess__fail(err, SESS_ECONFIG,
+                          "session.remember_absolute_timeout: at most ten years");
     /* A grace as long as the interval would let the successor rotate
      * while the old ID still points at it. */
     if (c->rotate_interval && c->rotation_grace >= c->rotate_interval)
@@ -599,29 +610,18 @@ static void handle_text(const uint8_t *raw, char out[SESS_HANDLE_LEN + 1])
     sess__b64url_encode(raw, SESS_STORE_HANDLE_BYTES, out);
 }
 
-/* Parse a textual address; IPv4-mapped IPv6 becomes IPv4 so one client is
- * one address whatever socket family the proxy used. */
+/* Parse a textual address by the library's one rule (sess_ip_parse:
+ * IPv4-mapped IPv6 becomes IPv4). */
 static bool parse_ip_text(const char *text, uint8_t *family, uint8_t out[16])
 {
-    struct in6_addr a6;
-    memset(out, 0, 16);
-    if (!text || strlen(text) > SESS_IP_MAX)
+    sess_ip ip;
+    if (sess_ip_parse(text, &ip) != SESS_OK) {
+        memset(out, 0, 16);
         return false;
-    if (inet_pton(AF_INET, text, out) == 1) {
-        *family = 4;
-        return true;
     }
-    if (inet_pton(AF_INET6, text, &a6) == 1) {
-        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-            memcpy(out, a6.s6_addr + 12, 4);
-            *family = 4;
-        } else {
-            memcpy(out, a6.s6_addr, 16);
-            *family = 6;
-        }
-        return true;
-    }
-    return false;
+    *family = ip.family;
+    memcpy(out, ip.addr, 16);
+    return true;
 }
 
 /* The last address parsed on this thread: requests on a keep-alive
@@ -653,14 +653,7 @@ static bool parse_ip(const char *text, uint8_t *family, uint8_t out[16])
 
 static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
 {
-    unsigned full = bits / 8, rest = bits % 8;
-    if (memcmp(a, b, full) != 0)
-        return false;
-    if (rest) {
-        uint8_t mask = (uint8_t)(0xFF00u >> rest);
-        return (a[full] & mask) == (b[full] & mask);
-    }
-    return true;
+    return sess__prefix_equal(a, b, bits);
 }
 
 /* The User-Agent digest, with the last one remembered per thread: most

@@ -66,6 +66,18 @@ void sess_cookie_profile_default(sess_environment env, sess_cookie_profile *p);
 int sess_cookie_profile_check(const sess_cookie_profile *p,
                               sess_environment env, sess_err *err);
 
+/* The attribute rules sess_cookie_profile_check applies, one by one (the
+ * daemon's configuration reader checks each key with them as it is read).
+ * SESS_OK, or SESS_ECONFIG with a message that starts with the key name:
+ *   name:   1..SESS_COOKIE_NAME_MAX RFC 6265 token characters;
+ *   path:   starts with '/', no whitespace, control characters or ';',
+ *           at most SESS_COOKIE_PATH_MAX bytes;
+ *   domain: letters, digits, '-' and '.' ("" = host-only), at most
+ *           SESS_COOKIE_DOMAIN_MAX bytes. */
+int sess_cookie_name_check(const char *name, sess_err *err);
+int sess_cookie_path_check(const char *path, sess_err *err);
+int sess_cookie_domain_check(const char *domain, sess_err *err);
+
 /* "Strict" / "Lax" / "None" (case-insensitive). */
 int sess_same_site_parse(const char *s, sess_same_site *out);
 const char *sess_same_site_name(sess_same_site s);

@@ -138,6 +138,30 @@ const sess_config *sess_ctx_config(const sess_ctx *ctx);
 int sess_ctx_reload_keys(sess_ctx *ctx, sess_keyring *keys, bool allow_drop,
                          sess_err *err);
 
+/*
+ * Client addresses: the one parser and prefix rule for the library's
+ * binding and the daemon's trusted-proxy blocks.  IPv4-mapped IPv6
+ * (::ffff:a.b.c.d, what a dual-stack socket reports) is IPv4, so one
+ * client is one address whatever socket family a proxy used.
+ */
+typedef struct sess_ip {
+    uint8_t family;           /* 4 or 6 */
+    uint8_t addr[16];         /* network order; IPv4 in the first 4 bytes */
+} sess_ip;
+
+/* Parse a textual IPv4 or IPv6 address (no port, no brackets, at most
+ * SESS_IP_MAX bytes).  SESS_OK or SESS_EINVAL. */
+int sess_ip_parse(const char *text, sess_ip *out);
+
+/* Parse "ADDR" or "ADDR/BITS" ("len" bytes) into "net" with the host bits
+ * cleared and "*bits" the prefix (32 or 128 for a bare address).
+ * SESS_OK or SESS_EINVAL. */
+int sess_cidr_parse(const char *text, size_t len, sess_ip *net, unsigned *bits);
+
+/* True when "a" and "b" are of one family and share their first "bits"
+ * bits ("bits" above the family's width counts as the whole address). */
+bool sess_ip_prefix_match(const sess_ip *a, const sess_ip *b, unsigned bits);
+
 /* The client as the application or proxy saw it. */
 typedef struct sess_client {
     const char *ip;           /* textual IPv4 or IPv6; required */
