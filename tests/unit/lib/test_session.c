@@ -310,6 +310,36 @@ static void test_reuse_after_grace_revokes_successor(void **state)
     test_rmdir(dir);
 }
 
+/* Remember-me Max-Age has one owner (issue 10, item 13): the remaining
+ * absolute lifetime by the context's clock, 0 once past, none otherwise. */
+static void test_issued_cookie_max_age(void **state)
+{
+    (void)state;
+    test_clock clk;
+    sess_ctx *ctx = test_ctx_new(NULL, &clk);
+    sess_cookie_profile p;
+    sess_issued s;
+    char buf[SESS_SET_COOKIE_MAX], want[64];
+    sess_cookie_profile_default(SESS_ENV_DEVELOPMENT, &p);
+    sess_create_req req = {.user_id = "rita", .user_id_len = 4,
+                           .client = alice_client, .remember = true};
+    assert_int_equal(sess_create(ctx, &req, &s, NULL, NULL), SESS_OK);
+    clk.now += 1000;
+    assert_true(sess_issued_cookie(ctx, &p, &s, buf, sizeof buf) > 0);
+    snprintf(want, sizeof want, "; Max-Age=%llu;",
+             (unsigned long long)(s.expires_at - clk.now));
+    assert_non_null(strstr(buf, want));
+    clk.now = s.expires_at + 5;
+    assert_true(sess_issued_cookie(ctx, &p, &s, buf, sizeof buf) > 0);
+    assert_non_null(strstr(buf, "; Max-Age=0;"));
+    s.remember = false;
+    assert_true(sess_issued_cookie(ctx, &p, &s, buf, sizeof buf) > 0);
+    assert_null(strstr(buf, "Max-Age"));
+    assert_true(sess_issued_cookie(ctx, &p, &s, buf, 10) < 0);
+    sess_wipe(&s, sizeof s);
+    sess_ctx_free(ctx);
+}
+
 static void test_reuse_action_checked(void **state)
 {
     (void)state;
@@ -993,6 +1023,7 @@ int main(void)
         cmocka_unit_test(test_rotation_with_grace),
         cmocka_unit_test(test_reuse_after_grace_revokes_successor),
         cmocka_unit_test(test_reuse_action_checked),
+        cmocka_unit_test(test_issued_cookie_max_age),
         cmocka_unit_test(test_rotation_burst_one_successor),
         cmocka_unit_test(test_regenerate_kills_old_at_once),
         cmocka_unit_test(test_data_versions),
