@@ -12,7 +12,12 @@
  *   - the error message is one line and does not hold the file's first
  *     key-like line ("err never names a key"; searched with a plain loop,
  *     so libFuzzer's memmem hook does not feed the message back as input);
- *   - a loaded file's first key line, presented as "Bearer KEY", matches.
+ *   - a loaded file's first key line, presented as "Bearer KEY", matches;
+ *   - the verdict with a reason agrees with the plain check, and a refused
+ *     header's reason is "missing" or "unknown";
+ *   - throttling (the input's first line as a peer address): the tenth
+ *     failure within the window refuses that peer for exactly the block
+ *     time, and the refusal ends on time.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -115,7 +120,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(copy, data, size);
     copy[size] = '\0';
-    (void)sessiond_apikeys_check(fixed, copy);
+    bool ok = sessiond_apikeys_check(fixed, copy);
+    sessiond_key_result kr = sessiond_apikeys_verify(fixed, copy);
+    if (ok != (kr == SESSIOND_KEY_OK) ||
+        (kr != SESSIOND_KEY_OK && kr != SESSIOND_KEY_MISSING &&
+         kr != SESSIOND_KEY_UNKNOWN))
+        abort();
+
+    /* The input's first line as a peer, on a fresh throttle. */
+    {
+        char peer[65];
+        size_t pl = 0;
+        while (pl < size && pl < sizeof peer - 1 && data[pl] != '\n' && data[pl] != 0)
+            pl++;
+        memcpy(peer, data, pl);
+        peer[pl] = '\0';
+        sessiond_apikeys *t = sessiond_apikeys_new();
+        uint32_t retry = 0;
+        if (!t)
+            abort();
+        for (int i = 0; i < SESSIOND_THROTTLE_FAILURES; i++)
+            if (sessiond_apikeys_failed(t, peer, 100) !=
+                (i == SESSIOND_THROTTLE_FAILURES - 1))
+                abort();
+        if (!sessiond_apikeys_throttled(t, peer, 100, &retry) ||
+            retry != SESSIOND_THROTTLE_BLOCK ||
+            sessiond_apikeys_throttled(t, peer, 100 + SESSIOND_THROTTLE_BLOCK, NULL))
+            abort();
+        sessiond_apikeys_free(t);
+    }
 
     /* The input as a key file. */
     sessiond_apikeys *ak = sessiond_apikeys_new();

@@ -1,8 +1,10 @@
 /*
  * fuzz_forward_auth.c - libFuzzer target for GET /v1/auth, the handler
  * that reads the most attacker-controlled text (src/sessiond/forward_auth.c):
- * the Cookie header, X-Forwarded-For chains and X-Real-IP from trusted
- * proxies, X-Forwarded-Method, Origin, Sec-Fetch-Site, X-CSRF-Token.
+ * every Cookie line and every session cookie in them, X-Forwarded-For
+ * chains and X-Real-IP, X-Forwarded-Host and -Proto from trusted proxies,
+ * X-Forwarded-Method and X-Original-Method, Origin, Sec-Fetch-Site,
+ * X-CSRF-Token.
  *
  * The input is a request head: the first line is the TCP peer address
  * ("unix" for the Unix socket), every later line "Name: value" (a header
@@ -13,7 +15,9 @@
  *   - the status is one nginx auth_request understands (200, 401, 403) -
  *     503 cannot happen on the memory store;
  *   - the client address chosen is a textual IP address, NUL-terminated,
- *     and the peer's own unless the peer is a trusted proxy.
+ *     and the peer's own unless the peer is a trusted proxy;
+ *   - X-Session-User, when sent, is visible ASCII, and holds a '\'' or a
+ *     '%' only in the RFC 8187 form that starts with "utf-8''".
  */
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -196,6 +200,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sessiond_forward_auth(&app, &req, &resp);
     if (resp.status != 200 && resp.status != 401 && resp.status != 403)
         abort();
+    for (size_t i = 0; i < resp.n_headers; i++) {
+        const char *v = resp.headers[i].value;
+        if (strcmp(resp.headers[i].name, "X-Session-User") != 0)
+            continue;
+        for (const char *p = v; *p; p++)
+            if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+                abort();
+        if ((strchr(v, '\'') || strchr(v, '%')) && strncmp(v, "utf-8''", 7) != 0)
+            abort();
+    }
     sessiond_resp_release(&resp);
     return 0;
 }

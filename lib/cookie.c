@@ -68,29 +68,59 @@ static bool is_token_char(unsigned char c)
     return c > 0x20 && c < 0x7f && !strchr("()<>@,;:\\\"/[]?={}", c);
 }
 
-int sess_cookie_profile_check(const sess_cookie_profile *p,
-                              sess_environment env, sess_err *err)
+int sess_cookie_name_check(const char *name, sess_err *err)
 {
-    size_t nlen = strnlen(p->name, sizeof p->name);
+    size_t nlen = strnlen(name, SESS_COOKIE_NAME_MAX + 1);
     if (nlen == 0 || nlen > SESS_COOKIE_NAME_MAX)
         return sess__fail(err, SESS_ECONFIG, "cookie.name: must be 1-%d characters",
                           SESS_COOKIE_NAME_MAX);
     for (size_t i = 0; i < nlen; i++)
-        if (!is_token_char((unsigned char)p->name[i]))
+        if (!is_token_char((unsigned char)name[i]))
             return sess__fail(err, SESS_ECONFIG,
                               "cookie.name: character %zu is not allowed in a "
                               "cookie name (RFC 6265 token)", i + 1);
-    if (p->path[0] != '/')
+    return SESS_OK;
+}
+
+int sess_cookie_path_check(const char *path, sess_err *err)
+{
+    if (path[0] != '/')
         return sess__fail(err, SESS_ECONFIG, "cookie.path: must start with '/'");
-    for (const char *c = p->path; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == ';' || *c == 0x7f)
+    /* RFC 6265 section 4.1.1: any CHAR but CTLs and ';'.  Whitespace is
+     * refused as well: browsers trim it, so the path set would not be the
+     * path configured. */
+    for (const char *c = path; *c; c++)
+        if ((unsigned char)*c <= 0x20 || *c == ';' || (unsigned char)*c >= 0x7f)
             return sess__fail(err, SESS_ECONFIG,
-                              "cookie.path: control character or ';' not allowed");
-    for (const char *c = p->domain; *c; c++)
+                              "cookie.path: spaces, control characters and ';' "
+                              "are not allowed");
+    if (strlen(path) > SESS_COOKIE_PATH_MAX)
+        return sess__fail(err, SESS_ECONFIG, "cookie.path: at most %d bytes",
+                          SESS_COOKIE_PATH_MAX);
+    return SESS_OK;
+}
+
+int sess_cookie_domain_check(const char *domain, sess_err *err)
+{
+    for (const char *c = domain; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
               (*c >= '0' && *c <= '9') || *c == '-' || *c == '.'))
             return sess__fail(err, SESS_ECONFIG,
                               "cookie.domain: only letters, digits, '-' and '.'");
+    if (strlen(domain) > SESS_COOKIE_DOMAIN_MAX)
+        return sess__fail(err, SESS_ECONFIG, "cookie.domain: at most %d bytes",
+                          SESS_COOKIE_DOMAIN_MAX);
+    return SESS_OK;
+}
+
+int sess_cookie_profile_check(const sess_cookie_profile *p,
+                              sess_environment env, sess_err *err)
+{
+    int rc;
+    if ((rc = sess_cookie_name_check(p->name, err)) != SESS_OK ||
+        (rc = sess_cookie_path_check(p->path, err)) != SESS_OK ||
+        (rc = sess_cookie_domain_check(p->domain, err)) != SESS_OK)
+        return rc;
     if (p->max_age < -1)
         return sess__fail(err, SESS_ECONFIG,
                           "cookie.max_age: -1 (browser session) or >= 0");
@@ -157,6 +187,19 @@ int sess_cookie_format(const sess_cookie_profile *p, const char *value,
     return format_common(p, value, max_age >= 0 ? max_age : p->max_age, buf, cap);
 }
 
+int sess_issued_cookie(const sess_ctx *ctx, const sess_cookie_profile *p,
+                       const sess_issued *is, char *buf, size_t cap)
+{
+    int64_t max_age = -1;
+    if (is->remember) {
+        /* The cookie lives exactly as long as the session can: a longer
+         * one would only carry a dead ID around. */
+        uint64_t now = sess_ctx_now(ctx);
+        max_age = is->expires_at > now ? (int64_t)(is->expires_at - now) : 0;
+    }
+    return sess_cookie_format(p, is->id, max_age, buf, cap);
+}
+
 int sess_cookie_format_clear(const sess_cookie_profile *p, char *buf, size_t cap)
 {
     return format_common(p, "", 0, buf, cap);
@@ -167,14 +210,16 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-int sess_cookie_find(const char *header, size_t header_len, const char *name,
-                     const char **value, size_t *value_len)
+int sess_cookie_next(const char *header, size_t header_len, const char *name,
+                     size_t *pos, const char **value, size_t *value_len)
 {
-    size_t name_len = strlen(name), i = 0;
+    size_t name_len = strlen(name), i = *pos;
 
     if (header_len > SESS_COOKIE_HEADER_MAX)
         return SESS_EINVAL;
-    for (size_t k = 0; k < header_len; k++) {
+    /* The whole header is checked on the first call only: later calls
+     * resume inside a header already found clean. */
+    for (size_t k = 0; i == 0 && k < header_len; k++) {
         unsigned char c = (unsigned char)header[k];
         if ((c < 0x20 && c != '\t') || c == 0x7f)
             return SESS_EINVAL;
@@ -195,6 +240,9 @@ int sess_cookie_find(const char *header, size_t header_len, const char *name,
         size_t nend = eq;
         while (nend > start && is_ows(header[nend - 1]))
             nend--;
+        /* Exact, case-sensitive name match (RFC 6265 section 5.4): a
+         * "__host-sessiond" set by a sibling without the prefix's
+         * guarantees is not our "__Host-sessiond". */
         if (nend - start != name_len || memcmp(header + start, name, name_len) != 0)
             continue;
         size_t vs = eq + 1, ve = end;
@@ -208,9 +256,18 @@ int sess_cookie_find(const char *header, size_t header_len, const char *name,
         }
         *value = header + vs;
         *value_len = ve - vs;
+        *pos = i;
         return SESS_OK;
     }
+    *pos = header_len;
     return SESS_NOTFOUND;
+}
+
+int sess_cookie_find(const char *header, size_t header_len, const char *name,
+                     const char **value, size_t *value_len)
+{
+    size_t pos = 0;
+    return sess_cookie_next(header, header_len, name, &pos, value, value_len);
 }
 
 int sess_id_check(const char *id, size_t len)
@@ -222,43 +279,130 @@ int sess_id_check(const char *id, size_t len)
 
 bool sess_method_is_safe(const char *method)
 {
-    static const char *const safe[] = {"GET", "HEAD", "OPTIONS", "TRACE"};
-    for (size_t i = 0; i < 4; i++)
+    /* RFC 9110 section 9.2.1 counts TRACE as safe for the protocol, but it
+     * reflects the request (cross-site tracing) and is nothing an
+     * application serves: here it is unsafe, like CONNECT and every method
+     * we do not know.  Methods are case-sensitive (section 9.1). */
+    static const char *const safe[] = {"GET", "HEAD", "OPTIONS"};
+    if (!method)
+        return false;
+    for (size_t i = 0; i < sizeof safe / sizeof safe[0]; i++)
         if (strcmp(method, safe[i]) == 0)
             return true;
     return false;
 }
 
-/* Case-insensitive equality of "a" ("alen" bytes) with NUL-terminated "b". */
-static bool eq_nocase(const char *a, size_t alen, const char *b)
+static bool host_char(unsigned char c)
 {
-    return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+}
+
+int sess_origin_from_host(bool https, const char *host, size_t len,
+                          sess_origin *out)
+{
+    size_t hend, i = 0;
+    memset(out, 0, sizeof *out);
+    out->https = https;
+    if (!host || len == 0)
+        return SESS_EINVAL;
+    if (host[0] == '[') {
+        /* An IPv6 literal (RFC 3986 section 3.2.2), kept with brackets. */
+        const char *close = memchr(host, ']', len);
+        if (!close)
+            return SESS_EINVAL;
+        hend = (size_t)(close - host) + 1;
+        for (i = 1; i + 1 < hend; i++) {
+            unsigned char c = (unsigned char)host[i];
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+                  (c >= 'A' && c <= 'F') || c == ':' || c == '.'))
+                return SESS_EINVAL;
+        }
+        if (hend == 2)
+            return SESS_EINVAL;
+    } else {
+        for (hend = 0; hend < len && host[hend] != ':'; hend++)
+            if (!host_char((unsigned char)host[hend]))
+                return SESS_EINVAL;
+        if (hend == 0)
+            return SESS_EINVAL;
+    }
+    if (hend >= sizeof out->host)
+        return SESS_EINVAL;
+    for (i = 0; i < hend; i++) {
+        char c = host[i];
+        out->host[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    out->host[hend] = '\0';
+    unsigned port = https ? 443 : 80;
+    if (hend < len) {
+        if (host[hend] != ':' || hend + 1 == len || len - hend - 1 > 5)
+            return SESS_EINVAL;
+        port = 0;
+        for (i = hend + 1; i < len; i++) {
+            if (host[i] < '0' || host[i] > '9')
+                return SESS_EINVAL;
+            port = port * 10 + (unsigned)(host[i] - '0');
+        }
+        if (port == 0 || port > 65535)
+            return SESS_EINVAL;
+    }
+    out->port = (uint16_t)port;
+    return SESS_OK;
+}
+
+int sess_origin_parse(const char *s, size_t len, sess_origin *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s || len > SESS_ORIGIN_MAX)
+        return SESS_EINVAL;
+    /* RFC 6454 section 6.1: scheme "://" host [":" port], nothing else
+     * (no path, no userinfo); only the two schemes a browser page has. */
+    if (len > 8 && strncasecmp(s, "https://", 8) == 0)
+        return sess_origin_from_host(true, s + 8, len - 8, out);
+    if (len > 7 && strncasecmp(s, "http://", 7) == 0)
+        return sess_origin_from_host(false, s + 7, len - 7, out);
+    return SESS_EINVAL;
+}
+
+bool sess_origin_equal(const sess_origin *a, const sess_origin *b)
+{
+    return a->https == b->https && a->port == b->port &&
+           strcmp(a->host, b->host) == 0;
+}
+
+int sess_origin_format(const sess_origin *o, char *buf, size_t cap)
+{
+    bool dflt = o->port == (o->https ? 443 : 80);
+    int n = dflt ? snprintf(buf, cap, "%s://%s", o->https ? "https" : "http", o->host)
+                 : snprintf(buf, cap, "%s://%s:%u", o->https ? "https" : "http",
+                            o->host, (unsigned)o->port);
+    if (n < 0 || (size_t)n >= cap)
+        return SESS_ETOOBIG;
+    return n;
 }
 
 bool sess_same_origin_ok(const char *origin, const char *sec_fetch_site,
-                         const char *host, const char *const *allowed,
+                         const sess_origin *self, const sess_origin *allowed,
                          size_t n)
 {
+    sess_origin o;
     /* Fetch Metadata: the browser itself says the request is cross-site. */
     if (sec_fetch_site && strcasecmp(sec_fetch_site, "cross-site") == 0)
         return false;
     if (!origin)
         return true;
-    size_t olen = strlen(origin);
     /* "null" comes from sandboxed frames, data: URLs and some redirects:
-     * never same-origin. */
-    if (olen == 0 || olen > 1024 || strcmp(origin, "null") == 0)
+     * never same-origin.  Anything that is not an origin is refused too. */
+    if (sess_origin_parse(origin, strlen(origin), &o) != SESS_OK)
         return false;
+    /* The full origin (RFC 6454 section 5): scheme, host and port.  An
+     * http:// page on the same host, or another port of it, is another
+     * origin and may be someone else's. */
+    if (self && sess_origin_equal(&o, self))
+        return true;
     for (size_t i = 0; i < n; i++)
-        if (allowed[i] && eq_nocase(origin, olen, allowed[i]))
+        if (sess_origin_equal(&o, &allowed[i]))
             return true;
-    if (!host || !host[0])
-        return false;
-    const char *sep = strstr(origin, "://");
-    if (!sep)
-        return false;
-    const char *ohost = sep + 3;
-    if (strstr(host, "://"))
-        return eq_nocase(origin, olen, host);
-    return eq_nocase(ohost, strlen(ohost), host);
+    return false;
 }

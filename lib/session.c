@@ -159,6 +159,7 @@ void sess_config_defaults(sess_config *cfg)
     cfg->bind_action = SESS_BIND_REJECT;
     cfg->csrf_enabled = true;
     cfg->record_cache_entries = 65536;
+    cfg->reuse_action = SESS_REUSE_REVOKE;
 }
 
 int sess_config_check(const sess_config *c, sess_err *err)
@@ -167,19 +168,30 @@ int sess_config_check(const sess_config *c, sess_err *err)
     if (c->idle_timeout == 0 || c->idle_timeout > year)
         return sess__fail(err, SESS_ECONFIG,
                           "session.idle_timeout: must be 1..%u seconds", year);
-    if (c->absolute_timeout < c->idle_timeout || c->absolute_timeout > 10 * year)
+    /* The one copy of the timeout ordering rules (the daemon's config
+     * check calls this function). */
+    if (c->absolute_timeout < c->idle_timeout)
         return sess__fail(err, SESS_ECONFIG,
-                          "session.absolute_timeout: must be >= idle_timeout "
-                          "and at most ten years");
+                          "session.absolute_timeout: must be at least "
+                          "session.idle_timeout (%lu), is %lu",
+                          (unsigned long)c->idle_timeout,
+                          (unsigned long)c->absolute_timeout);
+    if (c->absolute_timeout > 10 * year)
+        return sess__fail(err, SESS_ECONFIG,
+                          "session.absolute_timeout: at most ten years");
     if (c->remember_idle_timeout == 0 || c->remember_idle_timeout > year)
         return sess__fail(err, SESS_ECONFIG,
                           "session.remember_idle_timeout: must be 1..%u seconds",
                           year);
-    if (c->remember_absolute_timeout < c->remember_idle_timeout ||
-        c->remember_absolute_timeout > 10 * year)
+    if (c->remember_absolute_timeout < c->remember_idle_timeout)
         return sess__fail(err, SESS_ECONFIG,
-                          "session.remember_absolute_timeout: must be >= "
-                          "remember_idle_timeout and at most ten years");
+                          "session.remember_absolute_timeout: must be at least "
+                          "session.remember_idle_timeout (%lu), is %lu",
+                          (unsigned long)c->remember_idle_timeout,
+                          (unsigned long)c->remember_absolute_timeout);
+    if (c->remember_absolute_timeout > 10 * year)
+        return sess__fail(err, SESS_ECONFIG,
+                          "session.remember_absolute_timeout: at most ten years");
     /* A grace as long as the interval would let the successor rotate
      * while the old ID still points at it. */
     if (c->rotate_interval && c->rotation_grace >= c->rotate_interval)
@@ -201,6 +213,9 @@ int sess_config_check(const sess_config *c, sess_err *err)
         return sess__fail(err, SESS_ECONFIG, "binding.ip_prefix_v6: 0..128");
     if (c->bind_action != SESS_BIND_REJECT && c->bind_action != SESS_BIND_LOG)
         return sess__fail(err, SESS_ECONFIG, "binding.action: unknown action");
+    if (c->reuse_action != SESS_REUSE_REVOKE && c->reuse_action != SESS_REUSE_LOG)
+        return sess__fail(err, SESS_ECONFIG,
+                          "session.on_reuse_after_grace: unknown action");
     if (c->record_cache_entries > (1u << 24))
         return sess__fail(err, SESS_ECONFIG,
                           "store.record_cache: at most %u entries (0 = off)",
@@ -614,29 +629,18 @@ static void handle_text(const uint8_t *raw, char out[SESS_HANDLE_LEN + 1])
     sess__b64url_encode(raw, SESS_STORE_HANDLE_BYTES, out);
 }
 
-/* Parse a textual address; IPv4-mapped IPv6 becomes IPv4 so one client is
- * one address whatever socket family the proxy used. */
+/* Parse a textual address by the library's one rule (sess_ip_parse:
+ * IPv4-mapped IPv6 becomes IPv4). */
 static bool parse_ip_text(const char *text, uint8_t *family, uint8_t out[16])
 {
-    struct in6_addr a6;
-    memset(out, 0, 16);
-    if (!text || strlen(text) > SESS_IP_MAX)
+    sess_ip ip;
+    if (sess_ip_parse(text, &ip) != SESS_OK) {
+        memset(out, 0, 16);
         return false;
-    if (inet_pton(AF_INET, text, out) == 1) {
-        *family = 4;
-        return true;
     }
-    if (inet_pton(AF_INET6, text, &a6) == 1) {
-        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
-            memcpy(out, a6.s6_addr + 12, 4);
-            *family = 4;
-        } else {
-            memcpy(out, a6.s6_addr, 16);
-            *family = 6;
-        }
-        return true;
-    }
-    return false;
+    *family = ip.family;
+    memcpy(out, ip.addr, 16);
+    return true;
 }
 
 /* The last address parsed on this thread: requests on a keep-alive
@@ -668,14 +672,7 @@ static bool parse_ip(const char *text, uint8_t *family, uint8_t out[16])
 
 static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
 {
-    unsigned full = bits / 8, rest = bits % 8;
-    if (memcmp(a, b, full) != 0)
-        return false;
-    if (rest) {
-        uint8_t mask = (uint8_t)(0xFF00u >> rest);
-        return (a[full] & mask) == (b[full] & mask);
-    }
-    return true;
+    return sess__prefix_equal(a, b, bits);
 }
 
 /* The User-Agent digest, with the last one remembered per thread: most
@@ -859,6 +856,66 @@ static sess_reason check_record(sess_ctx *ctx, const sess__record *r,
                                                     : SESS_REASON_NONE;
 }
 
+/*
+ * End the live session with handle "handle_raw", wherever rotation has
+ * moved it, with the store's own find_handle and remove (each atomic in
+ * every backend).  A rotation racing us moves the handle to a new key, and
+ * our remove then hits the tombstone it left: look again, a bounded number
+ * of times.  SESS_OK when a session was removed, SESS_NOTFOUND when none
+ * was live, or a store error.
+ */
+static int end_by_handle(sess_ctx *ctx, const uint8_t *handle_raw, uint64_t now,
+                         sess_err *err)
+{
+    uint8_t key[32];
+    bool ended = false;
+    for (int attempt = 0; attempt < SESS__ATTEMPTS; attempt++) {
+        int rc = ctx->store->methods->find_handle(ctx->store, handle_raw, now,
+                                                  key, err);
+        if (rc == SESS_NOTFOUND)
+            return ended ? SESS_OK : SESS_NOTFOUND;
+        if (rc != SESS_OK)
+            return rc;
+        rc = ctx->store->methods->remove(ctx->store, key, NULL, err);
+        sess__rcache_drop(ctx->rcache, key);
+        if (rc == SESS_OK)
+            ended = true;
+        else if (rc != SESS_NOTFOUND)
+            return rc;
+    }
+    return sess__fail(err, SESS_EINTERNAL,
+                      "ending the successor kept conflicting");
+}
+
+/*
+ * A rotated-away ID presented after its grace window (RFC 9700 section
+ * 4.14.2).  Two parties held the same ID and one of them rotated it: we
+ * cannot tell the victim's stale tab from the thief, so with
+ * SESS_REUSE_REVOKE the session it rotated into ends too, which locks out
+ * a thief who used the cookie first.  The tombstone stays, so later
+ * replays are still reported.  The answer is always "revoked"; a store
+ * failure while ending the successor is returned as such (503 upstream),
+ * since the session may still be live.
+ */
+static int reuse_after_grace(sess_ctx *ctx, const sess__record *tomb,
+                             const sess_client *client, uint64_t now,
+                             sess_reason *reason, sess_err *err)
+{
+    const char *ip = client ? client->ip : NULL;
+    if (ctx->cfg.reuse_action != SESS_REUSE_REVOKE) {
+        emit(ctx, SESS_EVENT_REUSE_AFTER_GRACE, tomb, NULL, ip, "logged");
+        return reject(reason, SESS_REASON_REVOKED);
+    }
+    int rc = end_by_handle(ctx, tomb->handle, now, err);
+    emit(ctx, SESS_EVENT_REUSE_AFTER_GRACE, tomb, NULL, ip,
+         rc == SESS_OK         ? "successor revoked"
+         : rc == SESS_NOTFOUND ? "no live successor"
+                               : "successor revoke failed");
+    if (rc != SESS_OK && rc != SESS_NOTFOUND)
+        return rc;
+    return reject(reason, SESS_REASON_REVOKED);
+}
+
 /* The live session behind a presented ID. */
 typedef struct found {
     loaded *L;                    /* S->a, or S->b when via_grace */
@@ -900,9 +957,7 @@ static int find_live(sess_ctx *ctx, scratch *S, const char *id, size_t id_len,
             /* An ID rotated away and used after its grace: a stale tab,
              * or a stolen cookie being replayed. */
             COUNT(ctx, reuse_after_grace);
-            emit(ctx, SESS_EVENT_REUSE_AFTER_GRACE, &S->a.rec, NULL,
-                 client ? client->ip : NULL, NULL);
-            return reject(reason, SESS_REASON_REVOKED);
+            return reuse_after_grace(ctx, &S->a.rec, client, now, reason, err);
         }
         if (sess__unwrap32((const uint8_t *)id, id_len, S->a.key, 32,
                            S->a.rec.succ_wrap, raw) != SESS_OK)

@@ -110,6 +110,41 @@ int sess_store_register(const sess_store_methods *m)
     return rc;
 }
 
+/* Caller has run the registry once.  The backend for "url", or NULL with
+ * "err" set: the one place store URL syntax is judged. */
+static const sess_store_methods *backend_of(const char *url, sess_err *err)
+{
+    if (!url || !*url) {
+        sess__fail(err, SESS_EINVAL, "store open: empty store URL");
+        return NULL;
+    }
+    const char *colon = strchr(url, ':');
+    if (!colon) {
+        sess__fail(err, SESS_EINVAL,
+                   "store URL has no scheme (expected e.g. "
+                   "\"lmdb:PATH\" or \"memory:\")");
+        return NULL;
+    }
+    size_t n = (size_t)(colon - url);
+    if (!scheme_valid(url, n)) {
+        sess__fail(err, SESS_EINVAL, "store URL scheme is empty or malformed");
+        return NULL;
+    }
+    pthread_mutex_lock(&registry_lock);
+    const sess_store_methods *m = find_locked(url, n);
+    pthread_mutex_unlock(&registry_lock);
+    if (!m)
+        sess__fail(err, SESS_EINVAL, "unknown store scheme \"%.*s\"",
+                   (int)(n < SCHEME_MAX ? n : SCHEME_MAX), url);
+    return m;
+}
+
+int sess_store_url_check(const char *url, sess_err *err)
+{
+    pthread_once(&registry_once, register_builtins);
+    return backend_of(url, err) ? SESS_OK : SESS_EINVAL;
+}
+
 int sess_store_open(const char *url, const sess_store_options *opt,
                     sess_store **out, sess_err *err)
 {
@@ -119,26 +154,10 @@ int sess_store_open(const char *url, const sess_store_options *opt,
     if (!out)
         return sess__fail(err, SESS_EINVAL, "store open: no output pointer");
     *out = NULL;
-    if (!url || !*url)
-        return sess__fail(err, SESS_EINVAL, "store open: empty store URL");
-
-    const char *colon = strchr(url, ':');
-    if (!colon)
-        return sess__fail(err, SESS_EINVAL,
-                          "store URL has no scheme (expected e.g. "
-                          "\"lmdb:PATH\" or \"memory:\")");
-    size_t n = (size_t)(colon - url);
-    if (!scheme_valid(url, n))
-        return sess__fail(err, SESS_EINVAL,
-                          "store URL scheme is empty or malformed");
-
     pthread_once(&registry_once, register_builtins);
-    pthread_mutex_lock(&registry_lock);
-    const sess_store_methods *m = find_locked(url, n);
-    pthread_mutex_unlock(&registry_lock);
+    const sess_store_methods *m = backend_of(url, err);
     if (!m)
-        return sess__fail(err, SESS_EINVAL, "unknown store scheme \"%.*s\"",
-                          (int)n, url);
+        return SESS_EINVAL;
 
     int rc = m->open(url, opt ? opt : &defaults, out, err);
     if (rc != SESS_OK) {

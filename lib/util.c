@@ -8,6 +8,8 @@
  */
 /* The allocation wrappers below call the C library itself. */
 #define SESS__ALLOC_IMPL
+
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -408,4 +410,92 @@ void *sess__realloc(void *p, size_t n)
 void sess__free(void *p)
 {
     free(p);
+}
+
+/* ---- client addresses (sess/session.h) ------------------------------ */
+
+int sess_ip_parse(const char *text, sess_ip *out)
+{
+    struct in6_addr a6;
+    memset(out, 0, sizeof *out);
+    if (!text || strlen(text) > SESS_IP_MAX)
+        return SESS_EINVAL;
+    if (inet_pton(AF_INET, text, out->addr) == 1) {
+        out->family = 4;
+        return SESS_OK;
+    }
+    if (inet_pton(AF_INET6, text, &a6) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+            memcpy(out->addr, a6.s6_addr + 12, 4);
+            out->family = 4;
+        } else {
+            memcpy(out->addr, a6.s6_addr, 16);
+            out->family = 6;
+        }
+        return SESS_OK;
+    }
+    return SESS_EINVAL;
+}
+
+int sess_cidr_parse(const char *text, size_t len, sess_ip *net, unsigned *bits)
+{
+    char addr[SESS_IP_MAX + 1];
+    const char *slash = memchr(text, '/', len);
+    size_t alen = slash ? (size_t)(slash - text) : len;
+    if (alen == 0 || alen > SESS_IP_MAX)
+        return SESS_EINVAL;
+    memcpy(addr, text, alen);
+    addr[alen] = '\0';
+    if (sess_ip_parse(addr, net) != SESS_OK)
+        return SESS_EINVAL;
+    /* A mapped block (::ffff:10.0.0.0/104) is the IPv4 block it maps. */
+    bool mapped = net->family == 4 && strchr(addr, ':') != NULL;
+    unsigned width = net->family == 4 ? 32 : 128;
+    unsigned prefix = width;
+    if (slash) {
+        size_t nlen = len - alen - 1;
+        if (nlen == 0 || nlen > 3)
+            return SESS_EINVAL;
+        prefix = 0;
+        for (size_t i = 0; i < nlen; i++) {
+            char c = slash[1 + i];
+            if (c < '0' || c > '9')
+                return SESS_EINVAL;
+            prefix = prefix * 10 + (unsigned)(c - '0');
+        }
+        if (mapped) {
+            if (prefix < 96 || prefix > 128)
+                return SESS_EINVAL;
+            prefix -= 96;
+        }
+        if (prefix > width)
+            return SESS_EINVAL;
+    }
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned keep = prefix > i * 8 ? prefix - i * 8 : 0;
+        if (keep < 8)
+            net->addr[i] &= (uint8_t)(0xFF00u >> keep);
+    }
+    *bits = prefix;
+    return SESS_OK;
+}
+
+bool sess__prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits)
+{
+    unsigned full = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, full) != 0)
+        return false;
+    if (rest) {
+        uint8_t mask = (uint8_t)(0xFF00u >> rest);
+        return (a[full] & mask) == (b[full] & mask);
+    }
+    return true;
+}
+
+bool sess_ip_prefix_match(const sess_ip *a, const sess_ip *b, unsigned bits)
+{
+    unsigned width = a->family == 4 ? 32 : 128;
+    if (a->family != b->family)
+        return false;
+    return sess__prefix_equal(a->addr, b->addr, bits > width ? width : bits);
 }

@@ -72,6 +72,10 @@ bool sess__utf8_valid(const char *s, size_t len);
  * or -1 with errno set (EEXIST is not an error). */
 int sess__mkdir_p(const char *path, unsigned mode);
 
+/* True when "a" and "b" share their first "bits" bits (the prefix rule of
+ * sess_ip_prefix_match, for callers holding raw address bytes). */
+bool sess__prefix_equal(const uint8_t *a, const uint8_t *b, unsigned bits);
+
 /* Fixed-width integers in byte strings.  memcpy plus a byte swap where
  * the host order differs: compilers turn each into one load or store
  * (record decoding and LMDB key comparison are on the validate path). */

@@ -44,6 +44,14 @@ typedef enum sess_bind_action {
     SESS_BIND_LOG = 1
 } sess_bind_action;
 
+/* What a rotated-away ID presented after its grace window does (RFC 9700
+ * section 4.14.2, refresh token reuse): whoever rotated first may be the
+ * thief, so by default the live successor is ended too. */
+typedef enum sess_reuse_action {
+    SESS_REUSE_REVOKE = 0,   /* end the session the old ID rotated into */
+    SESS_REUSE_LOG = 1       /* only report it (the successor lives on) */
+} sess_reuse_action;
+
 /* Policy of a context.  Times are seconds. */
 typedef struct sess_config {
     uint32_t idle_timeout;              /* 1800 */
@@ -63,6 +71,10 @@ typedef struct sess_config {
      * dumps) so a validate of an unchanged record skips AES-GCM; every
      * use still starts from a fresh store read.  0 = off. */
     uint32_t record_cache_entries;      /* 65536 */
+    /* An old ID replayed after rotation_grace: SESS_EVENT_REUSE_AFTER_GRACE
+     * always; with REVOKE the session it rotated into is removed as well
+     * (its detail then says "successor revoked" or "no live successor"). */
+    sess_reuse_action reuse_action;     /* REVOKE */
 } sess_config;
 
 void sess_config_defaults(sess_config *cfg);
@@ -126,6 +138,30 @@ const sess_config *sess_ctx_config(const sess_ctx *ctx);
 SESS_NODISCARD int sess_ctx_reload_keys(sess_ctx *ctx, sess_keyring *keys, bool allow_drop,
                          sess_err *err);
 
+/*
+ * Client addresses: the one parser and prefix rule for the library's
+ * binding and the daemon's trusted-proxy blocks.  IPv4-mapped IPv6
+ * (::ffff:a.b.c.d, what a dual-stack socket reports) is IPv4, so one
+ * client is one address whatever socket family a proxy used.
+ */
+typedef struct sess_ip {
+    uint8_t family;           /* 4 or 6 */
+    uint8_t addr[16];         /* network order; IPv4 in the first 4 bytes */
+} sess_ip;
+
+/* Parse a textual IPv4 or IPv6 address (no port, no brackets, at most
+ * SESS_IP_MAX bytes).  SESS_OK or SESS_EINVAL. */
+SESS_NODISCARD int sess_ip_parse(const char *text, sess_ip *out);
+
+/* Parse "ADDR" or "ADDR/BITS" ("len" bytes) into "net" with the host bits
+ * cleared and "*bits" the prefix (32 or 128 for a bare address).
+ * SESS_OK or SESS_EINVAL. */
+SESS_NODISCARD int sess_cidr_parse(const char *text, size_t len, sess_ip *net, unsigned *bits);
+
+/* True when "a" and "b" are of one family and share their first "bits"
+ * bits ("bits" above the family's width counts as the whole address). */
+bool sess_ip_prefix_match(const sess_ip *a, const sess_ip *b, unsigned bits);
+
 /* The client as the application or proxy saw it. */
 typedef struct sess_client {
     const char *ip;           /* textual IPv4 or IPv6; required */
@@ -141,6 +177,18 @@ typedef struct sess_issued {
     uint64_t idle_expires_at;  /* idle deadline */
     bool remember;
 } sess_issued;
+
+/*
+ * The Set-Cookie value that hands "is" to the browser under profile "p":
+ * remember-me sessions get Max-Age = their remaining absolute lifetime by
+ * the clock of "ctx" (0 once past), others the profile's max_age (-1: a
+ * browser-session cookie).  The one place that rule lives, for every
+ * caller that sets a session cookie.  Returns the length written, or a
+ * negative error when "cap" is too small.  Implemented in lib/cookie.c.
+ */
+struct sess_cookie_profile;
+SESS_NODISCARD int sess_issued_cookie(const sess_ctx *ctx, const struct sess_cookie_profile *p,
+                       const sess_issued *is, char *buf, size_t cap);
 
 typedef struct sess_create_req {
     const char *user_id;       /* 1..SESS_USER_ID_MAX bytes, valid UTF-8 */

@@ -278,6 +278,12 @@ struct sess_store {
  * "lmdb") are registered already.  Not thread-safe: call at start-up. */
 SESS_NODISCARD int sess_store_register(const sess_store_methods *m);
 
+/* SESS_OK when "url" names a store this build can open (a valid RFC 3986
+ * scheme of a registered backend, then ':'); SESS_EINVAL with a message
+ * otherwise.  sess_store_open applies the same check first; the backend
+ * judges the rest of the URL when it opens. */
+SESS_NODISCARD int sess_store_url_check(const char *url, sess_err *err);
+
 /* Open a store by URL: "memory:", "lmdb:PATH", ...  Caller closes with
  * sess_store_close(). */
 SESS_NODISCARD int sess_store_open(const char *url,

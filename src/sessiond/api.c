@@ -26,31 +26,85 @@
 
 /* ---- shared helpers --------------------------------------------------- */
 
+/*
+ * The one map from a library error to an HTTP answer, for the JSON API and
+ * forward-auth alike (forward-auth sends "body", a fixed text, so its hot
+ * path builds no JSON).  Store trouble is 503 - never 401, the session may
+ * be alive - invalid input 400, too large 413, anything else 500.  The
+ * last row is the default.
+ */
+typedef struct status_row {
+    int rc;
+    unsigned status;
+    const char *code;
+    const char *message;        /* NULL: the library's message */
+    sessiond_log_level log;     /* how loudly the detail is logged */
+    const char *body;           /* the same as a fixed JSON text */
+} status_row;
+
+#define BODY(code, msg) "{\"error\":\"" code "\",\"message\":\"" msg "\"}"
+static const status_row status_rows[] = {
+    {SESS_EIO, 503, "store_unavailable", "the session store is unavailable",
+     SESSIOND_LOG_WARN,
+     BODY("store_unavailable", "the session store is unavailable")},
+    {SESS_EUNAVAILABLE, 503, "store_unavailable",
+     "the session store is unavailable", SESSIOND_LOG_WARN,
+     BODY("store_unavailable", "the session store is unavailable")},
+    {SESS_EFULL, 503, "store_unavailable", "the session store is unavailable",
+     SESSIOND_LOG_WARN,
+     BODY("store_unavailable", "the session store is unavailable")},
+    {SESS_EINVAL, 400, "invalid_request", NULL, SESSIOND_LOG_DEBUG,
+     BODY("invalid_request", "invalid request")},
+    {SESS_ETOOBIG, 413, "too_large", NULL, SESSIOND_LOG_DEBUG,
+     BODY("too_large", "too large")},
+    {0, 500, "internal_error", "internal error", SESSIOND_LOG_ERROR,
+     BODY("internal_error", "internal error")},
+};
+#undef BODY
+
+static const status_row *status_of(int rc)
+{
+    size_t n = sizeof(status_rows) / sizeof(status_rows[0]);
+    for (size_t i = 0; i + 1 < n; i++)
+        if (status_rows[i].rc == rc)
+            return &status_rows[i];
+    return &status_rows[n - 1];
+}
+
+unsigned sessiond_error_status(int rc)
+{
+    return status_of(rc)->status;
+}
+
+static void log_library_error(const status_row *row, int rc, const char *where,
+                              const char *detail)
+{
+    if (row->status == 503)
+        sessiond_log(row->log, "%s: store error: %s", where, detail);
+    else if (row->status == 500)
+        sessiond_log(row->log, "%s: internal error: %s (%s)", where, detail,
+                     sess_result_name(rc));
+}
+
 void sessiond_api_library_error(sessiond_http_resp *resp, int rc,
                                 const sess_err *err)
 {
     const char *detail = err != NULL && err->msg[0] != '\0'
                              ? err->msg : sess_strerror(rc);
-    switch (rc) {
-    case SESS_EIO:
-    case SESS_EUNAVAILABLE:
-    case SESS_EFULL:
-        sessiond_log(SESSIOND_LOG_WARN, "store error: %s", detail);
-        sessiond_resp_error(resp, 503, "store_unavailable",
-                            "the session store is unavailable");
-        return;
-    case SESS_EINVAL:
-        sessiond_resp_error(resp, 400, "invalid_request", detail);
-        return;
-    case SESS_ETOOBIG:
-        sessiond_resp_error(resp, 413, "too_large", detail);
-        return;
-    default:
-        sessiond_log(SESSIOND_LOG_ERROR, "internal error: %s (%s)",
-                     detail, sess_result_name(rc));
-        sessiond_resp_error(resp, 500, "internal_error", "internal error");
-        return;
-    }
+    const status_row *row = status_of(rc);
+    log_library_error(row, rc, "api", detail);
+    sessiond_resp_error(resp, row->status, row->code,
+                        row->message != NULL ? row->message : detail);
+}
+
+void sessiond_library_error_static(sessiond_http_resp *resp, int rc,
+                                   const sess_err *err, const char *where)
+{
+    const char *detail = err != NULL && err->msg[0] != '\0'
+                             ? err->msg : sess_strerror(rc);
+    const status_row *row = status_of(rc);
+    log_library_error(row, rc, where, detail);
+    sessiond_resp_static(resp, row->status, "application/json", row->body);
 }
 
 /* 401 for a session that is not (or no longer) valid. */
@@ -86,19 +140,12 @@ static bool parse_body(const sessiond_http_req *req,
     return false;
 }
 
-/* Format the Set-Cookie value for "issued" into "buf": remember-me
- * sessions get Max-Age = remaining lifetime, others the profile's. */
+/* The Set-Cookie value for "issued": the library's rule (remember-me
+ * Max-Age included), so forward-auth and the API cannot differ. */
 static int issued_cookie(sessiond_app *app, const sess_issued *issued,
                          char *buf, size_t cap)
 {
-    int64_t max_age = -1;
-    if (issued->remember) {
-        uint64_t now = sess_ctx_now(app->ctx);
-        max_age = issued->expires_at > now
-                      ? (int64_t)(issued->expires_at - now) : 0;
-    }
-    return sess_cookie_format(&app->cfg->cookie, issued->id, max_age, buf,
-                              cap);
+    return sess_issued_cookie(app->ctx, &app->cfg->cookie, issued, buf, cap);
 }
 
 /* Set "key" of "o" to "v" (reference stolen, also on failure); false when
@@ -395,17 +442,33 @@ void sessiond_api_csrf_verify(sessiond_app *app, const sessiond_http_req *req,
     /* An Origin can only be judged against the application's own host or
      * the configured allowed origins: refusing every call without either
      * would be wrong, ignoring the Origin would be unsafe, so say so. */
-    if (r.origin != NULL && r.host == NULL && app->n_allowed_origins == 0) {
+    const sessiond_config *cfg = app->cfg;
+    if (r.origin != NULL && r.host == NULL && cfg->n_allowed_origins == 0) {
         sessiond_resp_error(resp, 400, "invalid_request",
                             "origin needs host (the application's own host) "
                             "or csrf.allowed_origins to compare it with");
         goto cleanup;
     }
+    /* "host" is the application's own origin ("https://app.example") or
+     * its host[:port], whose scheme is then the configured one (https
+     * when cookie.secure): compared as a full origin either way. */
+    sess_origin self;
+    if (r.host != NULL &&
+        (strstr(r.host, "://") != NULL
+             ? sess_origin_parse(r.host, strlen(r.host), &self)
+             : sess_origin_from_host(cfg->cookie.secure, r.host,
+                                     strlen(r.host), &self)) != SESS_OK) {
+        sessiond_resp_error(resp, 400, "invalid_request",
+                            "\"host\" must be host[:port] or an origin "
+                            "(https://host[:port])");
+        goto cleanup;
+    }
     /* Cross-site request forgery from another origin (DESIGN invariant 8):
      * the application passes the browser's Origin / Sec-Fetch-Site. */
     if ((r.origin != NULL || r.sec_fetch_site != NULL) &&
-        !sess_same_origin_ok(r.origin, r.sec_fetch_site, r.host,
-                             app->allowed_origins, app->n_allowed_origins)) {
+        !sess_same_origin_ok(r.origin, r.sec_fetch_site,
+                             r.host != NULL ? &self : NULL,
+                             cfg->allowed_origin, cfg->n_allowed_origins)) {
         sess_event ev = {
             .type = SESS_EVENT_CSRF_FAILURE,
             .at = sess_ctx_now(app->ctx),

@@ -39,4 +39,12 @@ void sessiond_api_readyz(sessiond_app *app, const sessiond_http_req *req,
 void sessiond_api_library_error(sessiond_http_resp *resp, int rc,
                                 const sess_err *err);
 
+/* The same map with a fixed body (no JSON built: forward-auth's hot
+ * path); "where" prefixes the log line. */
+void sessiond_library_error_static(sessiond_http_resp *resp, int rc,
+                                   const sess_err *err, const char *where);
+
+/* The HTTP status that map gives library result "rc" (for tests). */
+unsigned sessiond_error_status(int rc);
+
 #endif /* SESSIOND_API_H */

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define SESSIOND_APIKEY_MIN 32          /* characters */
 #define SESSIOND_APIKEY_MAX 1024        /* characters */
@@ -43,5 +44,43 @@ size_t sessiond_apikeys_count(const sessiond_apikeys *ak);
  * one, or when no keys are configured.  Thread-safe.
  */
 bool sessiond_apikeys_check(sessiond_apikeys *ak, const char *authorization);
+
+typedef enum sessiond_key_result {
+    SESSIOND_KEY_OK = 0,        /* matches, or no keys are configured */
+    SESSIOND_KEY_MISSING,       /* no "Authorization: Bearer ..." at all */
+    SESSIOND_KEY_UNKNOWN        /* a Bearer key that matches none */
+} sessiond_key_result;
+
+/* sessiond_apikeys_check, saying why a key was refused. */
+sessiond_key_result sessiond_apikeys_verify(sessiond_apikeys *ak,
+                                            const char *authorization);
+
+/* "missing" / "unknown" / "ok", for events. */
+const char *sessiond_key_result_name(sessiond_key_result r);
+
+/*
+ * Per-peer throttling of failed keys (a fixed table of
+ * SESSIOND_THROTTLE_SLOTS peers, no allocation).  A peer with
+ * SESSIOND_THROTTLE_FAILURES failures within SESSIOND_THROTTLE_WINDOW
+ * seconds is refused for SESSIOND_THROTTLE_BLOCK seconds.  "now" is a
+ * monotonic second count.
+ *
+ * sessiond_apikeys_refusing: true when some peer may be refused now.
+ * sessiond_apikeys_throttled: true (with the seconds left in
+ * "*retry_after") when "peer" is refused now.  While nobody is refused it
+ * costs one atomic load and touches no table, so successful requests do
+ * not pay for the throttle.
+ * sessiond_apikeys_failed: count one failure of "peer"; true when that
+ * failure starts a refusal.  Thread-safe.
+ */
+#define SESSIOND_THROTTLE_SLOTS 4096
+#define SESSIOND_THROTTLE_FAILURES 10
+#define SESSIOND_THROTTLE_WINDOW 60
+#define SESSIOND_THROTTLE_BLOCK 60
+bool sessiond_apikeys_refusing(sessiond_apikeys *ak, uint64_t now);
+bool sessiond_apikeys_throttled(sessiond_apikeys *ak, const char *peer,
+                                uint64_t now, uint32_t *retry_after);
+bool sessiond_apikeys_failed(sessiond_apikeys *ak, const char *peer,
+                             uint64_t now);
 
 #endif /* SESSIOND_APIKEYS_H */

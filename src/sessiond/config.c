@@ -54,6 +54,8 @@
 
 #include <ini.h>
 
+#include "listen.h"
+
 #define CONFIG_FILE_MAX (1024 * 1024)   /* bytes of one config file */
 #define ECHO_MAX 64                     /* characters of a value echoed */
 #define SECONDS_MAX 31536000            /* one year */
@@ -105,6 +107,7 @@ static const char *const unavailable_names[] = {"fail_closed", "serve_cached",
 static const char *const damage_names[] = {"refuse", "reset", NULL};
 static const char *const limit_names[] = {"evict_oldest", "deny", NULL};
 static const char *const action_names[] = {"reject", "log", NULL};
+static const char *const reuse_names[] = {"revoke", "log", NULL};
 static const char *const same_site_names[] = {"Strict", "Lax", "None", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug",
                                           NULL};
@@ -125,6 +128,8 @@ _Static_assert(SESS_LIMIT_EVICT_OLDEST == 0 && SESS_LIMIT_DENY == 1,
                "limit_names order");
 _Static_assert(SESS_BIND_REJECT == 0 && SESS_BIND_LOG == 1,
                "action_names order");
+_Static_assert(SESS_REUSE_REVOKE == 0 && SESS_REUSE_LOG == 1 &&
+               sizeof(sess_reuse_action) == sizeof(int), "reuse_names order");
 _Static_assert(SESS_SAME_SITE_STRICT == 0 && SESS_SAME_SITE_LAX == 1 &&
                SESS_SAME_SITE_NONE == 2, "same_site_names order");
 _Static_assert(SESSIOND_LOG_ERROR == 0 && SESSIOND_LOG_DEBUG == 3,
@@ -274,6 +279,13 @@ static const cfg_key keys[] = {
      "whole seconds", NULL, NULL, "2592000", 0, NULL, NULL,
      "Absolute timeout of remember-me sessions; at least "
      "remember_idle_timeout."},
+    {"session", "on_reuse_after_grace", KT_ENUM,
+     FIELD(session.reuse_action), 0, 0, NULL, reuse_names, NULL, "revoke", 0,
+     NULL, NULL,
+     "A rotated-away ID presented after rotation_grace (a replayed cookie): "
+     "revoke also ends the session it rotated into (RFC 9700 4.14.2: the "
+     "first user may be the thief); log only writes the reuse_after_grace "
+     "event. The request itself is refused either way."},
 
     {"binding", "ip_prefix_v4", KT_U8, FIELD(session.ip_prefix_v4), 0, 32,
      "a prefix length", NULL, NULL, "24", 0, NULL, NULL,
@@ -292,7 +304,8 @@ static const cfg_key keys[] = {
     {"binding", "trusted_proxies", KT_CIDRS, FIELD(trusted_proxies), 0, 0,
      NULL, NULL, NULL, "", 0, NULL, NULL,
      "Comma- or space-separated CIDR blocks (IPv4 or IPv6; a bare address "
-     "is /32 or /128) whose X-Forwarded-For and X-Real-IP are believed."},
+     "is /32 or /128) whose X-Forwarded-For, X-Real-IP, X-Forwarded-Host "
+     "and X-Forwarded-Proto are believed (one trust rule)."},
 
     {"cookie", "name", KT_STR, FIELD(cookie.name), 0, 0, NULL, NULL,
      check_cookie_name, NULL, K_ENV_DEFAULT | K_NONEMPTY, NULL, NULL,
@@ -324,7 +337,8 @@ static const cfg_key keys[] = {
     {"csrf", "allowed_origins", KT_ORIGINS, FIELD(allowed_origins), 0, 0,
      NULL, NULL, NULL, "", 0, NULL, NULL,
      "Comma- or space-separated full origins (https://shop.example) that "
-     "may send unsafe requests besides the request's own host."},
+     "may send unsafe requests besides the request's own origin; compared "
+     "whole (scheme, host, port)."},
 
     {"log", "level", KT_ENUM, FIELD(log_level), 0, 0, NULL, level_names,
      NULL, "info", 0, NULL, NULL,
@@ -482,206 +496,88 @@ static bool is_list_sep(char c)
 
 /*
  * Parse one CIDR ("10.0.0.0/8", "fd00::/8", "192.0.2.1") into "out", with
- * the host bits cleared.  Returns false on any syntax or range error.
+ * the host bits cleared: the library's syntax (sess_cidr_parse), so
+ * trusted-proxy blocks and the session binding read addresses alike.
  */
 static bool parse_cidr(const char *s, size_t len, sessiond_cidr *out)
 {
-    char addr[INET6_ADDRSTRLEN + 1];
-    const char *slash = memchr(s, '/', len);
-    size_t alen = slash ? (size_t)(slash - s) : len;
-    int64_t prefix = -1;
     unsigned bits;
-
-    if (alen == 0 || alen >= sizeof addr)
-        return false;
-    memcpy(addr, s, alen);
-    addr[alen] = '\0';
     memset(out, 0, sizeof *out);
-    if (inet_pton(AF_INET, addr, out->addr) == 1) {
-        out->family = AF_INET;
-        bits = 32;
-    } else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
-        out->family = AF_INET6;
-        bits = 128;
-    } else {
+    if (sess_cidr_parse(s, len, &out->net, &bits) != SESS_OK)
         return false;
-    }
-    if (slash != NULL) {
-        char num[8];
-        size_t nlen = len - alen - 1;
-        if (nlen == 0 || nlen >= sizeof num)
-            return false;
-        memcpy(num, slash + 1, nlen);
-        num[nlen] = '\0';
-        if (!parse_i64(num, false, &prefix) || prefix > (int64_t)bits)
-            return false;
-    } else {
-        prefix = bits;
-    }
-    out->prefix = (uint8_t)prefix;
-    /* Mask the host bits so matching is a plain prefix compare. */
-    for (unsigned i = 0; i < bits / 8; i++) {
-        unsigned keep = (unsigned)prefix > i * 8 ? (unsigned)prefix - i * 8 : 0;
-        if (keep < 8)
-            out->addr[i] &= (uint8_t)(0xffu << (8 - keep));
-    }
+    out->prefix = (uint8_t)bits;
     return true;
 }
 
 /*
- * A full origin as browsers send it (RFC 6454 section 6.1):
- * "http" or "https", "://", a host, an optional ":port", nothing after.
- * The text is stored lower-cased, as browsers serialise it.
+ * A full origin as browsers send it (RFC 6454 section 6.1).  The syntax
+ * and the comparison are the library's (sess_origin_parse); the text kept
+ * for --help is its canonical form (lower case, default port dropped).
  */
-static bool parse_origin(const char *s, size_t len, char *out, size_t cap)
+static bool parse_origin(const char *s, size_t len, sess_origin *o, char *out,
+                         size_t cap)
 {
-    size_t skip, i;
-    bool port = false;
-
-    if (len >= cap)
-        return false;
-    if (len > 8 && strncasecmp(s, "https://", 8) == 0)
-        skip = 8;
-    else if (len > 7 && strncasecmp(s, "http://", 7) == 0)
-        skip = 7;
-    else
-        return false;
-    for (i = skip; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == ':' && !port && i > skip && i + 1 < len) {
-            port = true;
-            continue;
-        }
-        if (port ? !isdigit(c) : !(isalnum(c) || c == '.' || c == '-'))
-            return false;
-    }
-    for (i = 0; i < len; i++)
-        out[i] = (char)tolower((unsigned char)s[i]);
-    out[len] = '\0';
-    return true;
+    return sess_origin_parse(s, len, o) == SESS_OK &&
+           sess_origin_format(o, out, cap) > 0;
 }
 
 /* ---- string checks ------------------------------------------------------ */
 
+/* server.listen: the syntax is listen.c's (sessiond_listen_parse, which
+ * the socket code uses too); its message names the key, which fail()
+ * adds again, so the prefix is dropped here. */
 static int check_listen(const char *v, char *msg, size_t msglen)
 {
-    const char *colon;
-    int64_t port;
-
-    if (strncmp(v, "unix:", 5) == 0) {
-        size_t plen = strlen(v + 5);
-        if (plen == 0) {
-            snprintf(msg, msglen, "unix: needs a socket path");
-            return -1;
-        }
-        if (plen >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-            snprintf(msg, msglen, "socket path longer than %zu bytes",
-                     sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
-            return -1;
-        }
+    static const char prefix[] = "server.listen: ";
+    sessiond_listen_spec spec;
+    char m[320];
+    if (sessiond_listen_parse(v, &spec, m, sizeof m) == 0)
         return 0;
-    }
-    if (v[0] == '[') {
-        char host[INET6_ADDRSTRLEN + 1];
-        struct in6_addr a6;
-        const char *close = strchr(v, ']');
-        if (close == NULL || close[1] != ':' ||
-            (size_t)(close - v - 1) >= sizeof host) {
-            snprintf(msg, msglen, "expected [IPv6]:PORT");
-            return -1;
-        }
-        memcpy(host, v + 1, (size_t)(close - v - 1));
-        host[close - v - 1] = '\0';
-        if (inet_pton(AF_INET6, host, &a6) != 1) {
-            snprintf(msg, msglen, "'%s' is not an IPv6 address", host);
-            return -1;
-        }
-        colon = close + 1;
-    } else {
-        colon = strrchr(v, ':');
-        if (colon == NULL || colon == v) {
-            snprintf(msg, msglen, "expected HOST:PORT, [IPv6]:PORT or "
-                                  "unix:PATH");
-            return -1;
-        }
-        if (memchr(v, ':', (size_t)(colon - v)) != NULL) {
-            snprintf(msg, msglen, "an IPv6 address needs brackets: "
-                                  "[ADDR]:PORT");
-            return -1;
-        }
-        if (colon - v > 253) {
-            snprintf(msg, msglen, "host name longer than 253 bytes");
-            return -1;
-        }
-        for (const char *p = v; p < colon; p++) {
-            if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' &&
-                *p != '_') {
-                snprintf(msg, msglen, "host must be an IPv4 address or a "
-                                      "host name");
-                return -1;
-            }
-        }
-    }
-    /* Port 0 asks the kernel for a free port (tests use it). */
-    if (!parse_i64(colon + 1, false, &port) || port > 65535) {
-        snprintf(msg, msglen, "port must be 0..65535");
-        return -1;
-    }
-    return 0;
-}
-
-static int check_store_url(const char *v, char *msg, size_t msglen)
-{
-    const char *p = v;
-
-    if (!isalpha((unsigned char)*p))
-        goto bad;
-    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
-        p++;
-    if (*p == ':')
-        return 0;
-bad:
-    snprintf(msg, msglen, "expected SCHEME:... (lmdb:PATH, memory:)");
+    const char *text = strncmp(m, prefix, sizeof prefix - 1) == 0
+                           ? m + sizeof prefix - 1 : m;
+    snprintf(msg, msglen, "%s", text);
     return -1;
 }
 
-/* RFC 6265 section 4.1.1: cookie-name is an RFC 2616 token. */
-static int check_cookie_name(const char *v, char *msg, size_t msglen)
+/* store.url: the library's syntax (sess_store_url_check, which
+ * sess_store_open applies too), so a scheme this build lacks is reported
+ * at --check-config, not only at start. */
+static int check_store_url(const char *v, char *msg, size_t msglen)
 {
-    for (const char *p = v; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c <= 0x20 || c >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", c)) {
-            snprintf(msg, msglen, "not a cookie name (token characters "
-                                  "only)");
-            return -1;
-        }
-    }
-    return 0;
+    sess_err err = {0};
+    if (sess_store_url_check(v, &err) == SESS_OK)
+        return 0;
+    snprintf(msg, msglen, "%s", err.msg[0] ? err.msg : "not a store URL");
+    return -1;
 }
 
-/* RFC 6265 section 4.1.1: path-value is any CHAR except CTLs or ";". */
+/* cookie.name, .path, .domain: the library's rules (sess_cookie_*_check,
+ * which sess_cookie_profile_check applies too). */
+static int lib_check(int (*fn)(const char *, sess_err *), const char *v,
+                     char *msg, size_t msglen)
+{
+    sess_err err = {0};
+    if (fn(v, &err) == SESS_OK)
+        return 0;
+    /* The library names the key; fail() adds it again. */
+    const char *text = strstr(err.msg, ": ");
+    snprintf(msg, msglen, "%s", text != NULL ? text + 2 : err.msg);
+    return -1;
+}
+
+static int check_cookie_name(const char *v, char *msg, size_t msglen)
+{
+    return lib_check(sess_cookie_name_check, v, msg, msglen);
+}
+
 static int check_cookie_path(const char *v, char *msg, size_t msglen)
 {
-    if (v[0] != '/') {
-        snprintf(msg, msglen, "must start with '/'");
-        return -1;
-    }
-    if (strpbrk(v, "; ") != NULL) {
-        snprintf(msg, msglen, "must not contain ';' or spaces");
-        return -1;
-    }
-    return 0;
+    return lib_check(sess_cookie_path_check, v, msg, msglen);
 }
 
 static int check_cookie_domain(const char *v, char *msg, size_t msglen)
 {
-    for (const char *p = v; *p; p++) {
-        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-') {
-            snprintf(msg, msglen, "not a domain name");
-            return -1;
-        }
-    }
-    return 0;
+    return lib_check(sess_cookie_domain_check, v, msg, msglen);
 }
 
 /* ---- applying one value ------------------------------------------------- */
@@ -785,7 +681,8 @@ static int set_value(sessiond_config *cfg, const cfg_key *k,
                             "more than %zu entries", max);
             }
             if (cidr ? !parse_cidr(p, len, &cfg->trusted_proxies[*count])
-                     : !parse_origin(p, len, cfg->allowed_origins[*count],
+                     : !parse_origin(p, len, &cfg->allowed_origin[*count],
+                                     cfg->allowed_origins[*count],
                                      SESSIOND_ORIGIN_MAX)) {
                 *count = saved;
                 return fail(errbuf, errlen, k, o,
@@ -841,7 +738,8 @@ static void format_value(const sessiond_config *cfg, const cfg_key *k,
         for (size_t i = 0; i < cfg->n_trusted_proxies && n < cap; i++) {
             char a[INET6_ADDRSTRLEN];
             const sessiond_cidr *c = &cfg->trusted_proxies[i];
-            inet_ntop(c->family, c->addr, a, sizeof a);
+            inet_ntop(c->net.family == 4 ? AF_INET : AF_INET6, c->net.addr, a,
+                      sizeof a);
             int w = snprintf(buf + n, cap - n, "%s%s/%u", i ? ", " : "", a,
                              (unsigned)c->prefix);
             if (w < 0)
@@ -1430,22 +1328,9 @@ int sessiond_config_validate(sessiond_config *cfg, char *errbuf,
     sess_err err = {0};
     char msg[160];
 
-    if (s->absolute_timeout < s->idle_timeout)
-        return fail(errbuf, errlen, find_key("session", "absolute_timeout"),
-                    NULL, "must be at least session.idle_timeout (%lu), "
-                          "is %lu",
-                    (unsigned long)s->idle_timeout,
-                    (unsigned long)s->absolute_timeout);
-    if (s->remember_absolute_timeout < s->remember_idle_timeout)
-        return fail(errbuf, errlen,
-                    find_key("session", "remember_absolute_timeout"), NULL,
-                    "must be at least session.remember_idle_timeout (%lu), "
-                    "is %lu",
-                    (unsigned long)s->remember_idle_timeout,
-                    (unsigned long)s->remember_absolute_timeout);
-    /* rotation_grace < rotate_interval is the library's rule (with its
-     * exception for rotate_interval = 1, which tests use): checked by
-     * sess_config_check() below, so there is one copy of it. */
+    /* Timeout ordering (absolute >= idle, for both kinds, and
+     * rotation_grace < rotate_interval) is the library's rule, checked by
+     * sess_config_check() below: one copy of it. */
     if (check_listen(cfg->listen, msg, sizeof msg) != 0)
         return fail(errbuf, errlen, find_key("server", "listen"), NULL,
                     "%s", msg);
@@ -1510,43 +1395,18 @@ sessiond_config_outcome sessiond_config_load(sessiond_config *cfg, int argc,
                              : SESSIOND_CONFIG_RUN;
 }
 
-/* Match "ip" (4 or 16 bytes) against block "c". */
-static bool cidr_contains(const sessiond_cidr *c, const uint8_t *ip)
-{
-    unsigned full = c->prefix / 8, rest = c->prefix % 8;
-
-    if (memcmp(c->addr, ip, full) != 0)
-        return false;
-    if (rest == 0)
-        return true;
-    return ((ip[full] ^ c->addr[full]) & (0xffu << (8 - rest))) == 0;
-}
-
 bool sessiond_config_is_trusted_proxy(const sessiond_config *cfg,
                                       const char *ip)
 {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                       0xff, 0xff};
-    uint8_t a[16];
-    int family;
-
-    if (cfg == NULL || ip == NULL || cfg->n_trusted_proxies == 0)
+    sess_ip a;
+    if (cfg == NULL || ip == NULL || cfg->n_trusted_proxies == 0 ||
+        sess_ip_parse(ip, &a) != SESS_OK)
         return false;
-    if (inet_pton(AF_INET, ip, a) == 1) {
-        family = AF_INET;
-    } else if (inet_pton(AF_INET6, ip, a) == 1) {
-        family = AF_INET6;
-        /* A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d. */
-        if (memcmp(a, mapped, sizeof mapped) == 0) {
-            memmove(a, a + 12, 4);
-            family = AF_INET;
-        }
-    } else {
-        return false;
-    }
+    /* The library's prefix rule; a dual-stack socket's ::ffff:a.b.c.d
+     * peer was made IPv4 by sess_ip_parse. */
     for (size_t i = 0; i < cfg->n_trusted_proxies; i++)
-        if (cfg->trusted_proxies[i].family == family &&
-            cidr_contains(&cfg->trusted_proxies[i], a))
+        if (sess_ip_prefix_match(&a, &cfg->trusted_proxies[i].net,
+                                 cfg->trusted_proxies[i].prefix))
             return true;
     return false;
 }

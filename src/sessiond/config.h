@@ -24,8 +24,7 @@
 
 /* A CIDR block, e.g. 10.0.0.0/8 or fd00::/8, stored masked. */
 typedef struct sessiond_cidr {
-    int family;            /* AF_INET or AF_INET6 */
-    uint8_t addr[16];      /* network byte order; IPv4 uses the first 4 */
+    sess_ip net;           /* the library's form (family 4 or 6) */
     uint8_t prefix;        /* bits */
 } sessiond_cidr;
 
@@ -74,6 +73,7 @@ typedef struct sessiond_config {
     /* [csrf] allowed_origins: full origins ("https://shop.example") that
      * may send unsafe requests besides the request's own host. */
     char allowed_origins[SESSIOND_ORIGINS_MAX][SESSIOND_ORIGIN_MAX];
+    sess_origin allowed_origin[SESSIOND_ORIGINS_MAX];  /* the same, parsed */
     size_t n_allowed_origins;
 
     /* [log] */

@@ -14,6 +14,15 @@
  * concurrent threads never interleave, even in a file shared with other
  * writers (O_APPEND).
  *
+ * The daemon's own security events (auth_failure, cookie_tossing) come
+ * from requests an attacker shapes at will, so they are rate-limited per
+ * peer: at most PEER_EVENTS_PER_SEC lines per second for one (event,
+ * peer), and GLOBAL_EVENTS_PER_SEC for all of them together (a spray from
+ * many addresses); what is held back is counted and reported as
+ * "suppressed" on the next line that gets through for that slot.  The
+ * table is fixed (PEER_SLOTS entries, no allocation), so a flood costs no
+ * memory; two peers that share a slot share its budget.
+ *
  * The level, format and sink are set at start-up before any thread runs
  * and are read-only afterwards.
  */
@@ -30,6 +39,10 @@
 #include <unistd.h>
 
 #include <jansson.h>
+
+#define PEER_SLOTS 256
+#define PEER_EVENTS_PER_SEC 5
+#define GLOBAL_EVENTS_PER_SEC 100
 
 static sessiond_log_level log_level = SESSIOND_LOG_INFO;
 static sessiond_log_format log_format = SESSIOND_LOG_TEXT;
@@ -197,4 +210,133 @@ void sessiond_events_handler(void *user, const sess_event *ev)
         write_all(sink_fd, line, strlen(line));
     pthread_mutex_unlock(&sink_lock);
     free(line);
+}
+
+/* ---- the daemon's own, rate-limited events --------------------------- */
+
+static const char *const peer_event_names[SESSIOND_PEV_COUNT] = {
+    [SESSIOND_PEV_AUTH_FAILURE] = "auth_failure",
+    [SESSIOND_PEV_COOKIE_TOSSING] = "cookie_tossing",
+};
+
+/* The member name of the free text, per event. */
+static const char *const peer_event_text[SESSIOND_PEV_COUNT] = {
+    [SESSIOND_PEV_AUTH_FAILURE] = "reason",
+    [SESSIOND_PEV_COOKIE_TOSSING] = "detail",
+};
+
+typedef struct peer_slot {
+    char ip[SESS_IP_MAX + 1];
+    int kind;
+    uint64_t second;        /* the second "sent" counts in */
+    unsigned sent;
+    uint64_t suppressed;    /* held back since the last line */
+} peer_slot;
+
+static peer_slot peer_slots[PEER_SLOTS];
+static uint64_t global_second;
+static unsigned global_sent;
+static uint64_t global_suppressed;
+static pthread_mutex_t peer_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* FNV-1a: spreads addresses over the slots; not a defence by itself (the
+ * per-slot and global budgets are). */
+static size_t slot_of(int kind, const char *ip)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)kind;
+    for (const char *p = ip; *p != '\0'; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % PEER_SLOTS;
+}
+
+char *sessiond_events_peer_format(sessiond_peer_event kind, uint64_t at,
+                                  const char *ip, const char *route,
+                                  const char *handle, const char *text,
+                                  uint64_t suppressed)
+{
+    char ts[32];
+    if ((unsigned)kind >= SESSIOND_PEV_COUNT)
+        return NULL;
+    rfc3339((time_t)at, ts, sizeof(ts));
+    json_t *o = json_object();
+    if (o == NULL)
+        return NULL;
+    json_object_set_new(o, "ts", json_string(ts));
+    json_object_set_new(o, "event", json_string(peer_event_names[kind]));
+    json_object_set_new(o, "handle", str_or_null(handle,
+                        handle ? strlen(handle) : 0));
+    json_object_set_new(o, "user_id", json_null());
+    json_object_set_new(o, "ip", str_or_null(ip, ip ? strlen(ip) : 0));
+    json_object_set_new(o, "route", str_or_null(route,
+                        route ? strlen(route) : 0));
+    json_object_set_new(o, peer_event_text[kind], str_or_null(text,
+                        text ? strlen(text) : 0));
+    json_object_set_new(o, "suppressed", json_integer((json_int_t)suppressed));
+    char *line = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (line == NULL)
+        return NULL;
+    size_t n = strlen(line);
+    char *out = realloc(line, n + 2);
+    if (out == NULL) {
+        free(line);
+        return NULL;
+    }
+    out[n] = '\n';
+    out[n + 1] = '\0';
+    return out;
+}
+
+bool sessiond_events_peer(sessiond_peer_event kind, uint64_t now,
+                          const char *ip, const char *route,
+                          const char *handle, const char *text)
+{
+    uint64_t suppressed;
+    if ((unsigned)kind >= SESSIOND_PEV_COUNT)
+        return false;
+    if (ip == NULL)
+        ip = "";
+    pthread_mutex_lock(&peer_lock);
+    peer_slot *sl = &peer_slots[slot_of((int)kind, ip)];
+    if (sl->kind != (int)kind || strcmp(sl->ip, ip) != 0) {
+        /* A new peer takes the slot over; the old one's held-back count
+         * goes into the global one so it is still reported. */
+        global_suppressed += sl->suppressed;
+        snprintf(sl->ip, sizeof(sl->ip), "%s", ip);
+        sl->kind = (int)kind;
+        sl->second = now;
+        sl->sent = 0;
+        sl->suppressed = 0;
+    }
+    if (sl->second != now) {
+        sl->second = now;
+        sl->sent = 0;
+    }
+    if (global_second != now) {
+        global_second = now;
+        global_sent = 0;
+    }
+    if (sl->sent >= PEER_EVENTS_PER_SEC ||
+        global_sent >= GLOBAL_EVENTS_PER_SEC) {
+        sl->suppressed++;
+        pthread_mutex_unlock(&peer_lock);
+        return false;
+    }
+    sl->sent++;
+    global_sent++;
+    suppressed = sl->suppressed + global_suppressed;
+    sl->suppressed = 0;
+    global_suppressed = 0;
+    pthread_mutex_unlock(&peer_lock);
+
+    char *line = sessiond_events_peer_format(kind, now, ip, route, handle,
+                                             text, suppressed);
+    if (line == NULL)
+        return false;
+    pthread_mutex_lock(&sink_lock);
+    if (sink_fd >= 0)
+        write_all(sink_fd, line, strlen(line));
+    pthread_mutex_unlock(&sink_lock);
+    free(line);
+    return true;
 }

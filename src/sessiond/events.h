@@ -6,7 +6,9 @@
 #ifndef SESSIOND_EVENTS_H
 #define SESSIOND_EVENTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "sess.h"
@@ -37,5 +39,30 @@ void sessiond_events_handler(void *user, const sess_event *ev);
 char *sessiond_events_format(const sess_event *ev);
 
 void sessiond_events_close(void);
+
+/* The daemon's own security events, about a peer rather than a session. */
+typedef enum sessiond_peer_event {
+    SESSIOND_PEV_AUTH_FAILURE = 0,  /* a missing or unknown API key */
+    SESSIOND_PEV_COOKIE_TOSSING,    /* several session cookies, 1st not valid */
+    SESSIOND_PEV_COUNT
+} sessiond_peer_event;
+
+/*
+ * Write one such event ({"ts","event","handle","user_id":null,"ip",
+ * "route","reason" or "detail","suppressed"}), rate-limited per (event,
+ * peer) and globally (see events.c); "now" is Unix seconds.  "text" is
+ * the reason ("missing", "unknown") or the detail, never a key or an ID.
+ * Returns true when the line was written, false when it was held back
+ * (and counted in the next line's "suppressed").  Thread-safe.
+ */
+bool sessiond_events_peer(sessiond_peer_event kind, uint64_t now,
+                          const char *ip, const char *route,
+                          const char *handle, const char *text);
+
+/* Format one peer event line (malloc'd, with the newline); for tests. */
+char *sessiond_events_peer_format(sessiond_peer_event kind, uint64_t at,
+                                  const char *ip, const char *route,
+                                  const char *handle, const char *text,
+                                  uint64_t suppressed);
 
 #endif /* SESSIOND_EVENTS_H */

@@ -3,12 +3,27 @@
  * validate"): no JSON, no allocation beyond what the HTTP layer does.
  *
  * The session ID comes from the Cookie header only (never from the URL:
- * invariant 2).  The client address is the TCP peer, unless the peer is a
- * trusted proxy ([binding] trusted_proxies, or any peer on our Unix
- * socket, which only local processes allowed by its 0660 mode can reach):
- * then the rightmost X-Forwarded-For entry that is not itself a trusted
- * proxy, else X-Real-IP.  Believing X-Forwarded-For from anyone would let
- * a client choose the address its session is bound to.
+ * invariant 2).  Every cookie named like ours, across every Cookie header
+ * line, is a candidate, tried in order until one validates (RFC 6265bis
+ * section 8.6: a sibling subdomain can toss a same-named cookie that the
+ * browser sends first); at most COOKIE_CANDIDATES_MAX are validated, and
+ * several candidates with none or a later one valid are reported as
+ * "cookie_tossing".
+ *
+ * One trust rule for every forwarding header.  The client address is the
+ * TCP peer, and the request's own origin is Host with the configured
+ * scheme, unless the peer is a trusted proxy ([binding] trusted_proxies,
+ * or any peer on our Unix socket, which only local processes allowed by
+ * its 0660 mode can reach): then the rightmost X-Forwarded-For entry that
+ * is not itself a trusted proxy (else X-Real-IP), and X-Forwarded-Host /
+ * X-Forwarded-Proto.  Believing any of them from anyone would let a client
+ * choose the address its session is bound to, or the origin its Origin
+ * header is compared with.
+ *
+ * The method is unsafe when X-Forwarded-Method or X-Original-Method says
+ * anything but GET, HEAD or OPTIONS (fail closed: headers that disagree
+ * mean the unsafe one wins; TRACE, CONNECT and unknown methods are
+ * unsafe); with neither header it is the subrequest's own, GET.
  *
  * Answers (nginx auth_request understands only 2xx, 401 and 403, so there
  * is never a 400 here): 200 with X-Session-User, X-Session-Handle,
@@ -22,16 +37,24 @@
  * request refused for CSRF does not consume a rotation; the next safe
  * request rotates instead.
  *
- * No state, no locking.
+ * No state, no locking (the event rate limiter in events.c has its own).
  */
 #include "forward_auth.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
+#include "api.h"
 #include "events.h"
 
 #define XFF_HEADERS_MAX 8   /* X-Forwarded-For header lines looked at */
+#define COOKIE_LINES_MAX 8  /* Cookie header lines looked at */
+#define METHOD_LINES_MAX 4  /* lines of each method header looked at */
+/* Session cookies validated per request: each costs a store read, so a
+ * header stuffed with candidates must not multiply the work unboundedly. */
+#define COOKIE_CANDIDATES_MAX 8
 
 /* Bodies say no more than the error code (API.md): the message is the
  * same for every cause, so nothing about the session leaks. */
@@ -41,9 +64,6 @@ static const char body_403[] =
     "{\"error\":\"csrf_failed\",\"message\":\"CSRF check failed\"}";
 static const char body_500[] =
     "{\"error\":\"internal_error\",\"message\":\"internal error\"}";
-static const char body_503[] =
-    "{\"error\":\"store_unavailable\","
-    "\"message\":\"the session store is unavailable\"}";
 static const char content_json[] = "application/json";
 
 /* Copy "len" bytes of "s" to "out" if they are a textual IP address. */
@@ -128,70 +148,158 @@ void sessiond_forward_client_ip(const sessiond_app *app,
     }
 }
 
-/* The host the browser sent the request to: the first X-Forwarded-Host
- * entry, else Host.  Copied into "buf" when it must be cut at a comma. */
-static const char *request_host(const sessiond_http_req *req, char *buf,
-                                size_t cap)
+/* The rightmost comma-separated entry of the last line of header "name"
+ * (the one the nearest hop - a trusted proxy - wrote), OWS trimmed. */
+static bool last_entry(const sessiond_http_req *req, const char *name,
+                       const char **out, size_t *len)
 {
-    const char *h = req->header(req->conn, "X-Forwarded-Host");
-    if (h == NULL || h[0] == '\0')
-        return req->header(req->conn, "Host");
-    const char *comma = strchr(h, ',');
-    if (comma == NULL)
-        return h;
-    size_t n = (size_t)(comma - h);
-    while (n > 0 && is_ows(h[n - 1]))
-        n--;
-    if (n >= cap)
-        return NULL;
-    memcpy(buf, h, n);
-    buf[n] = '\0';
-    return buf;
+    const char *lines[XFF_HEADERS_MAX];
+    size_t n = req->header_all(req->conn, name, lines, XFF_HEADERS_MAX);
+    if (n == 0)
+        return false;
+    const char *v = lines[n - 1];
+    size_t e = strlen(v);
+    while (e > 0 && is_ows(v[e - 1]))
+        e--;
+    size_t b = e;
+    while (b > 0 && v[b - 1] != ',')
+        b--;
+    while (b < e && is_ows(v[b]))
+        b++;
+    if (b == e)
+        return false;
+    *out = v + b;
+    *len = e - b;
+    return true;
 }
 
-static bool plain_header_text(const char *s, size_t len)
+/*
+ * The origin the browser sent the request to: from a trusted proxy its
+ * X-Forwarded-Proto and X-Forwarded-Host (each falling back to the
+ * configured scheme and Host), from anyone else Host with the configured
+ * scheme (https when cookie.secure).  False when it cannot be known (a
+ * malformed host or an unknown scheme): then only csrf.allowed_origins
+ * can match.
+ */
+static bool request_origin(const sessiond_app *app, const sessiond_http_req *req,
+                           bool trusted, sess_origin *out)
 {
-    if (len == 0 || s[0] == ' ' || s[len - 1] == ' ')
+    bool https = app->cfg->cookie.secure;
+    const char *h = NULL;
+    size_t hlen = 0;
+    if (trusted) {
+        const char *p;
+        size_t plen;
+        if (last_entry(req, "X-Forwarded-Proto", &p, &plen)) {
+            if (plen == 5 && strncasecmp(p, "https", 5) == 0)
+                https = true;
+            else if (plen == 4 && strncasecmp(p, "http", 4) == 0)
+                https = false;
+            else
+                return false;
+        }
+        (void)last_entry(req, "X-Forwarded-Host", &h, &hlen);
+    }
+    if (h == NULL) {
+        h = req->header(req->conn, "Host");
+        if (h == NULL)
+            return false;
+        hlen = strlen(h);
+    }
+    return sess_origin_from_host(https, h, hlen, out) == SESS_OK;
+}
+
+/* Fail closed: unsafe when any line of either method header names
+ * anything but a safe method.  An empty value is no method we know. */
+static bool method_unsafe(const sessiond_http_req *req)
+{
+    static const char *const names[] = {"X-Forwarded-Method",
+                                        "X-Original-Method"};
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        const char *vals[METHOD_LINES_MAX];
+        size_t n = req->header_all(req->conn, names[k], vals,
+                                   METHOD_LINES_MAX);
+        if (n == METHOD_LINES_MAX)
+            return true;   /* more lines than we read: do not guess */
+        for (size_t i = 0; i < n; i++)
+            if (!sess_method_is_safe(vals[i]))
+                return true;
+    }
+    return false;
+}
+
+/* A user id sent as is: visible ASCII without '%' and '\'' (so it can
+ * never look like the encoded form), with no leading or trailing space. */
+static bool plain_user(const char *s, size_t len)
+{
+    if (len == 0)
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c > 0x7E)
+        if (c < 0x21 || c > 0x7E || c == '%' || c == '\'')
             return false;
     }
     return true;
 }
 
+/* RFC 8187 section 3.2.1 attr-char: sent as is inside an ext-value. */
+static bool attr_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || (c != 0 && strchr("!#$&+-.^_`|~", c));
+}
+
 /*
- * X-Session-User: the user id as is when it is printable ASCII; otherwise
- * (UTF-8, control characters - header injection) percent-encoded, flagged
- * by "X-Session-User-Encoding: percent".
+ * X-Session-User: the user id as is when plain_user() holds; otherwise an
+ * RFC 8187 ext-value, "utf-8''" then the UTF-8 bytes with every byte that
+ * is not an attr-char as %XX.  Self-delimiting: a plain value never holds
+ * a '\'', every encoded one starts with "utf-8''", so an upstream decodes
+ * without a second header ("zo%C3%AB" the user id stays itself; "zoë" is
+ * utf-8''zo%C3%AB).  Control characters never reach the header (header
+ * injection).
  */
+int sessiond_forward_user_value(const char *user, size_t len, char *out,
+                                size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    static const char prefix[] = "utf-8''";
+    size_t o = 0;
+
+    if (plain_user(user, len)) {
+        if (len >= cap)
+            return -1;
+        memcpy(out, user, len);
+        out[len] = '\0';
+        return (int)len;
+    }
+    if (cap < sizeof(prefix))
+        return -1;
+    memcpy(out, prefix, sizeof(prefix) - 1);
+    o = sizeof(prefix) - 1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)user[i];
+        if (o + 4 > cap)
+            return -1;
+        if (attr_char(c)) {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
 static int add_user_header(sessiond_http_resp *resp, const char *user,
                            size_t len)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    char enc[SESS_USER_ID_MAX * 3 + 1];
-    size_t o = 0;
-
-    if (plain_header_text(user, len))
-        return sessiond_resp_header(resp, "X-Session-User", user, len);
-    for (size_t i = 0; i < len && o + 3 < sizeof(enc); i++) {
-        unsigned char c = (unsigned char)user[i];
-        bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                          (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-                          c == '_' || c == '~';
-        if (unreserved) {
-            enc[o++] = (char)c;
-        } else {
-            enc[o++] = '%';
-            enc[o++] = hex[c >> 4];
-            enc[o++] = hex[c & 15];
-        }
-    }
-    if (sessiond_resp_header(resp, "X-Session-User", enc, o) != 0)
+    char enc[SESSIOND_USER_HEADER_MAX];
+    int n = sessiond_forward_user_value(user, len, enc, sizeof(enc));
+    if (n < 0)
         return -1;
-    return sessiond_resp_header(resp, "X-Session-User-Encoding", "percent",
-                                7);
+    return sessiond_resp_header(resp, "X-Session-User", enc, (size_t)n);
 }
 
 static void csrf_refused(sessiond_app *app, sessiond_http_resp *resp,
@@ -211,72 +319,123 @@ static void csrf_refused(sessiond_app *app, sessiond_http_resp *resp,
     sessiond_resp_static(resp, 403, content_json, body_403);
 }
 
+/* A session cookie found in the request. */
+typedef struct candidate {
+    const char *id;      /* in the connection's header buffer */
+    size_t len;
+} candidate;
+
+/* Collect up to COOKIE_CANDIDATES_MAX session cookies from every Cookie
+ * line; returns how many were stored, "*seen" how many there were (lines
+ * past COOKIE_LINES_MAX are not read; a line that is not a valid Cookie
+ * header is skipped, the others still count). */
+static size_t find_candidates(const sessiond_http_req *req, const char *name,
+                              candidate *out, size_t *seen)
+{
+    const char *lines[COOKIE_LINES_MAX];
+    size_t n_lines = req->header_all(req->conn, "Cookie", lines,
+                                     COOKIE_LINES_MAX);
+    size_t n = 0;
+    *seen = 0;
+    for (size_t l = 0; l < n_lines; l++) {
+        size_t pos = 0, hlen = strlen(lines[l]);
+        const char *v;
+        size_t vlen;
+        while (sess_cookie_next(lines[l], hlen, name, &pos, &v, &vlen) ==
+               SESS_OK) {
+            (*seen)++;
+            if (n < COOKIE_CANDIDATES_MAX) {
+                out[n].id = v;
+                out[n].len = vlen;
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
+/* Several session cookies where the first is not the valid one: someone
+ * may be tossing cookies at our users (rate-limited per peer). */
+static void report_tossing(sessiond_app *app, const char *ip, size_t seen,
+                           size_t tried, long valid, const char *handle)
+{
+    char detail[96];
+    if (valid >= 0)
+        snprintf(detail, sizeof(detail),
+                 "%zu session cookies, number %ld valid", seen, valid + 1);
+    else
+        snprintf(detail, sizeof(detail),
+                 "%zu session cookies, %zu tried, none valid", seen, tried);
+    sessiond_events_peer(SESSIOND_PEV_COOKIE_TOSSING, sess_ctx_now(app->ctx),
+                         ip, "/v1/auth", handle, detail);
+}
+
 void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
                            sessiond_http_resp *resp)
 {
     const sessiond_config *cfg = app->cfg;
     char ip[SESS_IP_MAX + 1];
-    char hostbuf[SESSIOND_ORIGIN_MAX];
     char cookie[SESS_SET_COOKIE_MAX];
-    const char *id = NULL;
-    size_t id_len = 0;
+    candidate cand[COOKIE_CANDIDATES_MAX];
+    size_t seen = 0;
+    long valid = -1;
     sess_view view;
     sess_err err;
+    int rc = SESS_REJECTED;
 
     memset(&view, 0, sizeof(view));
     cookie[0] = '\0';
-    const char *header = req->header(req->conn, "Cookie");
     /* The ID's form is checked by sess_validate (an unknown-form ID is
      * rejected there), so it is not decoded twice on this path. */
-    if (header == NULL ||
-        sess_cookie_find(header, strlen(header), cfg->cookie.name, &id,
-                         &id_len) != SESS_OK) {
+    size_t n = find_candidates(req, cfg->cookie.name, cand, &seen);
+    if (n == 0) {
         sessiond_resp_static(resp, 401, content_json, body_401);
         return;
     }
 
     sessiond_forward_client_ip(app, req, ip, sizeof(ip));
-    const char *method = req->header(req->conn, "X-Forwarded-Method");
-    if (method == NULL || method[0] == '\0')
-        method = req->header(req->conn, "X-Original-Method");
-    if (method == NULL || method[0] == '\0')
-        method = "GET";
-    bool check_csrf = cfg->session.csrf_enabled &&
-                      !sess_method_is_safe(method);
+    bool check_csrf = cfg->session.csrf_enabled && method_unsafe(req);
 
     sess_client client = {ip, req->header(req->conn, "User-Agent")};
-    err.code = 0;
-    err.msg[0] = '\0';
-    int rc = sess_validate(app->ctx, id, id_len, &client,
+    for (size_t i = 0; i < n; i++) {
+        err.code = 0;
+        err.msg[0] = '\0';
+        sess_view_clear(&view);
+        rc = sess_validate(app->ctx, cand[i].id, cand[i].len, &client,
                            check_csrf ? SESS_VALIDATE_NO_ROTATE : 0, &view,
                            &err);
-    /* The ID sits in the connection's header buffer, which we own for
-     * this request: wipe it now that the library is done with it. */
-    sess_wipe((char *)id, id_len);
+        if (rc == SESS_OK)
+            valid = (long)i;
+        if (rc != SESS_REJECTED && rc != SESS_EINVAL)
+            break;   /* valid, or the store failed: stop either way */
+    }
+    /* The IDs sit in the connection's header buffer, which we own for
+     * this request: wipe them now that the library is done with them. */
+    for (size_t i = 0; i < n; i++)
+        sess_wipe((char *)cand[i].id, cand[i].len);
+    if (seen > 1 && valid != 0 && (rc == SESS_OK || rc == SESS_REJECTED ||
+                                   rc == SESS_EINVAL))
+        report_tossing(app, ip, seen, n, valid,
+                       valid >= 0 ? view.handle : NULL);
 
     if (rc == SESS_REJECTED || rc == SESS_EINVAL) {
         sessiond_resp_static(resp, 401, content_json, body_401);
         goto cleanup;
     }
-    if (rc == SESS_EIO || rc == SESS_EUNAVAILABLE || rc == SESS_EFULL) {
-        sessiond_log(SESSIOND_LOG_WARN, "forward-auth: store error: %s",
-                     err.msg[0] != '\0' ? err.msg : sess_strerror(rc));
-        sessiond_resp_static(resp, 503, content_json, body_503);
-        goto cleanup;
-    }
     if (rc != SESS_OK) {
-        sessiond_log(SESSIOND_LOG_ERROR, "forward-auth: %s",
-                     err.msg[0] != '\0' ? err.msg : sess_strerror(rc));
-        sessiond_resp_static(resp, 500, content_json, body_500);
+        sessiond_library_error_static(resp, rc, &err, "forward-auth");
         goto cleanup;
     }
 
     if (check_csrf) {
-        const char *host = request_host(req, hostbuf, sizeof(hostbuf));
+        sess_origin self;
+        bool trusted = req->peer_unix ||
+                       sessiond_config_is_trusted_proxy(cfg, req->peer_ip);
+        bool known = request_origin(app, req, trusted, &self);
         if (!sess_same_origin_ok(req->header(req->conn, "Origin"),
                                  req->header(req->conn, "Sec-Fetch-Site"),
-                                 host, app->allowed_origins,
-                                 app->n_allowed_origins)) {
+                                 known ? &self : NULL, cfg->allowed_origin,
+                                 cfg->n_allowed_origins)) {
             csrf_refused(app, resp, &view, ip, "cross-site origin");
             goto cleanup;
         }
@@ -300,19 +459,13 @@ void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
         sessiond_resp_header(resp, "X-CSRF-Token", csrf, strlen(csrf)) != 0)
         goto cleanup;   /* the response is now a 500 */
     if (next != NULL) {
-        int64_t max_age = -1;
-        if (next->remember) {
-            uint64_t now = sess_ctx_now(app->ctx);
-            max_age = next->expires_at > now
-                          ? (int64_t)(next->expires_at - now) : 0;
-        }
-        int n = sess_cookie_format(&cfg->cookie, next->id, max_age, cookie,
-                                   sizeof(cookie));
-        if (n <= 0) {
+        int len = sess_issued_cookie(app->ctx, &cfg->cookie, next, cookie,
+                                     sizeof(cookie));
+        if (len <= 0) {
             sessiond_resp_static(resp, 500, content_json, body_500);
             goto cleanup;
         }
-        if (sessiond_resp_header(resp, "Set-Cookie", cookie, (size_t)n) != 0 ||
+        if (sessiond_resp_header(resp, "Set-Cookie", cookie, (size_t)len) != 0 ||
             sessiond_resp_header(resp, "X-Session-Rotated", "1", 1) != 0)
             goto cleanup;
     }

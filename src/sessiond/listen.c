@@ -25,6 +25,26 @@
 
 #define BACKLOG 1024
 
+/* Host names (RFC 1123 letters, digits, '-', '.'; '_' as some internal
+ * names have) and IPv4 literals: a check here, so a typo is reported at
+ * start-up with the key's name rather than as a resolver error. */
+static bool host_name_ok(const char *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)h[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * The one parser of server.listen: the configuration check
+ * (sessiond_config_validate) and the socket code both call it.  Messages
+ * start with "server.listen: ".
+ */
 int sessiond_listen_parse(const char *listen, sessiond_listen_spec *spec,
                           char *err, size_t errlen)
 {
@@ -51,17 +71,31 @@ int sessiond_listen_parse(const char *listen, sessiond_listen_spec *spec,
         const char *close = strchr(listen, ']');
         if (close == NULL || close[1] != ':') {
             snprintf(err, errlen,
-                     "server.listen: expected [IPV6]:PORT, got '%s'", listen);
+                     "server.listen: expected [IPV6]:PORT, got '%.64s'", listen);
             return -1;
         }
         host = listen + 1;
         hlen = (size_t)(close - host);
         colon = close + 1;
+        char v6[SESSIOND_HOST_MAX + 1];
+        struct in6_addr a6;
+        if (hlen == 0 || hlen > SESSIOND_HOST_MAX) {
+            snprintf(err, errlen, "server.listen: expected [IPV6]:PORT, got '%.64s'",
+                     listen);
+            return -1;
+        }
+        memcpy(v6, host, hlen);
+        v6[hlen] = '\0';
+        if (inet_pton(AF_INET6, v6, &a6) != 1) {
+            snprintf(err, errlen, "server.listen: '%.64s' is not an IPv6 address",
+                     v6);
+            return -1;
+        }
     } else {
         if (colon == NULL) {
             snprintf(err, errlen,
                      "server.listen: expected HOST:PORT, [IPV6]:PORT or "
-                     "unix:PATH, got '%s'",
+                     "unix:PATH, got '%.64s'",
                      listen);
             return -1;
         }
@@ -70,12 +104,24 @@ int sessiond_listen_parse(const char *listen, sessiond_listen_spec *spec,
             snprintf(err, errlen,
                      "server.listen: put an IPv6 address in brackets: "
                      "[%.*s]:PORT",
-                     (int)hlen, listen);
+                     (int)(hlen < 64 ? hlen : 64), listen);
+            return -1;
+        }
+        if (hlen > 253) {
+            snprintf(err, errlen,
+                     "server.listen: host name longer than 253 bytes");
+            return -1;
+        }
+        if (hlen > 0 && !host_name_ok(listen, hlen)) {
+            snprintf(err, errlen,
+                     "server.listen: host must be an IPv4 address or a host "
+                     "name, got '%.*s'",
+                     (int)(hlen < 64 ? hlen : 64), listen);
             return -1;
         }
     }
     if (hlen == 0 || hlen > SESSIOND_HOST_MAX) {
-        snprintf(err, errlen, "server.listen: missing or too long host in '%s'",
+        snprintf(err, errlen, "server.listen: missing or too long host in '%.64s'",
                  listen);
         return -1;
     }
@@ -89,9 +135,10 @@ int sessiond_listen_parse(const char *listen, sessiond_listen_spec *spec,
         else
             pv = pv * 10 + (unsigned long)(port[i] - '0');
     }
+    /* Port 0 asks the kernel for a free port (tests use it). */
     if (!digits || pv > 65535) {
-        snprintf(err, errlen, "server.listen: port must be 0 to 65535 in '%s'",
-                 listen);
+        snprintf(err, errlen,
+                 "server.listen: port must be 0..65535 in '%.64s'", listen);
         return -1;
     }
     memcpy(spec->host, host, hlen);

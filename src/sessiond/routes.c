@@ -12,15 +12,23 @@
  * The dispatcher applies, in order: URL length (414), route (404/405),
  * API key (401, DESIGN invariant 11; GET /v1/auth, /healthz and /readyz
  * stay open), body size (413) and Content-Type (415) for body routes,
- * then the handler.  The table is constant; nothing here locks.
+ * then the handler.  A refused key writes a rate-limited auth_failure
+ * event (peer, route pattern, missing/unknown; never the key), and a peer
+ * with repeated failures gets 429 with Retry-After for a while, before
+ * its key is even looked at (apikeys.c).  The peer is the client address
+ * by the forwarding trust rule (forward_auth.c), so clients behind a
+ * trusted proxy are told apart.  The table is constant; nothing here
+ * locks.
  */
 #include "routes.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "api.h"
+#include "events.h"
 #include "forward_auth.h"
 #include "metrics.h"
 
@@ -234,6 +242,55 @@ static bool json_content_type(const char *ct)
     return *p == '\0';
 }
 
+static uint64_t monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec;
+}
+
+/* The API key check of a keyed route with keys configured: true to go
+ * on, false with a 401 or 429 in "resp". */
+static bool key_accepted(sessiond_app *app, const sessiond_route *r,
+                         const sessiond_http_req *req,
+                         sessiond_http_resp *resp)
+{
+    char ip[SESS_IP_MAX + 1];
+    uint64_t now = monotonic_seconds();
+    uint32_t retry = 0;
+    bool have_ip = false;
+
+    /* One atomic load unless some peer is being refused: a successful
+     * request does not pay for the throttle. */
+    if (sessiond_apikeys_refusing(app->apikeys, now)) {
+        sessiond_forward_client_ip(app, req, ip, sizeof(ip));
+        have_ip = true;
+        if (sessiond_apikeys_throttled(app->apikeys, ip, now, &retry)) {
+            char secs[16];
+            int n = snprintf(secs, sizeof(secs), "%u", retry > 0 ? retry : 1);
+            sessiond_resp_error(resp, 429, "too_many_requests",
+                                "too many failed API keys from this "
+                                "address; retry later");
+            sessiond_resp_header(resp, "Retry-After", secs, (size_t)n);
+            return false;
+        }
+    }
+    sessiond_key_result kr = sessiond_apikeys_verify(
+        app->apikeys, req->header(req->conn, "Authorization"));
+    if (kr == SESSIOND_KEY_OK)
+        return true;
+    if (!have_ip)
+        sessiond_forward_client_ip(app, req, ip, sizeof(ip));
+    (void)sessiond_apikeys_failed(app->apikeys, ip, now);
+    sessiond_events_peer(SESSIOND_PEV_AUTH_FAILURE, sess_ctx_now(app->ctx), ip,
+                         r->pattern, NULL, sessiond_key_result_name(kr));
+    sessiond_resp_error(resp, 401, "unauthorized",
+                        "a valid API key is required "
+                        "(Authorization: Bearer KEY)");
+    sessiond_resp_header(resp, "WWW-Authenticate", "Bearer", 6);
+    return false;
+}
+
 void sessiond_dispatch(sessiond_app *app, long route, const char *allow,
                        const sessiond_http_req *req, const char *content_type,
                        sessiond_http_resp *resp)
@@ -259,15 +316,9 @@ void sessiond_dispatch(sessiond_app *app, long route, const char *allow,
     }
     const sessiond_route *r = &routes[route];
 
-    if ((r->flags & KEY) != 0 &&
-        !sessiond_apikeys_check(app->apikeys,
-                                req->header(req->conn, "Authorization"))) {
-        sessiond_resp_error(resp, 401, "unauthorized",
-                            "a valid API key is required "
-                            "(Authorization: Bearer KEY)");
-        sessiond_resp_header(resp, "WWW-Authenticate", "Bearer", 6);
+    if ((r->flags & KEY) != 0 && sessiond_apikeys_enabled(app->apikeys) &&
+        !key_accepted(app, r, req, resp))
         return;
-    }
     if ((r->flags & BODY) != 0) {
         if (req->body_too_large) {
             char msg[96];

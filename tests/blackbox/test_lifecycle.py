@@ -276,8 +276,23 @@ class SessionTest(SessiondTestCase):
         # and one with nothing to compare it with is a 400, never a guess.
         base = {"session_id": a["session_id"], "csrf_token": a["csrf_token"]}
         r = self.d.post("/v1/csrf/verify", dict(base, origin="https://shop.example",
+                                                host="https://shop.example"))
+        self.assertStatus(r, 200)
+        # The full origin is compared (scheme, host, port; default ports
+        # normalised).  A bare host takes the configured scheme: http here
+        # (development, cookie.secure = false).
+        r = self.d.post("/v1/csrf/verify", dict(base, origin="http://shop.example:80",
                                                 host="shop.example"))
         self.assertStatus(r, 200)
+        for origin, host in (("https://shop.example", "shop.example"),
+                             ("http://shop.example", "https://shop.example"),
+                             ("https://shop.example:8443", "https://shop.example"),
+                             ("null", "https://shop.example")):
+            r = self.d.post("/v1/csrf/verify", dict(base, origin=origin, host=host))
+            self.assertEqual(r.status, 403, "origin %s against host %s: %r" % (origin, host, r))
+        r = self.d.post("/v1/csrf/verify", dict(base, origin="https://shop.example",
+                                                host="shop.example/path"))
+        self.assertError(r, 400)
         r = self.d.post("/v1/csrf/verify", dict(base, origin="https://evil.example",
                                                 host="shop.example"))
         self.assertError(r, 403)

@@ -142,6 +142,53 @@ class RotationTest(SessiondTestCase):
         self.assertIn("reuse", text.lower(), "no reuse-after-grace event: %r" % text[-1000:])
         d.assert_no_ids_in(text, "the security events file")
 
+    def _reuse_events(self, path, want):
+        deadline = time.monotonic() + 5
+        lines = []
+        while time.monotonic() < deadline:
+            if os.path.exists(path):
+                with open(path) as f:
+                    lines = [json.loads(x) for x in f if x.strip()]
+            got = [e for e in lines if e.get("event") == "reuse_after_grace"]
+            if len(got) >= want:
+                return got
+            time.sleep(0.2)
+        self.fail("no reuse_after_grace event in %r" % lines[-5:])
+
+    def test_reuse_after_grace_ends_the_successor(self):
+        """RFC 9700 section 4.14.2: the thief rotated first; the victim's
+        replay of the old ID ends the thief's session too (default), and
+        with session.on_reuse_after_grace = log it does not."""
+        for mode in ("revoke", "log"):
+            with self.subTest(mode=mode):
+                d = self.make()
+                events = os.path.join(d.dir, "events.jsonl")
+                d.sets = ["session.rotate_interval=2", "session.rotation_grace=1",
+                          "log.security_events=" + events]
+                if mode == "log":
+                    d.sets.append("session.on_reuse_after_grace=log")
+                d.start()
+                j = d.create_ok("victim")
+                time.sleep(3.2)
+                r = d.validate(j["session_id"])       # the thief rotates
+                thief = r.json["rotated"]["session_id"]
+                time.sleep(2.5)                        # past the grace window
+                r = d.validate(j["session_id"])       # the victim comes back
+                self.assertError(r, 401, "invalid_session")
+                self.assertEqual(r.json.get("reason"), "revoked")
+                ev = self._reuse_events(events, 1)[-1]
+                self.assertEqual(ev["handle"], j["handle"])
+                if mode == "revoke":
+                    self.assertEqual(ev["detail"], "successor revoked")
+                    self.assertError(d.validate(thief), 401, "invalid_session")
+                    self.assertEqual(d.list_sessions("victim").json["sessions"], [])
+                else:
+                    self.assertEqual(ev["detail"], "logged")
+                    self.assertStatus(d.validate(thief), 200)
+                with open(events) as f:
+                    d.assert_no_ids_in(f.read(), "the security events file")
+                d.stop()
+
     def test_regenerate_has_no_grace(self):
         d = self.start(sets=["session.rotate_interval=4", "session.rotation_grace=3"])
         j = d.create_ok("alice")
@@ -448,6 +495,60 @@ class ApiKeyTest(SessiondTestCase):
         name = cookie_value(j["set_cookie"])[0]
         r = d.auth("%s=%s" % (name, j["session_id"]))
         self.assertStatus(r, 200)
+
+    def test_failed_keys_logged_and_throttled(self):
+        """Issue 10, item 12: a refused key writes a rate-limited auth_failure
+        event (peer, route, reason; never the key); after 10 failures within
+        a minute the peer gets 429 with Retry-After, even with the right key,
+        while other peers (told apart by the trusted proxy's X-Forwarded-For)
+        are served."""
+        d = self.make()
+        events = os.path.join(d.dir, "events.jsonl")
+        d.api_keys = self.keys_file(d.dir)
+        d.sets = ["log.security_events=" + events,
+                  "binding.trusted_proxies=127.0.0.1"]
+        d.start()
+        bad = {"X-Forwarded-For": "198.51.100.1"}
+        wrong = "wrong" + self.KEY[5:]
+        for i in range(10):
+            auth = None if i % 2 else "Bearer " + wrong
+            r = d.post("/v1/sessions", {"user_id": "alice", "client": DEFAULT_CLIENT},
+                       headers=dict(bad, Authorization=auth))
+            self.assertError(r, 401)
+        d.api_key = self.KEY
+        r = d.post("/v1/sessions", {"user_id": "alice", "client": DEFAULT_CLIENT},
+                   headers=bad)
+        self.assertEqual(r.status, 429, r)
+        self.assertEqual(r.json.get("error"), "too_many_requests", r)
+        retry = int(r.header("Retry-After"))
+        self.assertTrue(1 <= retry <= 60, retry)
+        # Another client behind the same proxy is not affected.
+        r = d.post("/v1/sessions", {"user_id": "alice", "client": DEFAULT_CLIENT},
+                   headers={"X-Forwarded-For": "198.51.100.2"})
+        self.assertStatus(r, 201)
+        lines = []
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with open(events) as f:
+                text = f.read()
+            lines = [json.loads(x) for x in text.splitlines() if x.strip()]
+            fails = [e for e in lines if e["event"] == "auth_failure"]
+            if fails:
+                break
+            time.sleep(0.2)
+        self.assertTrue(fails, "no auth_failure event: %r" % lines)
+        self.assertNotIn(self.KEY, text)
+        self.assertNotIn(wrong, text)
+        self.assertNotIn(wrong[5:], text)
+        for e in fails:
+            self.assertEqual(e["ip"], "198.51.100.1")
+            self.assertEqual(e["route"], "/v1/sessions")
+            self.assertIn(e["reason"], ("missing", "unknown"))
+        self.assertEqual({e["reason"] for e in fails} - {"missing", "unknown"}, set())
+        # Rate-limited: at most 5 lines per second for one peer; every
+        # failure is a line or counted as suppressed.
+        self.assertLessEqual(len(fails) + sum(e["suppressed"] for e in fails), 10)
+        self.assertLessEqual(len(fails), 10)
 
     def run_refused(self, args):
         p = subprocess.run([harness.SESSIOND] + args, capture_output=True, text=True,

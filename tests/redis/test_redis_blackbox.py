@@ -200,6 +200,28 @@ class RevocationMixin:
                     v = validate(b, r.json["session_id"], client=client)
                     self.assertEqual(v.status, 200, brief(v))
 
+    # ---- (d) reuse after the grace window (issue 10, item 8) -----------------
+
+    def test_8_reuse_after_grace_ends_successor_on_both(self):
+        """The thief rotates the ID on B (B's L1 now holds the successor); the
+        victim replays the old ID on A after the grace window: the successor
+        is ended in Redis, and B refuses it at once."""
+        a, b = self.pair(["session.rotate_interval=2", "session.rotation_grace=1"])
+        j = create(a, "reuse-victim")
+        self.assertEqual(j.status, 201, brief(j))
+        sid = j.json["session_id"]
+        time.sleep(2.3)
+        r = validate(b, sid)
+        self.assertEqual(r.status, 200, brief(r))
+        thief = r.json["rotated"]["session_id"]
+        self.assertEqual(validate(b, thief).status, 200)      # warm B's L1
+        time.sleep(1.5)
+        r = validate(a, sid)
+        self.assertEqual((r.status, r.json.get("reason")), (401, "revoked"), brief(r))
+        after = validate(b, thief)
+        self.assertEqual(after.status, 401, "%s: B still accepts the successor of a "
+                         "replayed ID: %s" % (self.TOPOLOGY, brief(after)))
+
     # ---- (e) metrics ------------------------------------------------------------
 
     def test_7_store_metrics(self):

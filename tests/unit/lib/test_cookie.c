@@ -211,27 +211,124 @@ static void test_id_check(void **state)
     assert_int_equal(sess_id_check(NULL, 0), SESS_EINVAL);
 }
 
+static sess_origin O(const char *text)
+{
+    sess_origin o;
+    assert_int_equal(sess_origin_parse(text, strlen(text), &o), SESS_OK);
+    return o;
+}
+
+static void test_origin_parse(void **state)
+{
+    (void)state;
+    sess_origin a, b;
+    char buf[SESS_ORIGIN_MAX + 1];
+    /* Default ports are normalised, case is folded. */
+    a = O("https://App.Example");
+    b = O("https://app.example:443");
+    assert_true(sess_origin_equal(&a, &b));
+    assert_int_equal(sess_origin_format(&b, buf, sizeof buf), 19);
+    assert_string_equal(buf, "https://app.example");
+    a = O("http://app.example:80");
+    b = O("http://app.example");
+    assert_true(sess_origin_equal(&a, &b));
+    /* Scheme and port are part of the origin. */
+    a = O("http://app.example");
+    b = O("https://app.example");
+    assert_false(sess_origin_equal(&a, &b));
+    a = O("https://app.example:8443");
+    b = O("https://app.example");
+    assert_false(sess_origin_equal(&a, &b));
+    assert_int_equal(sess_origin_format(&a, buf, sizeof buf), 24);
+    a = O("http://[::1]:8080");
+    assert_string_equal(a.host, "[::1]");
+    assert_int_equal(a.port, 8080);
+    const char *bad[] = {"null", "", "app.example", "ftp://app.example",
+                         "https://", "https://app.example/", "https://a:0",
+                         "https://a:65536", "https://a:", "https://u@a",
+                         "https://a b", "https://[::1", "https://[zz]",
+                         "https://a:8x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(sess_origin_parse(bad[i], strlen(bad[i]), &a), SESS_EINVAL);
+    /* From a Host header and a scheme. */
+    assert_int_equal(sess_origin_from_host(true, "app.example", 11, &a), SESS_OK);
+    b = O("https://app.example");
+    assert_true(sess_origin_equal(&a, &b));
+    assert_int_equal(sess_origin_from_host(false, "app.example:8080", 16, &a), SESS_OK);
+    assert_int_equal(a.port, 8080);
+    assert_int_equal(sess_origin_from_host(false, "app.example,x", 13, &a), SESS_EINVAL);
+}
+
 static void test_same_origin(void **state)
 {
     (void)state;
-    const char *allowed[] = {"https://partner.example"};
-    assert_true(sess_same_origin_ok(NULL, NULL, "app.example", NULL, 0));
-    assert_true(sess_same_origin_ok("https://app.example", "same-origin", "app.example", NULL, 0));
-    assert_true(sess_same_origin_ok("https://app.example:8443", NULL, "app.example:8443", NULL, 0));
-    assert_false(sess_same_origin_ok("https://evil.example", NULL, "app.example", NULL, 0));
-    assert_false(sess_same_origin_ok("https://app.example.evil", NULL, "app.example", NULL, 0));
-    assert_false(sess_same_origin_ok("null", NULL, "app.example", NULL, 0));
-    assert_false(sess_same_origin_ok(NULL, "cross-site", "app.example", NULL, 0));
-    assert_false(sess_same_origin_ok("https://app.example", "cross-site", "app.example", NULL, 0));
-    assert_true(sess_same_origin_ok("https://partner.example", NULL, "app.example", allowed, 1));
-    assert_true(sess_same_origin_ok("https://app.example", NULL, "https://app.example", NULL, 0));
-    assert_false(sess_same_origin_ok("http://app.example", NULL, "https://app.example", NULL, 0));
+    sess_origin self = O("https://app.example");
+    sess_origin self_port = O("https://app.example:8443");
+    sess_origin allowed[] = {O("https://partner.example")};
+    assert_true(sess_same_origin_ok(NULL, NULL, &self, NULL, 0));
+    assert_true(sess_same_origin_ok("https://app.example", "same-origin", &self, NULL, 0));
+    assert_true(sess_same_origin_ok("https://app.example:443", NULL, &self, NULL, 0));
+    assert_true(sess_same_origin_ok("https://app.example:8443", NULL, &self_port, NULL, 0));
+    assert_false(sess_same_origin_ok("https://app.example", NULL, &self_port, NULL, 0));
+    assert_false(sess_same_origin_ok("https://evil.example", NULL, &self, NULL, 0));
+    assert_false(sess_same_origin_ok("https://app.example.evil", NULL, &self, NULL, 0));
+    assert_false(sess_same_origin_ok("null", NULL, &self, NULL, 0));
+    assert_false(sess_same_origin_ok(NULL, "cross-site", &self, NULL, 0));
+    assert_false(sess_same_origin_ok("https://app.example", "cross-site", &self, NULL, 0));
+    assert_true(sess_same_origin_ok("https://partner.example", NULL, &self, allowed, 1));
+    assert_true(sess_same_origin_ok("https://partner.example:443", NULL, NULL, allowed, 1));
+    /* The old host-only comparison let these through. */
+    assert_false(sess_same_origin_ok("http://app.example", NULL, &self, NULL, 0));
+    assert_false(sess_same_origin_ok("https://app.example:444", NULL, &self, NULL, 0));
     assert_false(sess_same_origin_ok("https://app.example", NULL, NULL, NULL, 0));
+}
+
+static void test_methods(void **state)
+{
+    (void)state;
     assert_true(sess_method_is_safe("GET"));
     assert_true(sess_method_is_safe("HEAD"));
+    assert_true(sess_method_is_safe("OPTIONS"));
+    /* TRACE reflects the request (cross-site tracing): unsafe here. */
+    assert_false(sess_method_is_safe("TRACE"));
+    assert_false(sess_method_is_safe("CONNECT"));
     assert_false(sess_method_is_safe("POST"));
     assert_false(sess_method_is_safe("DELETE"));
     assert_false(sess_method_is_safe("get"));
+    assert_false(sess_method_is_safe("BREW"));
+    assert_false(sess_method_is_safe(""));
+    assert_false(sess_method_is_safe(NULL));
+}
+
+/* Cookie tossing (RFC 6265bis section 8.6): every same-named cookie, in
+ * order, exact names only. */
+static void test_cookie_next(void **state)
+{
+    (void)state;
+    const char *h = "sid=one; other=x; sid=\"two\";SID=no; sidx=no; sid=three";
+    const char *want[] = {"one", "two", "three"};
+    size_t pos = 0, n = 0, vlen;
+    const char *v;
+    while (sess_cookie_next(h, strlen(h), "sid", &pos, &v, &vlen) == SESS_OK) {
+        assert_true(n < 3);
+        assert_int_equal(vlen, strlen(want[n]));
+        assert_memory_equal(v, want[n], vlen);
+        n++;
+    }
+    assert_int_equal(n, 3);
+    assert_int_equal(sess_cookie_next(h, strlen(h), "sid", &pos, &v, &vlen), SESS_NOTFOUND);
+    /* The __Host- name matches exactly: a prefix in another case is
+     * another cookie (one a sibling could set). */
+    const char *t = "__host-sessiond=A; __HOST-sessiond=B; __Host-sessiond=C";
+    pos = 0;
+    assert_int_equal(sess_cookie_next(t, strlen(t), "__Host-sessiond", &pos, &v, &vlen),
+                     SESS_OK);
+    assert_int_equal(vlen, 1);
+    assert_int_equal(v[0], 'C');
+    assert_int_equal(sess_cookie_next(t, strlen(t), "__Host-sessiond", &pos, &v, &vlen),
+                     SESS_NOTFOUND);
+    pos = 0;
+    assert_int_equal(sess_cookie_next("a=\x01", 3, "a", &pos, &v, &vlen), SESS_EINVAL);
 }
 
 static void test_environment_names(void **state)
@@ -257,6 +354,9 @@ int main(void)
         cmocka_unit_test(test_http_state_corpus),
         cmocka_unit_test(test_id_check),
         cmocka_unit_test(test_same_origin),
+        cmocka_unit_test(test_origin_parse),
+        cmocka_unit_test(test_methods),
+        cmocka_unit_test(test_cookie_next),
         cmocka_unit_test(test_environment_names),
     };
     return cmocka_run_group_tests_name("cookie", tests, NULL, NULL);

@@ -209,15 +209,147 @@ static void test_rotation_with_grace(void **state)
     assert_false(w.rotated);
     sess_view_clear(&w);
 
-    /* After the grace window the old ID is dead and its use is reported. */
+    /* After the grace window the old ID is dead and its use is reported;
+     * by default (RFC 9700 section 4.14.2) the successor ends with it. */
     clk.now += 21;
     assert_int_equal(validate(ctx, s.id, &alice_client, &w), SESS_REJECTED);
     assert_int_equal(w.reason, SESS_REASON_REVOKED);
     assert_int_equal(evs.count[SESS_EVENT_REUSE_AFTER_GRACE], 1);
     assert_string_equal(evs.last_handle, s.handle);
-    assert_int_equal(validate(ctx, succ, &alice_client, &w), SESS_OK);
+    assert_string_equal(evs.last_detail, "successor revoked");
+    assert_int_equal(validate(ctx, succ, &alice_client, &w), SESS_REJECTED);
+    assert_int_equal(w.reason, SESS_REASON_UNKNOWN);
     sess_view_clear(&w);
     sess_ctx_free(ctx);
+}
+
+/* A context on "url" (memory: or lmdb:DIR) with the test key and clock. */
+static sess_ctx *ctx_on(const char *url, const sess_config *cfg, test_clock *clk)
+{
+    static const uint8_t key[1][SESS_KEY_BYTES] = {{9, 8, 7}};
+    const char *kids[] = {"reuse-key"};
+    sess_keyring *kr = NULL;
+    sess_store *st = NULL;
+    sess_ctx *ctx = NULL;
+    sess_store_options opt = {0};
+    sess_err err;
+    assert_int_equal(sess_keyring_from_keys(kids, key, 1, &kr, &err), SESS_OK);
+    assert_int_equal(sess_store_open(url, &opt, &st, &err), SESS_OK);
+    assert_int_equal(sess_ctx_new(cfg, st, kr, &ctx, &err), SESS_OK);
+    clk->now = 1800000000u;
+    sess_ctx_set_clock(ctx, test_clock_read, clk);
+    return ctx;
+}
+
+/*
+ * Reuse after the grace window on every local store: the thief rotated
+ * first (twice, so the live session is two hops away from the replayed
+ * ID); the victim's replay of the original ID ends the thief's session.
+ * With on_reuse_after_grace = log the successor lives on, as before.
+ */
+static void test_reuse_after_grace_revokes_successor(void **state)
+{
+    (void)state;
+    char dir[64], url[96];
+    test_tmpdir(dir, sizeof dir);
+    snprintf(url, sizeof url, "lmdb:%s", dir);
+    const char *urls[] = {"memory:", url};
+    for (size_t u = 0; u < 2; u++) {
+        for (int mode = 0; mode < 2; mode++) {
+            test_clock clk;
+            test_events evs = {0};
+            sess_config cfg;
+            sess_config_defaults(&cfg);
+            cfg.reuse_action = mode == 0 ? SESS_REUSE_REVOKE : SESS_REUSE_LOG;
+            sess_ctx *ctx = ctx_on(urls[u], &cfg, &clk);
+            sess_ctx_set_event_handler(ctx, test_event_capture, &evs);
+            sess_issued s;
+            sess_view v;
+            char s1[SESS_ID_LEN + 1], s2[SESS_ID_LEN + 1];
+
+            create_user(ctx, "mallory-victim", &s);
+            clk.now += 300;   /* the thief rotates s -> s1 */
+            assert_int_equal(validate(ctx, s.id, &alice_client, &v), SESS_OK);
+            assert_true(v.rotated);
+            memcpy(s1, v.successor.id, sizeof s1);
+            sess_view_clear(&v);
+            clk.now += 300;   /* and s1 -> s2 */
+            assert_int_equal(validate(ctx, s1, &alice_client, &v), SESS_OK);
+            assert_true(v.rotated);
+            memcpy(s2, v.successor.id, sizeof s2);
+            sess_view_clear(&v);
+
+            /* The victim's tab comes back with the original ID. */
+            assert_int_equal(validate(ctx, s.id, &alice_client, &v), SESS_REJECTED);
+            assert_int_equal(v.reason, SESS_REASON_REVOKED);
+            assert_int_equal(evs.count[SESS_EVENT_REUSE_AFTER_GRACE], 1);
+            assert_string_equal(evs.last_handle, s.handle);
+            sess_view_clear(&v);
+            int rc = validate(ctx, s2, &alice_client, &v);
+            sess_view_clear(&v);
+            if (mode == 0) {
+                assert_string_equal(evs.last_detail, "successor revoked");
+                assert_int_equal(rc, SESS_REJECTED);
+                /* A second replay finds nothing left to end. */
+                assert_int_equal(validate(ctx, s.id, &alice_client, &v),
+                                 SESS_REJECTED);
+                assert_string_equal(evs.last_detail, "no live successor");
+                sess_view_clear(&v);
+                /* Other sessions of the user are untouched. */
+                sess_issued t;
+                create_user(ctx, "mallory-victim", &t);
+                assert_int_equal(validate(ctx, t.id, &alice_client, &v), SESS_OK);
+                sess_view_clear(&v);
+            } else {
+                assert_string_equal(evs.last_detail, "logged");
+                assert_int_equal(rc, SESS_OK);
+            }
+            sess_ctx_free(ctx);
+        }
+    }
+    test_rmdir(dir);
+}
+
+/* Remember-me Max-Age has one owner (issue 10, item 13): the remaining
+ * absolute lifetime by the context's clock, 0 once past, none otherwise. */
+static void test_issued_cookie_max_age(void **state)
+{
+    (void)state;
+    test_clock clk;
+    sess_ctx *ctx = test_ctx_new(NULL, &clk);
+    sess_cookie_profile p;
+    sess_issued s;
+    char buf[SESS_SET_COOKIE_MAX], want[64];
+    sess_cookie_profile_default(SESS_ENV_DEVELOPMENT, &p);
+    sess_create_req req = {.user_id = "rita", .user_id_len = 4,
+                           .client = alice_client, .remember = true};
+    assert_int_equal(sess_create(ctx, &req, &s, NULL, NULL), SESS_OK);
+    clk.now += 1000;
+    assert_true(sess_issued_cookie(ctx, &p, &s, buf, sizeof buf) > 0);
+    snprintf(want, sizeof want, "; Max-Age=%llu;",
+             (unsigned long long)(s.expires_at - clk.now));
+    assert_non_null(strstr(buf, want));
+    clk.now = s.expires_at + 5;
+    assert_true(sess_issued_cookie(ctx, &p, &s, buf, sizeof buf) > 0);
+    assert_non_null(strstr(buf, "; Max-Age=0;"));
+    s.remember = false;
+    assert_true(sess_issued_cookie(ctx, &p, &s, buf, sizeof buf) > 0);
+    assert_null(strstr(buf, "Max-Age"));
+    assert_true(sess_issued_cookie(ctx, &p, &s, buf, 10) < 0);
+    sess_wipe(&s, sizeof s);
+    sess_ctx_free(ctx);
+}
+
+static void test_reuse_action_checked(void **state)
+{
+    (void)state;
+    sess_config cfg;
+    sess_err err;
+    sess_config_defaults(&cfg);
+    assert_int_equal(cfg.reuse_action, SESS_REUSE_REVOKE);
+    cfg.reuse_action = (sess_reuse_action)7;
+    assert_int_equal(sess_config_check(&cfg, &err), SESS_ECONFIG);
+    assert_non_null(strstr(err.msg, "on_reuse_after_grace"));
 }
 
 /* A burst of threads all holding the old ID right at rotation time. */
@@ -889,6 +1021,9 @@ int main(void)
         cmocka_unit_test(test_touch_is_coalesced),
         cmocka_unit_test(test_remember_me),
         cmocka_unit_test(test_rotation_with_grace),
+        cmocka_unit_test(test_reuse_after_grace_revokes_successor),
+        cmocka_unit_test(test_reuse_action_checked),
+        cmocka_unit_test(test_issued_cookie_max_age),
         cmocka_unit_test(test_rotation_burst_one_successor),
         cmocka_unit_test(test_regenerate_kills_old_at_once),
         cmocka_unit_test(test_data_versions),

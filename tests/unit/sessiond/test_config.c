@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "listen.h"
 
 #ifndef SESSIOND_SOURCE_DIR
 #define SESSIOND_SOURCE_DIR "."
@@ -154,10 +155,13 @@ static const value_case value_cases[] = {
     {"server.listen", "127.0.0.1:", false, "port"},
     {"server.listen", "127.0.0.1:65536", false, "port"},
     {"server.listen", "[::g]:80", false, "IPv6"},
+    {"server.listen", "bad!host:80", false, "host"},
     {"server.listen", "unix:", false, "socket path"},
     {"server.listen", "", false, "must not be empty"},
     {"store.url", "memory:", true, NULL},
-    {"store.url", "nothing", false, "SCHEME"},
+    {"store.url", "nothing", false, "scheme"},
+    {"store.url", "nosuch:x", false, "unknown store scheme"},
+    {"store.url", "1lmdb:x", false, "malformed"},
     {"server.keys_dir", "", false, "must not be empty"},
     {"server.api_keys_file", "", true, NULL},
     {"server.keys_dir", "a\tb", false, "control characters"},
@@ -167,6 +171,8 @@ static const value_case value_cases[] = {
     {"cookie.path", "/app", true, NULL},
     {"cookie.path", "app", false, "'/'"},
     {"cookie.path", "/a;b", false, NULL},
+    {"cookie.path", "/a b", false, "spaces"},
+    {"cookie.path", "/a\x7f", false, NULL},
     {"cookie.domain", "", true, NULL},
     {"cookie.domain", "example.com", true, NULL},
     {"cookie.domain", "exa mple.com", false, NULL},
@@ -269,7 +275,7 @@ static void test_trusted_proxies(void **state)
         err, sizeof err), SESS_OK);
     assert_int_equal(cfg->n_trusted_proxies, 6);
     /* Host bits are masked. */
-    assert_int_equal(cfg->trusted_proxies[0].addr[1], 0);
+    assert_int_equal(cfg->trusted_proxies[0].net.addr[1], 0);
     assert_int_equal(cfg->trusted_proxies[0].prefix, 8);
     assert_int_equal(cfg->trusted_proxies[1].prefix, 32);
     assert_int_equal(cfg->trusted_proxies[4].prefix, 128);
@@ -290,6 +296,25 @@ static void test_trusted_proxies(void **state)
     /* IPv4-mapped IPv6 (dual-stack sockets) matches the IPv4 block. */
     assert_true(sessiond_config_is_trusted_proxy(cfg, "::ffff:10.9.9.9"));
     assert_false(sessiond_config_is_trusted_proxy(cfg, "::ffff:11.9.9.9"));
+    /* One owner of the address rules (issue 10, item 13): a block written
+     * in mapped form is the IPv4 block it maps, as the library's binding
+     * reads such addresses; the daemon used to keep it as an IPv6 block
+     * that no (normalised) peer could ever match. */
+    assert_int_equal(sessiond_config_set(cfg, "binding.trusted_proxies",
+                                         "::ffff:10.0.0.0/104", err, sizeof err), SESS_OK);
+    assert_int_equal(cfg->trusted_proxies[0].prefix, 8);
+    assert_true(sessiond_config_is_trusted_proxy(cfg, "10.9.9.9"));
+    assert_true(sessiond_config_is_trusted_proxy(cfg, "::ffff:10.9.9.9"));
+    assert_false(sessiond_config_is_trusted_proxy(cfg, "11.9.9.9"));
+    assert_int_equal(sessiond_config_set(cfg, "binding.trusted_proxies",
+                                         "::ffff:10.0.0.0/95", err, sizeof err), SESS_ECONFIG);
+    sess_ip a, b;
+    assert_int_equal(sess_ip_parse("::ffff:203.0.113.7", &a), SESS_OK);
+    assert_int_equal(sess_ip_parse("203.0.113.7", &b), SESS_OK);
+    assert_true(sess_ip_prefix_match(&a, &b, 32));
+    assert_int_equal(sessiond_config_set(cfg, "binding.trusted_proxies",
+        "10.1.2.3/8, 192.168.1.7\t172.16.0.0/12,fd00::/8 2001:db8::1 2001:db8:1::/47",
+        err, sizeof err), SESS_OK);
     /* Garbage is never trusted. */
     assert_false(sessiond_config_is_trusted_proxy(cfg, ""));
     assert_false(sessiond_config_is_trusted_proxy(cfg, "10.0.0.1 "));
@@ -641,6 +666,94 @@ static void test_docs(void **state)
     free(cfg);
 }
 
+/* Issue 10: the reuse policy key, and allowed origins parsed by the
+ * library's origin syntax (one owner). */
+static void test_issue10_keys(void **state)
+{
+    (void)state;
+    sessiond_config *cfg = new_cfg();
+    char err[512];
+    assert_int_equal(cfg->session.reuse_action, SESS_REUSE_REVOKE);
+    assert_int_equal(sessiond_config_set(cfg, "session.on_reuse_after_grace", "log",
+                                         err, sizeof err), SESS_OK);
+    assert_int_equal(cfg->session.reuse_action, SESS_REUSE_LOG);
+    assert_int_equal(sessiond_config_set(cfg, "session.on_reuse_after_grace", "maybe",
+                                         err, sizeof err), SESS_ECONFIG);
+    assert_msg(err, "session.on_reuse_after_grace", "revoke");
+    assert_int_equal(sessiond_config_set(cfg, "csrf.allowed_origins",
+                                         "HTTPS://Shop.Example:443 http://[::1]:8080",
+                                         err, sizeof err), SESS_OK);
+    assert_int_equal(cfg->n_allowed_origins, 2);
+    assert_string_equal(cfg->allowed_origins[0], "https://shop.example");
+    sess_origin o;
+    assert_int_equal(sess_origin_parse("https://shop.example", 20, &o), SESS_OK);
+    assert_true(sess_origin_equal(&o, &cfg->allowed_origin[0]));
+    assert_int_equal(cfg->allowed_origin[1].port, 8080);
+    const char *bad[] = {"https://shop.example/", "null", "ftp://x", "https://a:0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(sessiond_config_set(cfg, "csrf.allowed_origins", bad[i], err,
+                                             sizeof err), SESS_ECONFIG);
+        assert_msg(err, "csrf.allowed_origins", "origin");
+    }
+    free(cfg);
+}
+
+/* Issue 10, item 13: each rule has one owner, and both former paths now
+ * give the same verdict. */
+static void test_one_owner(void **state)
+{
+    (void)state;
+    char err[512];
+    sess_err serr;
+    sessiond_listen_spec spec;
+    /* Listen syntax: listen.c's parser is the config check. */
+    static const char *const listens[] = {"bad!host:80", "[::g]:80", "::1:80",
+                                          "127.0.0.1:65536", "unix:"};
+    for (size_t i = 0; i < sizeof listens / sizeof listens[0]; i++) {
+        sessiond_config *cfg = new_cfg();
+        assert_int_equal(sessiond_listen_parse(listens[i], &spec, err, sizeof err), -1);
+        assert_int_not_equal(sessiond_config_set(cfg, "server.listen", listens[i], err,
+                                                 sizeof err), SESS_OK);
+        free(cfg);
+    }
+    assert_int_equal(sessiond_listen_parse("[::1]:0", &spec, err, sizeof err), 0);
+    /* Cookie attributes: the library's rules, per key and per profile. */
+    sess_cookie_profile p;
+    sess_cookie_profile_default(SESS_ENV_DEVELOPMENT, &p);
+    snprintf(p.path, sizeof p.path, "/a b");
+    assert_int_equal(sess_cookie_profile_check(&p, SESS_ENV_DEVELOPMENT, &serr),
+                     SESS_ECONFIG);
+    sessiond_config *cfg = new_cfg();
+    assert_int_equal(sessiond_config_set(cfg, "cookie.path", "/a b", err, sizeof err),
+                     SESS_ECONFIG);
+    assert_msg(err, "cookie.path", "spaces");
+    free(cfg);
+    /* Store URL syntax: what sess_store_open would refuse, the config
+     * check refuses. */
+    static const char *const urls[] = {"nosuch:x", "nothing", ":x", "1a:x"};
+    for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+        sess_store *st = NULL;
+        cfg = new_cfg();
+        assert_int_equal(sess_store_url_check(urls[i], &serr), SESS_EINVAL);
+        assert_int_equal(sess_store_open(urls[i], NULL, &st, &serr), SESS_EINVAL);
+        assert_int_equal(sessiond_config_set(cfg, "store.url", urls[i], err, sizeof err),
+                         SESS_ECONFIG);
+        free(cfg);
+    }
+    /* Timeout ordering: the library's rule, with the values in the
+     * message, through the whole-config check. */
+    cfg = new_cfg();
+    cfg->session.absolute_timeout = 100;
+    assert_int_equal(sessiond_config_validate(cfg, err, sizeof err), SESS_ECONFIG);
+    assert_msg(err, "session.absolute_timeout", "(1800), is 100");
+    sess_config sc;
+    sess_config_defaults(&sc);
+    sc.absolute_timeout = 100;
+    assert_int_equal(sess_config_check(&sc, &serr), SESS_ECONFIG);
+    assert_string_equal(serr.msg, err);
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -653,6 +766,8 @@ int main(void)
         cmocka_unit_test(test_cookie_env),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_docs),
+        cmocka_unit_test(test_issue10_keys),
+        cmocka_unit_test(test_one_owner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
