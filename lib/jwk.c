@@ -237,6 +237,8 @@ cleanup:
     return rc;
 }
 
+static bool roca_fingerprint(const BIGNUM *n);
+
 static int rsa_key(const json_t *jwk, sess__jwk *k, sess_err *err)
 {
     uint8_t *n = NULL, *e = NULL;
@@ -276,6 +278,11 @@ static int rsa_key(const json_t *jwk, sess__jwk *k, sess_err *err)
                         "2048 bits or not a valid public key)");
         goto cleanup;
     }
+    if (roca_fingerprint(bn_n)) {
+        rc = sess__fail(err, SESS_EINVAL, "RSA JWK has the ROCA fingerprint "
+                        "(CVE-2017-15361): the key is factorable");
+        goto cleanup;
+    }
 cleanup:
     OSSL_PARAM_BLD_free(bld);
     BN_free(bn_n);
@@ -283,6 +290,37 @@ cleanup:
     free(n);
     free(e);
     return rc;
+}
+
+/*
+ * The ROCA fingerprint (CVE-2017-15361, Nemec et al. 2017): moduli made by
+ * the flawed Infineon library are, modulo each small prime p below, in the
+ * subgroup that 65537 generates; a random modulus passes all these tests
+ * with negligible probability.  Such keys are factorable: refuse them.
+ */
+static bool roca_fingerprint(const BIGNUM *n)
+{
+    static const unsigned primes[] = {
+        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67,
+        71, 73, 79, 83, 89, 97, 101, 103, 107, 109, 113, 127, 131, 137, 139,
+        149, 151, 157, 163, 167};
+
+    for (size_t i = 0; i < sizeof primes / sizeof *primes; i++) {
+        unsigned p = primes[i], g = 65537 % p, x = 1;
+        BN_ULONG r = BN_mod_word(n, p);
+        bool in_group = false;
+        if (r == (BN_ULONG)-1)
+            return false;
+        /* Walk the powers of 65537 mod p until they cycle back to 1. */
+        do {
+            if (x == r)
+                in_group = true;
+            x = x * g % p;
+        } while (x != 1 && !in_group);
+        if (!in_group)
+            return false;
+    }
+    return true;
 }
 
 /* Does "alg" fit key "k" (family and curve)? */
