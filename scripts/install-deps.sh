@@ -9,10 +9,11 @@ PACKAGES="build-essential cmake pkg-config git python3 curl ca-certificates
 libssl-dev liblmdb-dev lmdb-utils libhiredis-dev libmicrohttpd-dev libjansson-dev
 libinih-dev libcurl4-openssl-dev libcmocka-dev clang libclang-rt-14-dev valgrind
 nginx wrk linux-perf redis-server redis-sentinel redis-tools cppcheck
-nodejs npm"
+nodejs"
 
 # npm jose for the token interoperability test (tests/tokens/interop.mjs),
-# installed from the committed lock file, once.
+# installed from the committed lock file, once (npm comes with the nodejs
+# build on this machine; on stock Debian add the "npm" package).
 npm_deps() {
     here=$(cd "$(dirname "$0")/.." && pwd)
     if [ ! -d "$here/tests/tokens/node_modules/jose" ] && command -v npm >/dev/null 2>&1; then
