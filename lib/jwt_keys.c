@@ -117,9 +117,9 @@ static int read_file(int dfd, const char *name, size_t max, bool secret,
     }
     if (secret && ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0 ||
                    st.st_uid != geteuid())) {
-        rc = sess__fail(err, SESS_ECONFIG, "signing key '%s' must be owned by "
-                        "this user and not accessible by group or others "
-                        "(mode %03o); chmod 600 it", name,
+        /* Short: the kid fills most of the 128 bytes of "err". */
+        rc = sess__fail(err, SESS_ECONFIG, "'%s' (mode %03o) is not ours "
+                        "alone: chmod 600 it", name,
                         (unsigned)(st.st_mode & 0777));
         goto cleanup;
     }
