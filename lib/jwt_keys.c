@@ -649,9 +649,9 @@ static int kid_cmp(const void *a, const void *b)
 static int build_jwks(sess_sigkeys *kr, sess_err *err)
 {
     json_t *doc = NULL, *arr = json_array();
-    json_t *items[SESS_JWKS_MAX_KEYS];
-    EVP_PKEY *pkeys[SESS_JWKS_MAX_KEYS];
-    const char *kids[SESS_JWKS_MAX_KEYS];
+    json_t *items[SESS_JWKS_MAX_KEYS] = {0};
+    EVP_PKEY *pkeys[SESS_JWKS_MAX_KEYS] = {0};
+    const char *kids[SESS_JWKS_MAX_KEYS] = {0};
     uint8_t h[32];
     char hb[44];
     int rc = SESS_ENOMEM;
