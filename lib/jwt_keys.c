@@ -397,7 +397,7 @@ int sess_sigkeys_generate(const char *dir, sess_sigkey_type type,
     char *pem;
     long pem_len;
     char name[SESS_KID_MAX + 8];
-    bool have_current = false;
+    bool any_published = false;
     int rc;
 
     if (dir == NULL || (unsigned)type > SESS_SIGKEY_RSA)
@@ -410,7 +410,7 @@ int sess_sigkeys_generate(const char *dir, sess_sigkey_type type,
     if (rc != SESS_OK)
         return rc;
     for (size_t i = 0; i < n; i++)
-        have_current |= list[i].state == SESS_SIGKEY_CURRENT;
+        any_published |= list[i].published;
     free(list);
 
     memset(&m, 0, sizeof m);
@@ -431,9 +431,10 @@ int sess_sigkeys_generate(const char *dir, sess_sigkey_type type,
         goto cleanup;
     m.type = type;
     m.created = now;
-    /* A first key signs at once (no verifier has cached a JWKS without
-     * it); later ones wait in "next" for a rotate. */
-    if (have_current) {
+    /* A first key signs at once: with nothing published, no verifier can
+     * hold a cached JWKS that lacks it.  Once any key is published, a new
+     * one waits in "next" for a rotate (after the JWKS max-age). */
+    if (any_published) {
         m.state = SESS_SIGKEY_NEXT;
         m.next_at = now;
     } else {

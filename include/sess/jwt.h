@@ -221,8 +221,8 @@ const char *sess_sigkey_state_name(sess_sigkey_state state);
 
 /*
  * Generate a key of "type" in "dir" (created 0700 if missing).  It becomes
- * "current" when the directory has no current key (a first key: nothing
- * has cached a JWKS yet), else "next".  The kid is copied to "kid_out"
+ * "current" when the directory publishes no key at all (a first key:
+ * nothing can have cached a JWKS without it), else "next".  The kid is copied to "kid_out"
  * (SESS_KID_MAX + 1 bytes) if not NULL.  "now" 0 means the clock.
  */
 int sess_sigkeys_generate(const char *dir, sess_sigkey_type type,

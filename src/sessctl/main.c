@@ -110,7 +110,7 @@ static const command commands[] = {
     {"keys", "generate", cmd_keys_generate, 0, OPT_DIR | OPT_USE | OPT_TYPE,
      "keys generate [--use enc|sig] [--type ed25519|p256|rsa] [--dir DIR]",
      "make a record key (enc: it becomes the newest) or a token signing "
-     "key (sig: current if none is, else next)"},
+     "key (sig: current if none is published, else next)"},
     {"keys", "list", cmd_keys_list, 0, OPT_DIR | OPT_USE,
      "keys list [--use enc|sig] [--dir DIR]",
      "list key ids (sig: with state and dates), never key material"},

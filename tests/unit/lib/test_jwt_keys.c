@@ -136,6 +136,17 @@ static void test_lifecycle_and_rotation(void **state)
     assert_int_equal(sess_jwt_sign(k5, c, NULL, &none, NULL), SESS_ENOKEY);
     assert_null(none);
     json_decref(c);
+    /* Keys are still published (retired, before not_after): a new key
+     * waits as next even though none is current, so verifiers' cached
+     * JWKS get it before it signs. */
+    char c3[SESS_KID_MAX + 1];
+    assert_int_equal(sess_sigkeys_generate(dir, SESS_SIGKEY_ED25519, tr + 3, c3, &err),
+                     SESS_OK);
+    assert_int_equal(sess_sigkeys_list(dir, tr + 3, &list, &n, &err), SESS_OK);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i].kid, c3) == 0)
+            assert_int_equal(list[i].state, SESS_SIGKEY_NEXT);
+    free(list);
 
     free(old);
     free(fresh);
