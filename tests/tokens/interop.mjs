@@ -72,6 +72,17 @@ function sessctl(...a) {
   return run(SESSCTL, a);
 }
 
+// ---- sessctl usage errors (exit 2) -------------------------------------
+for (const argv of [['keys', 'generate', '--type', 'rsa', '--dir', join(work, 'u')],
+                    ['keys', 'generate', '--use', 'sig', '--type', 'dsa', '--dir', join(work, 'u')],
+                    ['keys', 'rotate', '--use', 'enc', '--dir', join(work, 'u')],
+                    ['keys', 'rotate', '--use', 'sig', '--max-age', '-1', '--dir', join(work, 'u')],
+                    ['token', 'verify', '-'],
+                    ['token', 'verify', '--jwks', 'x', '--dir', 'y', '-']]) {
+  const r = sessctl(...argv);
+  must(r.code === 2, `sessctl ${argv.join(' ')} is a usage error: exit ${r.code} ${r.err}`);
+}
+
 // ---- 1. our tokens, jose verifies --------------------------------------
 for (const [type, alg, nameFlag] of [['ed25519', 'EdDSA', false],
                                      ['ed25519', 'Ed25519', true],
