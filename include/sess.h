@@ -18,5 +18,6 @@
 #include "sess/store.h"
 #include "sess/cookie.h"
 #include "sess/session.h"
+#include "sess/jwt.h"
 
 #endif /* SESS_H */

@@ -8,7 +8,19 @@ set -eu
 PACKAGES="build-essential cmake pkg-config git python3 curl ca-certificates
 libssl-dev liblmdb-dev lmdb-utils libhiredis-dev libmicrohttpd-dev libjansson-dev
 libinih-dev libcurl4-openssl-dev libcmocka-dev clang libclang-rt-14-dev valgrind
-nginx wrk linux-perf redis-server redis-sentinel redis-tools cppcheck"
+nginx wrk linux-perf redis-server redis-sentinel redis-tools cppcheck
+nodejs"
+
+# npm jose for the token interoperability test (tests/tokens/interop.mjs),
+# installed from the committed lock file, once (npm comes with the nodejs
+# build on this machine; on stock Debian add the "npm" package).
+npm_deps() {
+    here=$(cd "$(dirname "$0")/.." && pwd)
+    if [ ! -d "$here/tests/tokens/node_modules/jose" ] && command -v npm >/dev/null 2>&1; then
+        (cd "$here/tests/tokens" && npm ci --no-audit --no-fund --silent) ||
+            echo "install-deps: npm ci in tests/tokens failed (the jose test will skip)" >&2
+    fi
+}
 
 missing=""
 for p in $PACKAGES; do
@@ -16,7 +28,7 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && exit 0
+[ -z "$missing" ] && { npm_deps; exit 0; }
 
 echo "install-deps: installing:$missing" >&2
 SUDO=""
@@ -28,3 +40,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+npm_deps

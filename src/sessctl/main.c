@@ -3,7 +3,9 @@
  *
  * First cut: the admin calls that talk to a running sessiond over its JSON
  * API (list a user's sessions, revoke one session, revoke all of a user's
- * sessions) and the local key commands (generate a key, list key ids).
+ * sessions) and the local key commands: record keys (generate, list ids)
+ * and token signing keys with their lifecycle (--use sig: generate, list,
+ * rotate, retire), plus "token verify" against a JWKS file or URL.
  * Subcommands are one table (group, name, handler, usage, help) from which
  * dispatch, option checks and --help all come.
  *
@@ -41,6 +43,10 @@
 #define EXIT_USAGE 2
 #define DEFAULT_URL "http://127.0.0.1:7700"
 #define DEFAULT_KEYS_DIR "./var/keys"
+#define DEFAULT_SIG_KEYS_DIR "./var/token-keys"
+#define DEFAULT_JWKS_MAX_AGE 300   /* s; the JWKS Cache-Control max-age */
+#define DEFAULT_TOKEN_TTL 300      /* s; tokens.access_ttl's default */
+#define TOKEN_READ_MAX (SESS_JWT_MAX + 2)
 #define API_KEY_MAX 512            /* bytes of an API key */
 #define RESPONSE_MAX (8u << 20)    /* bytes of a response body we accept */
 #define URL_MAX 4096
@@ -49,12 +55,23 @@
 #define OPT_EXCEPT 0x1u
 #define OPT_DIR 0x2u
 #define OPT_HTTP 0x4u   /* --url, --api-key-file, --json */
+#define OPT_USE 0x8u    /* --use enc|sig */
+#define OPT_TYPE 0x10u  /* --type ed25519|p256|rsa */
+#define OPT_ROTATE 0x20u /* --max-age, --token-ttl */
+#define OPT_VERIFY 0x40u /* --jwks, --audience, --issuer */
 
 typedef struct options {
     const char *url;
     const char *api_key_file;
     const char *except;
     const char *dir;
+    const char *use;
+    const char *type;
+    const char *max_age;
+    const char *token_ttl;
+    const char *jwks;
+    const char *audience;
+    const char *issuer;
     bool json;
     unsigned given;             /* OPT_* actually used on the command line */
     const char *args[4];        /* positional arguments after the command */
@@ -78,6 +95,9 @@ static int cmd_revoke(const options *opt);
 static int cmd_revoke_user(const options *opt);
 static int cmd_keys_generate(const options *opt);
 static int cmd_keys_list(const options *opt);
+static int cmd_keys_rotate(const options *opt);
+static int cmd_keys_retire(const options *opt);
+static int cmd_token_verify(const options *opt);
 
 static const command commands[] = {
     {"sessions", "list", cmd_sessions_list, 1, OPT_HTTP,
@@ -87,11 +107,24 @@ static const command commands[] = {
     {"sessions", "revoke-user", cmd_revoke_user, 1, OPT_HTTP | OPT_EXCEPT,
      "sessions revoke-user USER [--except HANDLE]",
      "end all of a user's sessions (but one)"},
-    {"keys", "generate", cmd_keys_generate, 0, OPT_DIR,
-     "keys generate [--dir DIR]",
-     "make a new record key (it becomes the newest)"},
-    {"keys", "list", cmd_keys_list, 0, OPT_DIR, "keys list [--dir DIR]",
-     "list key ids, newest first (never key material)"},
+    {"keys", "generate", cmd_keys_generate, 0, OPT_DIR | OPT_USE | OPT_TYPE,
+     "keys generate [--use enc|sig] [--type ed25519|p256|rsa] [--dir DIR]",
+     "make a record key (enc: it becomes the newest) or a token signing "
+     "key (sig: current if none is published, else next)"},
+    {"keys", "list", cmd_keys_list, 0, OPT_DIR | OPT_USE,
+     "keys list [--use enc|sig] [--dir DIR]",
+     "list key ids (sig: with state and dates), never key material"},
+    {"keys", "rotate", cmd_keys_rotate, 0, OPT_DIR | OPT_USE | OPT_ROTATE,
+     "keys rotate [--use sig] [--max-age S] [--token-ttl S] [--dir DIR]",
+     "signing keys: next becomes current, current retired (the next key "
+     "must have been published for the JWKS max-age)"},
+    {"keys", "retire", cmd_keys_retire, 1, OPT_DIR | OPT_USE | OPT_ROTATE,
+     "keys retire KID [--use sig] [--token-ttl S] [--dir DIR]",
+     "signing keys: retire KID (published until its tokens expired)"},
+    {"token", "verify", cmd_token_verify, 1, OPT_VERIFY,
+     "token verify --jwks FILE|URL [--audience A] [--issuer I] TOKEN|-",
+     "verify an access token (\"-\": read it from stdin) and print its "
+     "claims, or why it is refused"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -114,14 +147,26 @@ static void usage(FILE *out)
             "                        SESSCTL_API_KEY; never on the command "
             "line)\n"
             "  --json                print the server's JSON as is\n"
-            "  --dir DIR             key directory (default %s)\n"
+            "  --dir DIR             key directory (default %s; %s for "
+            "--use sig)\n"
+            "  --use enc|sig         record-encryption keys (default) or token "
+            "signing keys\n"
+            "  --type T              signing key type: ed25519 (default), "
+            "p256 (ES256), rsa (RS256)\n"
+            "  --max-age S           the JWKS max-age a next key must be "
+            "published for (%d)\n"
+            "  --token-ttl S         access token lifetime, keeps retired "
+            "keys published (%d)\n"
+            "  --jwks FILE|URL       key set for token verify\n"
+            "  --audience A, --issuer I   claims token verify requires\n"
             "  --version, --help\n"
             "  --                    end of options (for a user id that "
             "starts with '-';\n"
             "                        handles are always taken as "
             "arguments)\n\n"
             "exit codes: 0 ok, 1 failure (server error printed), 2 usage\n",
-            DEFAULT_URL, DEFAULT_KEYS_DIR);
+            DEFAULT_URL, DEFAULT_KEYS_DIR, DEFAULT_SIG_KEYS_DIR,
+            DEFAULT_JWKS_MAX_AGE, DEFAULT_TOKEN_TTL);
 }
 
 static int usage_error(const char *fmt, ...)
@@ -550,9 +595,301 @@ cleanup:
     return rc;
 }
 
+/* ---- token signing keys (--use sig) and token verify ------------------ */
+
+/* --use: 0 enc (default), 1 sig, -1 (usage printed) otherwise. */
+static int key_use(const options *opt)
+{
+    if (opt->use == NULL || strcmp(opt->use, "enc") == 0)
+        return 0;
+    if (strcmp(opt->use, "sig") == 0)
+        return 1;
+    usage_error("--use takes enc or sig");
+    return -1;
+}
+
+static const char *sig_dir(const options *opt)
+{
+    return opt->dir ? opt->dir : DEFAULT_SIG_KEYS_DIR;
+}
+
+/* A non-negative number of seconds from option "name" ("v"; NULL gives
+ * "def"); -1 after printing a usage error. */
+static long long seconds_opt(const char *name, const char *v, long long def)
+{
+    char *end;
+    long long n;
+
+    if (v == NULL)
+        return def;
+    errno = 0;
+    n = strtoll(v, &end, 10);
+    if (errno != 0 || *end != '\0' || end == v || n < 0 || n > 100000000LL) {
+        usage_error("%s takes a number of seconds", name);
+        return -1;
+    }
+    return n;
+}
+
+static int fail_err(const char *what, const sess_err *err)
+{
+    fprintf(stderr, "sessctl: %s: %s\n", what,
+            err->msg[0] ? err->msg : sess_strerror(err->code));
+    return 1;
+}
+
+static int sig_generate(const options *opt)
+{
+    int type = sess_sigkey_type_from_name(opt->type ? opt->type : "ed25519");
+    char kid[SESS_KID_MAX + 1];
+    sess_err err = {0};
+    sess_sigkey_info *list = NULL;
+    size_t n = 0;
+
+    if (type < 0)
+        return usage_error("--type takes ed25519, p256 or rsa");
+    if (sess_sigkeys_generate(sig_dir(opt), (sess_sigkey_type)type, 0, kid,
+                              &err) != SESS_OK)
+        return fail_err("keys generate", &err);
+    if (sess_sigkeys_list(sig_dir(opt), 0, &list, &n, &err) == SESS_OK) {
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(list[i].kid, kid) == 0)
+                printf("%s  %s\n", kid, sess_sigkey_state_name(list[i].state));
+        free(list);
+    }
+    return 0;
+}
+
+static void date_cell(int64_t t, char *buf, size_t cap)
+{
+    json_t *v = t > 0 ? json_integer(t) : NULL;
+    iso_time(v, buf, cap);
+    json_decref(v);
+}
+
+static int sig_list(const options *opt)
+{
+    sess_sigkey_info *list = NULL;
+    size_t n = 0;
+    sess_err err = {0};
+
+    if (sess_sigkeys_list(sig_dir(opt), 0, &list, &n, &err) != SESS_OK)
+        return fail_err("keys list", &err);
+    printf("%-43s  %-7s  %-7s  %-20s  %-20s  %-20s  %-20s  %s\n", "KID",
+           "STATE", "TYPE", "CREATED", "ACTIVATED", "RETIRED", "NOT AFTER",
+           "PUBLISHED");
+    for (size_t i = 0; i < n; i++) {
+        char c[32], a[32], r[32], na[32];
+        date_cell(list[i].created, c, sizeof c);
+        date_cell(list[i].activated, a, sizeof a);
+        date_cell(list[i].retired_at, r, sizeof r);
+        date_cell(list[i].not_after, na, sizeof na);
+        printf("%-43s  %-7s  %-7s  %-20s  %-20s  %-20s  %-20s  %s\n",
+               list[i].kid, sess_sigkey_state_name(list[i].state),
+               sess_sigkey_type_name(list[i].type), c, a, r, na,
+               list[i].published ? "yes" : "no (expired: may be deleted)");
+    }
+    if (n == 0)
+        printf("(no signing keys)\n");
+    free(list);
+    return 0;
+}
+
+static int cmd_keys_rotate(const options *opt)
+{
+    long long max_age, ttl;
+    sess_err err = {0};
+    int use = key_use(opt);
+
+    if (use < 0)
+        return EXIT_USAGE;
+    if (use == 0 && opt->use != NULL)
+        return usage_error("record keys do not rotate by state: \"keys "
+                           "generate\" makes the newest, which encrypts");
+    if ((max_age = seconds_opt("--max-age", opt->max_age,
+                               DEFAULT_JWKS_MAX_AGE)) < 0 ||
+        (ttl = seconds_opt("--token-ttl", opt->token_ttl,
+                           DEFAULT_TOKEN_TTL)) < 0)
+        return EXIT_USAGE;
+    if (sess_sigkeys_rotate(sig_dir(opt), 0, max_age, ttl,
+                            SESS_JWT_LEEWAY_DEFAULT, &err) != SESS_OK)
+        return fail_err("keys rotate", &err);
+    printf("rotated; reload sessiond (SIGHUP) so it signs with the new "
+           "key\n");
+    return 0;
+}
+
+static int cmd_keys_retire(const options *opt)
+{
+    long long ttl;
+    sess_err err = {0};
+    int use = key_use(opt);
+
+    if (use < 0)
+        return EXIT_USAGE;
+    if (use == 0 && opt->use != NULL)
+        return usage_error("record keys are removed by deleting their file "
+                           "once no record uses them");
+    if ((ttl = seconds_opt("--token-ttl", opt->token_ttl,
+                           DEFAULT_TOKEN_TTL)) < 0)
+        return EXIT_USAGE;
+    if (opt->max_age != NULL)
+        return usage_error("--max-age does not apply to retire");
+    if (sess_sigkeys_retire(sig_dir(opt), opt->args[0], 0, ttl,
+                            SESS_JWT_LEEWAY_DEFAULT, &err) != SESS_OK)
+        return fail_err("keys retire", &err);
+    printf("retired; reload sessiond (SIGHUP)\n");
+    return 0;
+}
+
+/* Read the JWKS of --jwks: an http(s) URL through libcurl, else a file.
+ * The body (caller frees) is at most SESS_JWKS_MAX_BYTES. */
+static int read_jwks(const char *src, char **body, size_t *len)
+{
+    response r = {0};
+    FILE *f;
+
+    *body = NULL;
+    *len = 0;
+    if (strncmp(src, "http://", 7) == 0 || strncmp(src, "https://", 8) == 0) {
+        CURL *curl = curl_easy_init();
+        CURLcode cc;
+        if (curl == NULL) {
+            fprintf(stderr, "sessctl: cannot initialise libcurl\n");
+            return 1;
+        }
+        curl_easy_setopt(curl, CURLOPT_URL, src);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r);
+        curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 5L);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT, 30L);
+        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE,
+                         (curl_off_t)SESS_JWKS_MAX_BYTES);
+        cc = curl_easy_perform(curl);
+        if (cc == CURLE_OK)
+            curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_easy_cleanup(curl);
+        if (cc != CURLE_OK || r.status != 200) {
+            if (cc != CURLE_OK)
+                fprintf(stderr, "sessctl: GET JWKS: %s\n", curl_easy_strerror(cc));
+            else
+                fprintf(stderr, "sessctl: GET JWKS: HTTP %ld\n", r.status);
+            free(r.body);
+            return 1;
+        }
+        *body = r.body;
+        *len = r.len;
+        return 0;
+    }
+    f = fopen(src, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "sessctl: %s: %s\n", src, strerror(errno));
+        return 1;
+    }
+    *body = malloc(SESS_JWKS_MAX_BYTES + 1);
+    if (*body == NULL) {
+        fclose(f);
+        fprintf(stderr, "sessctl: out of memory\n");
+        return 1;
+    }
+    *len = fread(*body, 1, SESS_JWKS_MAX_BYTES + 1, f);
+    fclose(f);
+    return 0;
+}
+
+/* The token: the argument, or stdin for "-" (keeps it out of the shell
+ * history and the process list).  Returns its length, or 0 on failure. */
+static size_t read_token(const char *arg, char *buf, size_t cap)
+{
+    size_t n;
+
+    if (strcmp(arg, "-") != 0) {
+        n = strlen(arg);
+        if (n >= cap) {
+            fprintf(stderr, "sessctl: token longer than %d bytes\n",
+                    SESS_JWT_MAX);
+            return 0;
+        }
+        memcpy(buf, arg, n + 1);
+        return n;
+    }
+    n = fread(buf, 1, cap - 1, stdin);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+                     buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    if (n == 0)
+        fprintf(stderr, "sessctl: no token on stdin\n");
+    return n;
+}
+
+static int cmd_token_verify(const options *opt)
+{
+    char token[TOKEN_READ_MAX + 1], *body = NULL, *text;
+    size_t blen = 0, tlen;
+    sess_jwks *set = NULL;
+    sess_jwt_verify_opts vo;
+    sess_jwt_reason reason;
+    json_t *claims = NULL;
+    sess_err err = {0};
+    int rc = 1;
+
+    if (opt->jwks == NULL)
+        return usage_error("token verify needs --jwks FILE|URL");
+    if (read_jwks(opt->jwks, &body, &blen) != 0)
+        return 1;
+    if (sess_jwks_parse(body, blen, &set, &err) != SESS_OK) {
+        free(body);
+        return fail_err("JWKS refused", &err);
+    }
+    free(body);
+    if ((tlen = read_token(opt->args[0], token, sizeof token)) == 0)
+        goto cleanup;
+    sess_jwt_verify_opts_init(&vo);
+    /* Every asymmetric algorithm: the key found by kid decides which one
+     * may be used with it; HMAC and none are never accepted. */
+    vo.algs = ~0u;
+    vo.audience = opt->audience;
+    vo.skip_audience = opt->audience == NULL;
+    vo.issuer = opt->issuer;
+    if (sess_jwt_verify(set, token, tlen, &vo, &claims, &reason, &err) != SESS_OK) {
+        if (err.code == SESS_REJECTED)
+            fprintf(stderr, "sessctl: token refused: %s: %s\n",
+                    sess_jwt_reason_name(reason), sess_jwt_reason_text(reason));
+        else
+            fail_err("token verify", &err);
+        goto cleanup;
+    }
+    /* json_dumps escapes control characters: the claims cannot drive the
+     * terminal. */
+    text = json_dumps(claims, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    if (text != NULL) {
+        printf("%s\n", text);
+        free(text);
+    }
+    if (opt->audience == NULL)
+        fprintf(stderr, "sessctl: note: aud not checked (no --audience)\n");
+    rc = 0;
+cleanup:
+    sess_wipe(token, sizeof token);
+    json_decref(claims);
+    sess_jwks_free(set);
+    return rc;
+}
+
 static int cmd_keys_generate(const options *opt)
 {
     const char *dir = opt->dir ? opt->dir : DEFAULT_KEYS_DIR;
+    int use = key_use(opt);
+
+    if (use < 0)
+        return EXIT_USAGE;
+    if (use == 1)
+        return sig_generate(opt);
+    if (opt->type != NULL)
+        return usage_error("--type applies to signing keys (--use sig)");
     char kid[SESS_KID_MAX + 1];
     sess_err err = {0};
 
@@ -570,6 +907,12 @@ static int cmd_keys_list(const options *opt)
     const char *dir = opt->dir ? opt->dir : DEFAULT_KEYS_DIR;
     sess_keyring *kr = NULL;
     sess_err err = {0};
+    int use = key_use(opt);
+
+    if (use < 0)
+        return EXIT_USAGE;
+    if (use == 1)
+        return sig_list(opt);
 
     if (sess_keyring_load_dir(dir, false, &kr, &err) != SESS_OK) {
         fprintf(stderr, "sessctl: keys list: %s\n",
@@ -636,6 +979,13 @@ int main(int argc, char **argv)
         {"--api-key-file", OPT_HTTP, offsetof(options, api_key_file)},
         {"--except", OPT_EXCEPT, offsetof(options, except)},
         {"--dir", OPT_DIR, offsetof(options, dir)},
+        {"--use", OPT_USE, offsetof(options, use)},
+        {"--type", OPT_TYPE, offsetof(options, type)},
+        {"--max-age", OPT_ROTATE, offsetof(options, max_age)},
+        {"--token-ttl", OPT_ROTATE, offsetof(options, token_ttl)},
+        {"--jwks", OPT_VERIFY, offsetof(options, jwks)},
+        {"--audience", OPT_VERIFY, offsetof(options, audience)},
+        {"--issuer", OPT_VERIFY, offsetof(options, issuer)},
     };
 
     bool options_done = false;
