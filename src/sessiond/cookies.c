@@ -107,18 +107,26 @@ static bool find_consent(const sessiond_app *app, const char *cookie,
            SESS_OK;
 }
 
+void sessiond_cookies_find_consent(const sessiond_app *app,
+                                   const char *cookie, const char **value,
+                                   size_t *len)
+{
+    if (!find_consent(app, cookie, value, len)) {
+        *value = NULL;
+        *len = 0;
+    }
+}
+
 int sessiond_cookies_forward_consent(const sessiond_app *app,
-                                     const char *cookie,
+                                     const char *value, size_t len,
                                      sessiond_http_resp *resp)
 {
     char cats[64];
-    const char *v;
-    size_t len;
     unsigned mask = 1u;
 
     /* Only a request that carries the consent cookie pays for a MAC. */
-    if (find_consent(app, cookie, &v, &len))
-        mask = sessiond_cookies_verify(app, v, len, NULL, NULL);
+    if (value != NULL)
+        mask = sessiond_cookies_verify(app, value, len, NULL, NULL);
     int n = sess_consent_format_categories(mask, cats, sizeof cats);
     if (n <= 0)
         return -1;

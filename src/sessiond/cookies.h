@@ -32,14 +32,20 @@ void sessiond_cookies_set(sessiond_app *app, const sessiond_http_req *req,
                           sessiond_http_resp *resp);
 
 /*
- * Forward-auth: add "X-Cookie-Consent: essential[,functional...]" to
- * "resp" from the consent cookie in the request's Cookie header ("cookie",
- * may be NULL).  A missing, tampered, expired or outdated consent cookie
- * counts as essential only.  No JSON, no allocation.  0, or -1 when the
- * response had no room (it is then a 500).
+ * Forward-auth, in two steps because forward-auth wipes the session ID
+ * inside the Cookie header once validated: first find the consent
+ * cookie's value in the header ("cookie", may be NULL; "*value" NULL when
+ * absent; parsing only), then, on a 200, add "X-Cookie-Consent:
+ * essential[,functional...]" to "resp" from that value.  A missing,
+ * tampered, expired or outdated consent cookie counts as essential only.
+ * No JSON, no allocation; the MAC is computed only when the cookie is
+ * there.  0, or -1 when the response had no room (it is then a 500).
  */
+void sessiond_cookies_find_consent(const sessiond_app *app,
+                                   const char *cookie, const char **value,
+                                   size_t *len);
 int sessiond_cookies_forward_consent(const sessiond_app *app,
-                                     const char *cookie,
+                                     const char *value, size_t len,
                                      sessiond_http_resp *resp);
 
 /*
