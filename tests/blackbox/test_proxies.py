@@ -82,9 +82,18 @@ class Echo(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A proxy closing an idle keep-alive connection (HAProxy resets
+        # them when it stops) is not an error of the test.
+        pass
+
+
 class Upstream:
     def __init__(self):
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+        self.server = QuietServer(("127.0.0.1", 0), Echo)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -402,6 +411,39 @@ class NginxTlsTest(NginxMixin, ProxyCase, SessiondTestCase):
         c.close()
         self.assertEqual(r.status, 301)
         self.assertTrue(r.getheader("Location").startswith("https://"))
+
+
+# ---- HAProxy ----------------------------------------------------------------
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+
+
+class HaproxyTest(ProxyCase, SessiondTestCase):
+    """examples/haproxy: the Lua action over core.httpclient."""
+
+    def start_proxy(self):
+        self.port = free_port()
+        self.launch()
+
+    def launch(self):
+        repl = [("127.0.0.1:7700", "127.0.0.1:%d" % self.d.port),
+                ("127.0.0.1:3000", "127.0.0.1:%d" % self.up.port),
+                ("127.0.0.1:8080", "127.0.0.1:%d" % self.port)]
+        self.proxy = Proxy("haproxy", lambda d: [HAPROXY, "-db", "-f", os.path.join(d, "haproxy.cfg")],
+                           repl, ["haproxy.cfg", "sessiond-auth.lua"])
+        self.proxy.wait(self.port)
+        self.addCleanup(self.proxy.stop)
+
+    def restart_proxy_for(self, d):
+        self.proxy.stop()
+        self.launch()
+
+    def test_sessiond_down_fails_closed(self):
+        s = self.login()
+        self.d.stop()
+        r = self.req("GET", "/account", s["cookie"], {"Accept": "application/json"})
+        self.assertEqual(r.status, 503, r.body)
+        self.d.start()
 
 
 if __name__ == "__main__":
