@@ -446,5 +446,34 @@ class HaproxyTest(ProxyCase, SessiondTestCase):
         self.d.start()
 
 
+# ---- the shape of Envoy's and Istio's ext_authz check requests --------------
+
+class ExtAuthzShapeTest(SessiondTestCase):
+    """Envoy (and Istio's envoyExtAuthzHttp provider) cannot be installed
+    here; what they send can: the client's own method, the path appended to
+    path_prefix "/v1/auth", no X-Forwarded-Method.  An unsafe method must
+    still need the CSRF token (it must never be taken for GET)."""
+
+    def test_prefixed_path_and_own_method(self):
+        d = self.start()
+        s = d.create_ok("alice", client=harness.LOOPBACK_CLIENT)
+        name, sid = cookie_value(s["set_cookie"])
+        ua = harness.LOOPBACK_CLIENT["user_agent"]
+        base = {"Cookie": "%s=%s" % (name, sid), "User-Agent": ua}
+        r = d.request("GET", "/v1/auth/account?x=1", headers=base)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.header("X-Session-User"), "alice")
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            for path in ("/v1/auth", "/v1/auth/transfer"):
+                r = d.request(method, path, headers=base)
+                self.assertStatus(r, 403, "%s %s without the CSRF token" % (method, path))
+                r = d.request(method, path, headers=dict(base, **{"X-CSRF-Token": s["csrf_token"]}))
+                self.assertStatus(r, 200, "%s %s with the CSRF token" % (method, path))
+        r = d.request("GET", "/v1/authx", headers=base)
+        self.assertStatus(r, 404)
+        r = d.request("GET", "/v1/auth/", headers={"User-Agent": ua})
+        self.assertStatus(r, 401)
+
+
 if __name__ == "__main__":
     harness.main()
