@@ -231,7 +231,7 @@ class ProxyCase:
         h = self.upstream_headers(self.req("GET", "/account", s["cookie"]))
         self.assertEqual(h.get("x-session-user"), "alice")
         self.assertEqual(h.get("x-session-handle"), s["handle"])
-        self.assertEqual(h.get("x-csrf-token"), s["csrf_token"])
+        self.assertEqual(h.get("x-session-csrf-token"), s["csrf_token"])
         self.assertEqual(h.get("x-cookie-consent"), "essential")
         # With a consent cookie, the verified categories.
         j = self.d.post("/v1/cookies/consent", {"categories": ["analytics"]}).json
@@ -245,14 +245,16 @@ class ProxyCase:
 
     def test_spoofed_identity_headers_never_reach_upstream(self):
         spoof = {"X-Session-User": "mallory", "X-Session-Handle": "h", "X-Cookie-Consent":
-                 "essential,marketing", "X-CSRF-Token": "t"}
+                 "essential,marketing", "X-Session-CSRF-Token": "t"}
         s = self.login()
         h = self.upstream_headers(self.req("GET", "/account", s["cookie"], spoof))
         self.assertEqual(h.get("x-session-user"), "alice")
         self.assertEqual(h.get("x-cookie-consent"), "essential")
+        self.assertEqual(h.get("x-session-csrf-token"), s["csrf_token"])
         # A public page gets none of them.
         h = self.upstream_headers(self.req("GET", "/login", None, spoof))
-        for k in ("x-session-user", "x-session-handle", "x-cookie-consent"):
+        for k in ("x-session-user", "x-session-handle", "x-cookie-consent",
+                  "x-session-csrf-token"):
             self.assertNotIn(k, h, "%s reached the upstream of a public page" % k)
 
     def test_no_session_redirect_or_json(self):
