@@ -197,6 +197,8 @@ static void test_categories_and_keys(void **state)
     REFUSE("expected true or false", {"x", "secure", "maybe"});
     REFUSE("Strict, Lax or None", {"x", "same_site", "Relaxed"});
     REFUSE("control character", {"x", "path", "/a\tb"});
+    REFUSE("not valid UTF-8", {"x", "retention", "\xff days"});
+    ACCEPT({"x", "retention", "7 Tage, l\xc3\xa4nger nicht"});
 }
 
 static void test_resolve_and_version(void **state)
