@@ -499,6 +499,7 @@ int sess_cookie_catalogue_check(sess_cookie_catalogue *cat,
         }
     }
     sess_cookie_consent_profile(cat, env, &consent);
+    memcpy(cat->consent_effective, consent.name, sizeof cat->consent_effective);
     if (same_name(consent.name, session->name))
         return sess__fail(err, SESS_ECONFIG,
                           "cookie_policy.consent_cookie: same name as the "
