@@ -47,6 +47,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "cookies.h"
 #include "events.h"
 
 #define XFF_HEADERS_MAX 8   /* X-Forwarded-For header lines looked at */
@@ -215,6 +216,7 @@ static bool method_unsafe(const sessiond_http_req *req)
 {
     static const char *const names[] = {"X-Forwarded-Method",
                                         "X-Original-Method"};
+    size_t lines = 0;
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
         const char *vals[METHOD_LINES_MAX];
         size_t n = req->header_all(req->conn, names[k], vals,
@@ -224,8 +226,12 @@ static bool method_unsafe(const sessiond_http_req *req)
         for (size_t i = 0; i < n; i++)
             if (!sess_method_is_safe(vals[i]))
                 return true;
+        lines += n;
     }
-    return false;
+    /* Without either header the request's own method is the client's
+     * (Envoy ext_authz sends it as is): treating it as GET would skip
+     * the CSRF check. */
+    return lines == 0 && !sess_method_is_safe(req->method);
 }
 
 /* A user id sent as is: visible ASCII without '%' and '\'' (so it can
@@ -393,6 +399,18 @@ void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
         return;
     }
 
+    /* The consent cookie, on any Cookie line, found before the IDs are
+     * wiped in the header buffer (it is verified only on a 200). */
+    const char *consent = NULL;
+    size_t consent_len = 0;
+    {
+        const char *lines[COOKIE_LINES_MAX];
+        size_t n_lines = req->header_all(req->conn, "Cookie", lines,
+                                         COOKIE_LINES_MAX);
+        for (size_t l = 0; l < n_lines && consent == NULL; l++)
+            sessiond_cookies_find_consent(app, lines[l], &consent,
+                                          &consent_len);
+    }
     sessiond_forward_client_ip(app, req, ip, sizeof(ip));
     bool check_csrf = cfg->session.csrf_enabled && method_unsafe(req);
 
@@ -456,7 +474,8 @@ void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
         sessiond_resp_header(resp, "X-Session-Elevated",
                              view.elevated ? "true" : "false",
                              view.elevated ? 4 : 5) != 0 ||
-        sessiond_resp_header(resp, "X-CSRF-Token", csrf, strlen(csrf)) != 0)
+        sessiond_resp_header(resp, "X-CSRF-Token", csrf, strlen(csrf)) != 0 ||
+        sessiond_cookies_forward_consent(app, consent, consent_len, resp) != 0)
         goto cleanup;   /* the response is now a 500 */
     if (next != NULL) {
         int len = sess_issued_cookie(app->ctx, &cfg->cookie, next, cookie,

@@ -35,6 +35,7 @@
 #include "apikeys.h"
 #include "app.h"
 #include "config.h"
+#include "cookies.h"
 #include "events.h"
 #include "listen.h"
 #include "metrics.h"
@@ -189,10 +190,17 @@ static void reload(sessiond_app *app)
         snprintf(newest, sizeof(newest), "%s",
                  n > 0 ? sess_keyring_kid(kr, 0) : "");
         rc = sess_ctx_reload_keys(app->ctx, kr, false, &err);
-        if (rc == SESS_OK)
+        if (rc == SESS_OK) {
             sessiond_log(SESSIOND_LOG_INFO,
                          "reloaded %zu record keys from %s (newest %s)", n,
                          cfg->keys_dir, newest);
+            /* The consent MAC keys follow the keyring the context took
+             * (still alive: only this thread replaces it). */
+            char cmsg[160];
+            if (sessiond_cookies_keys(kr, cmsg, sizeof(cmsg)) != 0)
+                sessiond_log(SESSIOND_LOG_WARN, "%s (keeping the old ones)",
+                             cmsg);
+        }
     }
     if (rc != SESS_OK)
         sessiond_log(SESSIOND_LOG_ERROR,
@@ -424,6 +432,11 @@ int main(int argc, char **argv)
     }
     if (strncmp(cfg.store_url, "lmdb:", 5) == 0)
         report_set_aside(cfg.store_url + 5, started);
+    /* The consent cookie's MAC keys come from the same key files. */
+    if (sessiond_cookies_keys(keys, msg, sizeof(msg)) != 0) {
+        fail(msg);
+        goto cleanup;
+    }
     /* sess_ctx_new owns the store and keys from here, even on failure. */
     rc = sess_ctx_new(&cfg.session, store, keys, &app.ctx, &err);
     store = NULL;
@@ -496,6 +509,7 @@ cleanup:
     if (keys != NULL)
         sess_keyring_free(keys);
     sessiond_apikeys_free(app.apikeys);
+    sessiond_cookies_shutdown();
     if (status == 0 && !cfg.check_config)
         sessiond_log(SESSIOND_LOG_INFO, "stopped");
     sessiond_events_close();
