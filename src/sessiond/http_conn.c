@@ -193,6 +193,11 @@ static int on_url(http_parser *p, const char *at, size_t n)
 static int on_header_field(http_parser *p, const char *at, size_t n)
 {
     sessiond_hconn *hc = p->data;
+    /* Trailer fields after a chunked body are dropped (RFC 9110 section
+     * 6.5.1 lets a recipient discard them): their bytes do not stay in
+     * the buffer, and no handler reads trailers. */
+    if (hc->head_done)
+        return 0;
     hc->any_field = true;
     if (!hc->field_open) {
         if (hc->n_fields >= SESSIOND_HEADERS_MAX) {
@@ -216,7 +221,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
     sessiond_hconn *hc = p->data;
     hc->field_open = false;
     /* An empty value is reported as an empty piece at the next line. */
-    if (hc->n_fields == 0 || n == 0)
+    if (hc->head_done || hc->n_fields == 0 || n == 0)
         return 0;
     sessiond_hconn_field *f = &hc->fields[hc->n_fields - 1];
     if (!f->has_value) {

@@ -238,7 +238,7 @@ class FramingTest(HardeningCase):
         data = (b"POST /v1/sessions/validate HTTP/1.1\r\nHost: t\r\n"
                 b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
                 + b"%x\r\n%s\r\n" % (10, body[:10]) + b"%x;ext=1\r\n%s\r\n" % (len(body) - 10, body[10:])
-                + b"0\r\n\r\n" + NEXT)
+                + b"0\r\nX-Trailer: dropped\r\n\r\n" + NEXT)
         raw, _ = self.exchange(self.d, data, timeout=3)
         self.assertEqual([r[0] for r in parse_responses(raw)], [401, 200], raw)
 
