@@ -51,7 +51,7 @@ typedef enum sessiond_refusal_reason {
     SESSIOND_REFUSE_BAD_REQUEST,      /* 400: framing, syntax, Host */
     SESSIOND_REFUSE_HEAD_TOO_LARGE,   /* 431 / 414 */
     SESSIOND_REFUSE_BODY_TOO_LARGE,   /* 413 */
-    SESSIOND_REFUSE_NOT_IMPLEMENTED,  /* 501: transfer coding, method */
+    SESSIOND_REFUSE_NOT_IMPLEMENTED,  /* 501: transfer coding */
     SESSIOND_REFUSE_VERSION,          /* 505 */
     SESSIOND_REFUSE_EXPECTATION,      /* 417 */
     SESSIOND_REFUSE_TIMEOUT,          /* 408: head or body too slow */
@@ -127,7 +127,8 @@ sessiond_hconn_event sessiond_hconn_run(sessiond_hconn *hc);
  * method left to the caller to complete). */
 void sessiond_hconn_request(sessiond_hconn *hc, sessiond_http_req *req);
 
-/* The Content-Type of the current request, or NULL. */
+/* The first value of request header "name" (case-insensitive), or NULL;
+ * "hc" is the sessiond_hconn (the sessiond_header_fn shape). */
 const char *sessiond_hconn_header(void *hc, const char *name);
 
 /* The request is answered: forget it (wiping its bytes) and move the next
