@@ -594,7 +594,8 @@ def versions(args):
         "sessiond": first([args.sessiond, "--version"]),
         "nginx": first([args.nginx, "-v"]).replace("nginx version: ", "") if args.nginx else "not installed",
         "wrk": first([args.wrk, "-v"]).split(" Copyright")[0] if args.wrk else "not installed",
-        "libmicrohttpd": pc("libmicrohttpd"),
+        # http_parser has no pkg-config file; Debian's package version.
+        "http_parser": first(["dpkg-query", "-W", "-f=${Version}", "libhttp-parser2.9"]),
         "LMDB": pc("lmdb"),
         "OpenSSL": first(["openssl", "version"]),
         "redis-server": (first(["redis-server", "--version"]).split(" sha=")[0]

@@ -172,10 +172,35 @@ static const cfg_key keys[] = {
      "Worker threads; 0 means one per CPU core."},
     {"server", "connection_timeout", KT_U32, FIELD(connection_timeout), 1,
      86400, "whole seconds", NULL, NULL, "60", 0, NULL, NULL,
-     "Idle keep-alive connections are closed after this many seconds."},
+     "Idle keep-alive connections are closed after this many seconds "
+     "(also the bound on writing one response to a slow reader)."},
     {"server", "max_connections", KT_U32, FIELD(max_connections), 1,
      1048576, "a number of connections", NULL, NULL, "4096", 0, NULL, NULL,
-     "Most connections served at once."},
+     "Most connections served at once; past it a new connection gets 503 "
+     "and is closed."},
+    {"server", "max_connections_per_ip", KT_U32,
+     FIELD(max_connections_per_ip), 0, 1048576, "a number of connections",
+     NULL, NULL, "256", 0, NULL, NULL,
+     "Most connections served at once from one client address; past it a "
+     "new connection gets 503 and is closed. 0 means no limit. Loopback "
+     "and binding.trusted_proxies are exempt unless server.limit_loopback "
+     "or server.limit_trusted_proxies say otherwise."},
+    {"server", "limit_loopback", KT_BOOL, FIELD(limit_loopback), 0, 0, NULL,
+     NULL, NULL, "false", 0, NULL, NULL,
+     "Apply server.max_connections_per_ip to loopback peers too (127.0.0.0/8, "
+     "::1)."},
+    {"server", "limit_trusted_proxies", KT_BOOL, FIELD(limit_trusted_proxies),
+     0, 0, NULL, NULL, NULL, "false", 0, NULL, NULL,
+     "Apply server.max_connections_per_ip to binding.trusted_proxies too."},
+    {"server", "header_timeout", KT_U32, FIELD(header_timeout), 1, 3600,
+     "whole seconds", NULL, NULL, "10", 0, NULL, NULL,
+     "A request line and headers must arrive in full within this many "
+     "seconds of their first byte, however slowly they trickle; else 408 "
+     "and the connection is closed."},
+    {"server", "body_timeout", KT_U32, FIELD(body_timeout), 1, 3600,
+     "whole seconds", NULL, NULL, "30", 0, NULL, NULL,
+     "A request body must arrive in full within this many seconds of the "
+     "end of its headers; else 408 and the connection is closed."},
     {"server", "env", KT_ENUM, FIELD(env), 0, 0, NULL, env_names, NULL,
      "development", 0, "SESSIOND_ENV", "--env",
      "Environment: development, staging or production. Chooses the cookie "

@@ -39,6 +39,11 @@ typedef struct sessiond_config {
     uint32_t threads;                   /* 0 = number of cores */
     uint32_t connection_timeout;        /* idle keep-alive seconds, 60 */
     uint32_t max_connections;           /* 4096 */
+    uint32_t max_connections_per_ip;    /* 256, 0 = no limit */
+    bool limit_loopback;                /* false: loopback is exempt */
+    bool limit_trusted_proxies;         /* false: trusted proxies exempt */
+    uint32_t header_timeout;            /* request head deadline, 10 s */
+    uint32_t body_timeout;              /* request body deadline, 30 s */
     sess_environment env;               /* development */
     char keys_dir[SESSIOND_PATH_MAX];   /* "./var/keys" */
     char api_keys_file[SESSIOND_PATH_MAX]; /* "" = none */

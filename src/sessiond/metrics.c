@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "events.h"
+#include "http_conn.h"
 #include "routes.h"
 
 /* Statuses we answer with; anything else counts as "other". */
@@ -47,6 +48,27 @@ typedef struct route_metrics {
 } route_metrics;
 
 static route_metrics routes_m[N_ROUTE];
+
+/* Refusals of the HTTP layer (server.c, http_conn.c), by reason; the
+ * label values, indexed by sessiond_refusal_reason. */
+static const char *const refusal_names[SESSIOND_REFUSE_N] = {
+    [SESSIOND_REFUSE_BAD_REQUEST] = "bad_request",
+    [SESSIOND_REFUSE_HEAD_TOO_LARGE] = "head_too_large",
+    [SESSIOND_REFUSE_BODY_TOO_LARGE] = "body_too_large",
+    [SESSIOND_REFUSE_NOT_IMPLEMENTED] = "not_implemented",
+    [SESSIOND_REFUSE_VERSION] = "http_version",
+    [SESSIOND_REFUSE_EXPECTATION] = "expectation",
+    [SESSIOND_REFUSE_TIMEOUT] = "timeout",
+    [SESSIOND_REFUSE_CONN_LIMIT] = "max_connections",
+    [SESSIOND_REFUSE_PER_IP_LIMIT] = "max_connections_per_ip",
+};
+static atomic_uint_fast64_t refused_m[SESSIOND_REFUSE_N];
+
+void sessiond_metrics_refused(unsigned reason)
+{
+    if (reason < SESSIOND_REFUSE_N)
+        atomic_fetch_add_explicit(&refused_m[reason], 1, memory_order_relaxed);
+}
 static double start_time;
 
 void sessiond_metrics_init(void)
@@ -127,6 +149,14 @@ static unsigned long long load(atomic_uint_fast64_t *a)
 static void render_http(strbuf *sb)
 {
     size_t nroutes = sessiond_routes_count() + 1;
+
+    sb_printf(sb, "# HELP sessiond_http_refused_total Connections and "
+                  "requests the HTTP layer refused before any route, by "
+                  "reason.\n"
+                  "# TYPE sessiond_http_refused_total counter\n");
+    for (size_t r = 0; r < SESSIOND_REFUSE_N; r++)
+        sb_printf(sb, "sessiond_http_refused_total{reason=\"%s\"} %llu\n",
+                  refusal_names[r], load(&refused_m[r]));
 
     sb_printf(sb, "# HELP sessiond_http_requests_total HTTP requests "
                   "answered, by route and status.\n"
