@@ -45,7 +45,8 @@
  *
  * Stop (SIGTERM).  The acceptor stops and the listening socket closes;
  * workers close idle connections at once, answer requests in progress
- * with "Connection: close", and force-close whatever is left when the
+ * with "Connection: close", give a head still arriving one second
+ * (STOP_HEAD_MS, then 408), and force-close whatever is left when the
  * grace runs out: bounded in time.
  *
  * Secrets.  Request buffers (Cookie headers), bodies and the output
@@ -784,6 +785,9 @@ static void add_conn(worker *w, const handoff *h)
         conn_close(c);
 }
 
+/* A request head still arriving when the stop begins gets this long. */
+#define STOP_HEAD_MS 1000u
+
 /* The deadline of "c"'s phase (see the top of the file). */
 static void sweep(worker *w)
 {
@@ -810,7 +814,13 @@ static void sweep(worker *w)
             continue;
         }
         if (sessiond_hconn_busy(&c->hc) && c->msg_start != 0) {
-            if (now - c->msg_start >= (uint64_t)cfg->header_timeout * 1000u)
+            /* While stopping, a head still arriving gets STOP_HEAD_MS, not
+             * the whole header_timeout: a slow or stalled client must not
+             * hold the stop for the full grace. */
+            uint64_t head_ms = (uint64_t)cfg->header_timeout * 1000u;
+            if (stopping && head_ms > STOP_HEAD_MS)
+                head_ms = STOP_HEAD_MS;
+            if (now - c->msg_start >= head_ms)
                 goto timeout;
             continue;
         }

@@ -386,7 +386,9 @@ class LimitsTest(HardeningCase):
 class StopTest(HardeningCase):
 
     def test_sigterm_with_idle_and_stuck_connections(self):
-        d = self.start(sets=["server.header_timeout=2"])
+        # The default header_timeout (10 s): a head still arriving when the
+        # stop begins gets one second, so the stop does not wait for it.
+        d = self.start()
         idle = Conn(d)
         idle.send(NEXT)
         idle.s.recv(4096)                    # answered; now idle keep-alive
@@ -396,7 +398,7 @@ class StopTest(HardeningCase):
         try:
             t0 = time.monotonic()
             d.stop()                         # asserts exit 0 within STOP_TIMEOUT
-            self.assertLess(time.monotonic() - t0, harness.STOP_TIMEOUT)
+            self.assertLess(time.monotonic() - t0, 6.0)
         finally:
             idle.close()
             stuck.close()
