@@ -30,7 +30,7 @@
 #else
 #define STORE_OPTIONAL_BUILTINS 0
 #endif
-#define STORE_MAX_BACKENDS (16 + STORE_OPTIONAL_BUILTINS)
+#define STORE_MAX_BACKENDS (17 + STORE_OPTIONAL_BUILTINS) /* + "migrate" */
 #define SCHEME_MAX 32 /* longest scheme accepted, for messages and lookup */
 
 static const sess_store_methods *registry[STORE_MAX_BACKENDS];
@@ -91,6 +91,7 @@ static void register_builtins(void)
     pthread_mutex_lock(&registry_lock);
     (void)register_locked(&sess__store_memory_methods);
     (void)register_locked(&sess__store_lmdb_methods);
+    (void)register_locked(&sess__store_migrate_methods);
 #ifdef SESS_WITH_REDIS
     (void)register_locked(&sess__store_redis_methods);
     (void)register_locked(&sess__store_redis_sentinel_methods);
@@ -143,7 +144,10 @@ int sess_store_open(const char *url, const sess_store_options *opt,
         *out = NULL;
         return rc;
     }
-    if (!*out || (*out)->methods != m) {
+    /* A backend may answer with a variant table of its own scheme (the
+     * migration store: with or without route). */
+    if (!*out || ((*out)->methods != m &&
+                  strcmp((*out)->methods->scheme, m->scheme) != 0)) {
         /* A backend that breaks the base-struct rule would crash later,
          * far from the cause; refuse it here. */
         if (*out)

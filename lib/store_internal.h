@@ -19,6 +19,7 @@
 
 extern const sess_store_methods sess__store_memory_methods;
 extern const sess_store_methods sess__store_lmdb_methods;
+extern const sess_store_methods sess__store_migrate_methods;
 #ifdef SESS_WITH_REDIS
 extern const sess_store_methods sess__store_redis_methods;
 extern const sess_store_methods sess__store_redis_sentinel_methods;
