@@ -55,6 +55,7 @@
 #include <ini.h>
 
 #include "listen.h"
+#include "sess/store_migrate.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)   /* bytes of one config file */
 #define ECHO_MAX 64                     /* characters of a value echoed */
@@ -147,6 +148,7 @@ _Static_assert(sizeof(sess_environment) == sizeof(int) &&
 
 static int check_listen(const char *v, char *msg, size_t msglen);
 static int check_store_url(const char *v, char *msg, size_t msglen);
+static int check_migration_mode(const char *v, char *msg, size_t msglen);
 static int check_cookie_name(const char *v, char *msg, size_t msglen);
 static int check_cookie_path(const char *v, char *msg, size_t msglen);
 static int check_cookie_domain(const char *v, char *msg, size_t msglen);
@@ -218,6 +220,17 @@ static const cfg_key keys[] = {
      check_store_url, "lmdb:./var/sessions", K_NONEMPTY, "SESSIOND_STORE",
      "--store", "Session store: lmdb:PATH, memory:, redis://HOST:PORT[/DB], "
      "redis+sentinel://H1:P1,H2:P2/MASTER[/DB] or redis+cluster://H1:P1,H2:P2."},
+    {"migration", "from", KT_STR, FIELD(migration_from), 0, 0, NULL, NULL,
+     check_store_url, "", 0, NULL, NULL,
+     "Store URL sessions move from (docs/migration.md); with migration.to "
+     "set, it replaces store.url."},
+    {"migration", "to", KT_STR, FIELD(migration_to), 0, 0, NULL, NULL,
+     check_store_url, "", 0, NULL, NULL,
+     "Store URL sessions move to (any backend of store.url)."},
+    {"migration", "mode", KT_STR, FIELD(migration_mode), 0, 0, NULL, NULL,
+     check_migration_mode, "off", 0, NULL, NULL,
+     "off, shadow, dual, route:N (0-100), read-through or new; SIGHUP "
+     "re-reads it, PUT /v1/admin/migration changes it."},
     {"store", "durability", KT_ENUM, FIELD(durability), 0, 0, NULL,
      durability_names, NULL, "process", 0, NULL, NULL,
      "process: an acknowledged write survives the process dying (kill -9); "
@@ -401,7 +414,7 @@ static const cfg_key keys[] = {
 #define N_KEYS (sizeof keys / sizeof keys[0])
 _Static_assert(sizeof keys / sizeof keys[0] <= 64, "key masks are 64 bits");
 
-static const char *const sections[] = {"server", "store", "session",
+static const char *const sections[] = {"server", "store", "migration", "session",
                                        "binding", "cookie", "csrf", "log",
                                        "cookie_policy", NULL};
 
@@ -588,6 +601,17 @@ static int check_listen(const char *v, char *msg, size_t msglen)
     const char *text = strncmp(m, prefix, sizeof prefix - 1) == 0
                            ? m + sizeof prefix - 1 : m;
     snprintf(msg, msglen, "%s", text);
+    return -1;
+}
+
+static int check_migration_mode(const char *v, char *msg, size_t msglen)
+{
+    sess_migrate_kind k;
+    unsigned pct;
+    if (sess_migrate_mode_parse(v, &k, &pct, NULL) == SESS_OK)
+        return 0;
+    snprintf(msg, msglen, "expected off, shadow, dual, route:N (0-100), "
+             "read-through or new");
     return -1;
 }
 

@@ -50,6 +50,11 @@ typedef struct sessiond_config {
 
     /* [store] */
     char store_url[SESSIOND_PATH_MAX];  /* "lmdb:./var/sessions" */
+    /* [migration] (docs/migration.md): both set = serve from the
+     * migration store over the two, in "mode". */
+    char migration_from[SESSIOND_PATH_MAX];
+    char migration_to[SESSIOND_PATH_MAX];
+    char migration_mode[32];            /* "off" */
     sess_durability durability;         /* process */
     uint64_t map_size;                  /* LMDB map size, bytes (4 GiB) */
     uint32_t purge_interval;            /* seconds between purges, 60 */

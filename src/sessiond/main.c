@@ -39,6 +39,7 @@
 #include "events.h"
 #include "listen.h"
 #include "metrics.h"
+#include "migration.h"
 #include "request.h"
 #include "sess.h"
 #include "server.h"
@@ -415,7 +416,15 @@ int main(int argc, char **argv)
         .on_unavailable = cfg.store_on_unavailable,
         .on_damage = cfg.store_on_damage,
     };
-    rc = sess_store_open(cfg.store_url, &opt, &store, &err);
+    char mig_url[3 * SESSIOND_PATH_MAX + 64];
+    int mig = sessiond_migration_url(&cfg, mig_url, sizeof mig_url);
+    if (mig < 0) {
+        fail("migration: from and to are too long together");
+        goto cleanup;
+    }
+    rc = sess_store_open(mig > 0 ? mig_url : cfg.store_url, &opt, &store, &err);
+    if (rc == SESS_OK && mig > 0)
+        sessiond_migration_attach(store, cfg.migration_from, cfg.migration_to);
     /* The store keeps its own copy; this one goes now. */
     sess_wipe(password, sizeof(password));
     if (rc != SESS_OK) {
@@ -490,6 +499,7 @@ int main(int argc, char **argv)
         if (sig == SIGHUP) {
             sessiond_log(SESSIOND_LOG_INFO, "SIGHUP: reloading keys");
             reload(&app);
+            sessiond_migration_reload(cfg.config_file);
             continue;
         }
         sessiond_log(SESSIOND_LOG_INFO, "%s: stopping",

@@ -11,6 +11,7 @@
  * Session counters come from sess_get_stats() at scrape time.
  */
 #include "metrics.h"
+#include "migration.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -414,6 +415,18 @@ void sessiond_metrics_handler(sessiond_app *app, const sessiond_http_req *req,
     if (sess_get_store_stats(app->ctx, &ss) == SESS_OK)
         ssp = &ss;
     char *text = sessiond_metrics_render_store(rc == SESS_OK ? &st : NULL, ssp, &len);
+    /* The migration store's counters, when one is configured. */
+    size_t mlen = 0;
+    char *mig = text ? sessiond_migration_metrics(&mlen) : NULL;
+    if (mig && mlen) {
+        char *both = realloc(text, len + mlen + 1);
+        if (both) {
+            memcpy(both + len, mig, mlen + 1);
+            text = both;
+            len += mlen;
+        }
+    }
+    free(mig);
     if (text == NULL) {
         sessiond_resp_error(resp, 500, "internal_error", "out of memory");
         return;

@@ -33,6 +33,7 @@
 #include "events.h"
 #include "forward_auth.h"
 #include "metrics.h"
+#include "migration.h"
 
 #define KEY SESSIOND_ROUTE_API_KEY
 #define BODY SESSIOND_ROUTE_BODY
@@ -70,6 +71,8 @@ static const sessiond_route routes[] = {
     {"GET", "/healthz", sessiond_api_healthz, 0, "healthz"},
     {"GET", "/readyz", sessiond_api_readyz, 0, "readyz"},
     {"GET", "/metrics", sessiond_metrics_handler, KEY, "metrics"},
+    {"GET", "/v1/admin/migration", sessiond_migration_get, KEY, "migration_get"},
+    {"PUT", "/v1/admin/migration", sessiond_migration_put, KEY | BODY, "migration_put"},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
