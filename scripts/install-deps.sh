@@ -8,7 +8,8 @@ set -eu
 PACKAGES="build-essential cmake pkg-config git python3 curl ca-certificates
 libssl-dev liblmdb-dev lmdb-utils libhiredis-dev libmicrohttpd-dev libjansson-dev
 libinih-dev libcurl4-openssl-dev libcmocka-dev clang libclang-rt-14-dev valgrind
-nginx wrk linux-perf redis-server redis-sentinel redis-tools cppcheck"
+nginx wrk linux-perf redis-server redis-sentinel redis-tools cppcheck
+nodejs chromium openssl"
 
 missing=""
 for p in $PACKAGES; do
@@ -16,7 +17,28 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && exit 0
+# npm: Debian's npm package, unless the installed nodejs already brings npm
+# (NodeSource's nodejs does, and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+
+# The demo shop's and the browser tests' node modules, exactly as locked in
+# their package-lock.json (npm ci), whenever the lock file is newer than the
+# installed tree.  Playwright's own browser download is never used: the
+# tests drive Debian's /usr/bin/chromium.
+node_modules() {
+    here=$(cd "$(dirname "$0")/.." && pwd)
+    for d in examples/shop tests/e2e; do
+        lock="$here/$d/package-lock.json"
+        [ -f "$lock" ] || continue
+        if [ ! -f "$here/$d/node_modules/.package-lock.json" ] ||
+           [ "$lock" -nt "$here/$d/node_modules/.package-lock.json" ]; then
+            echo "install-deps: npm ci in $d" >&2
+            (cd "$here/$d" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >&2)
+        fi
+    done
+}
+
+if [ -z "$missing" ]; then node_modules; exit 0; fi
 
 echo "install-deps: installing:$missing" >&2
 SUDO=""
@@ -28,3 +50,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+node_modules

@@ -21,7 +21,8 @@ const POLL_MS = Number(process.env.SHOP_POLL_MS || 5000);
 const TRUSTED_PROXIES = (process.env.SHOP_TRUSTED_PROXIES || '127.0.0.1,::1').split(',').map((s) => s.trim());
 const [LISTEN_HOST, LISTEN_PORT] = (process.env.SHOP_LISTEN || '127.0.0.1:8080').split(':');
 
-const USERS = new Set(['alice', 'bob', 'carol']);
+// Demo accounts: every one has the password DEMO_PASSWORD.
+const USERS = new Set((process.env.SHOP_USERS || 'alice,bob,carol').split(',').map((s) => s.trim()).filter(Boolean));
 const PRODUCTS = [
   { id: 'tea', name: 'Green tea, 100 g', price: 650 },
   { id: 'mug', name: 'Stoneware mug', price: 1400 },
