@@ -18,5 +18,6 @@
 #include "sess/store.h"
 #include "sess/cookie.h"
 #include "sess/session.h"
+#include "sess/cookie_policy.h"
 
 #endif /* SESS_H */

@@ -141,6 +141,7 @@ static int check_store_url(const char *v, char *msg, size_t msglen);
 static int check_cookie_name(const char *v, char *msg, size_t msglen);
 static int check_cookie_path(const char *v, char *msg, size_t msglen);
 static int check_cookie_domain(const char *v, char *msg, size_t msglen);
+static int check_policy_version(const char *v, char *msg, size_t msglen);
 
 #define FIELD(f) offsetof(sessiond_config, f), sizeof(((sessiond_config *)0)->f)
 
@@ -315,6 +316,27 @@ static const cfg_key keys[] = {
      "Comma- or space-separated full origins (https://shop.example) that "
      "may send unsafe requests besides the request's own host."},
 
+    {"cookie_policy", "version", KT_STR, FIELD(cookies.version), 0, 0,
+     NULL, NULL, check_policy_version, "", 0, NULL, NULL,
+     "Version of the cookie policy carried by consent cookies; a consent "
+     "given for another version counts as none. Empty: a hash of the "
+     "catalogue as served, so every change asks for consent again."},
+    {"cookie_policy", "consent_cookie", KT_STR, FIELD(cookies.consent_name),
+     0, 0, NULL, NULL, check_cookie_name, "", 0, NULL, NULL,
+     "Name of the signed consent cookie; empty: sessiond_consent in "
+     "development, __Host-sessiond_consent elsewhere."},
+    {"cookie_policy", "consent_max_age", KT_I64,
+     FIELD(cookies.consent_max_age), 1, 400 * 86400, "whole seconds", NULL,
+     NULL, "15552000", 0, NULL, NULL,
+     "How long a consent answer is kept (and honoured): 180 days by "
+     "default, at most 400 days (RFC 6265bis)."},
+    {"cookie_policy", "session_purpose", KT_STR,
+     FIELD(cookies.session_purpose), 0, 0, NULL, NULL, NULL,
+     "Keeps you signed in (the session).", K_NONEMPTY, NULL, NULL,
+     "Purpose of the session cookie shown in the policy (it is always "
+     "there, as essential). The catalogue's cookies are [cookies.NAME] "
+     "sections (docs/cookies.md)."},
+
     {"log", "level", KT_ENUM, FIELD(log_level), 0, 0, NULL, level_names,
      NULL, "info", 0, NULL, NULL,
      "Least severe message logged: error, warn, info or debug."},
@@ -331,7 +353,12 @@ _Static_assert(sizeof keys / sizeof keys[0] <= 64, "key masks are 64 bits");
 
 static const char *const sections[] = {"server", "store", "session",
                                        "binding", "cookie", "csrf", "log",
-                                       NULL};
+                                       "cookie_policy", NULL};
+
+/* [cookies.NAME]: one section per cookie of the catalogue, read by the
+ * library (sess_cookie_catalogue_set), not by the key table. */
+#define CATALOGUE_PREFIX "cookies."
+#define CATALOGUE_PREFIX_LEN (sizeof CATALOGUE_PREFIX - 1)
 
 /* ---- messages ----------------------------------------------------------- */
 
@@ -662,6 +689,17 @@ static int check_cookie_path(const char *v, char *msg, size_t msglen)
     return 0;
 }
 
+static int check_policy_version(const char *v, char *msg, size_t msglen)
+{
+    for (const char *p = v; *p; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_') {
+            snprintf(msg, msglen, "only letters, digits, '-' and '_'");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int check_cookie_domain(const char *v, char *msg, size_t msglen)
 {
     for (const char *p = v; *p; p++) {
@@ -863,6 +901,9 @@ static const cfg_key *find_key(const char *section, const char *name)
 
 static bool known_section(const char *s, size_t len)
 {
+    if (len > CATALOGUE_PREFIX_LEN &&
+        memcmp(s, CATALOGUE_PREFIX, CATALOGUE_PREFIX_LEN) == 0)
+        return true;
     for (size_t i = 0; sections[i] != NULL; i++)
         if (strlen(sections[i]) == len && memcmp(sections[i], s, len) == 0)
             return true;
@@ -1047,6 +1088,14 @@ static int on_key(void *user, const char *section, const char *name,
 
     if (ld->failed)
         return 0;
+    if (strncmp(section, CATALOGUE_PREFIX, CATALOGUE_PREFIX_LEN) == 0) {
+        sess_err err = {0};
+        if (sess_cookie_catalogue_set(&ld->cfg->cookies,
+                                      section + CATALOGUE_PREFIX_LEN, name,
+                                      value, &err) != SESS_OK)
+            return loader_fail_line(ld, "%s", err.msg);
+        return 1;
+    }
     k = find_key(section, name);
     if (k == NULL) {
         echo_value(section, es, sizeof es);
@@ -1452,6 +1501,11 @@ int sessiond_config_validate(sessiond_config *cfg, char *errbuf,
         return fail(errbuf, errlen, NULL, NULL, "%s (server.env = %s)",
                     err.msg[0] ? err.msg : sess_strerror(err.code),
                     env_names[cfg->env]);
+    memset(&err, 0, sizeof err);
+    if (sess_cookie_catalogue_check(&cfg->cookies, cfg->env, &cfg->cookie,
+                                    &err) != SESS_OK)
+        return fail(errbuf, errlen, NULL, NULL, "%s",
+                    err.msg[0] ? err.msg : sess_strerror(err.code));
     return SESS_OK;
 }
 

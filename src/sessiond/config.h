@@ -75,6 +75,10 @@ typedef struct sessiond_config {
     char allowed_origins[SESSIOND_ORIGINS_MAX][SESSIOND_ORIGIN_MAX];
     size_t n_allowed_origins;
 
+    /* [cookie_policy] and the [cookies.NAME] catalogue (docs/cookies.md);
+     * checked and versioned by sessiond_config_validate(). */
+    sess_cookie_catalogue cookies;
+
     /* [log] */
     sessiond_log_level log_level;       /* info */
     sessiond_log_format log_format;     /* text in development, else json */

@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "cookies.h"
 #include "events.h"
 
 #define XFF_HEADERS_MAX 8   /* X-Forwarded-For header lines looked at */
@@ -235,6 +236,9 @@ void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
         return;
     }
 
+    const char *consent;   /* found before the ID is wiped in "header" */
+    size_t consent_len;
+    sessiond_cookies_find_consent(app, header, &consent, &consent_len);
     sessiond_forward_client_ip(app, req, ip, sizeof(ip));
     const char *method = req->header(req->conn, "X-Forwarded-Method");
     if (method == NULL || method[0] == '\0')
@@ -297,7 +301,8 @@ void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
         sessiond_resp_header(resp, "X-Session-Elevated",
                              view.elevated ? "true" : "false",
                              view.elevated ? 4 : 5) != 0 ||
-        sessiond_resp_header(resp, "X-CSRF-Token", csrf, strlen(csrf)) != 0)
+        sessiond_resp_header(resp, "X-CSRF-Token", csrf, strlen(csrf)) != 0 ||
+        sessiond_cookies_forward_consent(app, consent, consent_len, resp) != 0)
         goto cleanup;   /* the response is now a 500 */
     if (next != NULL) {
         int64_t max_age = -1;

@@ -32,6 +32,7 @@
 #include "apikeys.h"
 #include "app.h"
 #include "config.h"
+#include "cookies.h"
 #include "events.h"
 #include "listen.h"
 #include "metrics.h"
@@ -142,6 +143,9 @@ static void reload(sessiond_app *app)
         char newest[SESS_KID_MAX + 1];
         snprintf(newest, sizeof(newest), "%s",
                  n > 0 ? sess_keyring_kid(kr, 0) : "");
+        char cmsg[160];
+        if (sessiond_cookies_keys(kr, cmsg, sizeof(cmsg)) != 0)
+            sessiond_log(SESSIOND_LOG_WARN, "%s (keeping the old ones)", cmsg);
         rc = sess_ctx_reload_keys(app->ctx, kr, false, &err);
         if (rc == SESS_OK)
             sessiond_log(SESSIOND_LOG_INFO,
@@ -370,6 +374,11 @@ int main(int argc, char **argv)
         fail(msg);
         goto cleanup;
     }
+    /* The consent cookie's MAC keys come from the same key files. */
+    if (sessiond_cookies_keys(keys, msg, sizeof(msg)) != 0) {
+        fail(msg);
+        goto cleanup;
+    }
     /* sess_ctx_new owns the store and keys from here, even on failure. */
     rc = sess_ctx_new(&cfg.session, store, keys, &app.ctx, &err);
     store = NULL;
@@ -437,6 +446,7 @@ cleanup:
     if (keys != NULL)
         sess_keyring_free(keys);
     sessiond_apikeys_free(app.apikeys);
+    sessiond_cookies_shutdown();
     if (status == 0 && !cfg.check_config)
         sessiond_log(SESSIOND_LOG_INFO, "stopped");
     sessiond_events_close();

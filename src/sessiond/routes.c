@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "cookies.h"
 #include "forward_auth.h"
 #include "metrics.h"
 
@@ -45,6 +46,13 @@ static const sessiond_route routes[] = {
     {"DELETE", "/v1/sessions/{handle}", sessiond_api_revoke_handle, KEY,
      "revoke_session"},
     {"GET", "/v1/auth", sessiond_forward_auth, 0, "auth"},
+    /* The policy is what a banner renders: open like /v1/auth. */
+    {"GET", "/v1/cookies/policy", sessiond_cookies_policy, 0,
+     "cookies_policy"},
+    {"POST", "/v1/cookies/consent", sessiond_cookies_consent, KEY | BODY,
+     "cookies_consent"},
+    {"POST", "/v1/cookies/set", sessiond_cookies_set, KEY | BODY,
+     "cookies_set"},
     {"GET", "/healthz", sessiond_api_healthz, 0, "healthz"},
     {"GET", "/readyz", sessiond_api_readyz, 0, "readyz"},
     {"GET", "/metrics", sessiond_metrics_handler, KEY, "metrics"},
