@@ -53,8 +53,8 @@ function html(strings, ...vals) {
 const money = (cents) => `€${(cents / 100).toFixed(2)}`;
 
 // ---- sessiond's JSON API --------------------------------------------------
-async function api(method, p, body) {
-  const headers = { Accept: 'application/json' };
+async function api(method, p, body, extraHeaders = {}) {
+  const headers = { Accept: 'application/json', ...extraHeaders };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (API_KEY) headers.Authorization = `Bearer ${API_KEY}`;
   const r = await fetch(SESSIOND + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -92,29 +92,32 @@ async function policy() {
 // The name of the consent cookie, as the policy declares it.
 async function consentCookieName() {
   const p = await policy();
-  return (p && p.consent && p.consent.cookie) || 'cookie_consent';
+  return (p && p.consent_cookie) || 'sessiond_consent';
 }
-// Ask sessiond for the Set-Cookie of a declared cookie.  null when sessiond
-// refuses (no consent for its category, undeclared, or no catalogue).
+// Ask sessiond for the Set-Cookie of a declared cookie, passing the
+// browser's consent cookie: sessiond verifies its signature and refuses
+// (403 consent_required) a cookie whose category has no consent.  null when
+// refused or undeclared.
 async function setCookieFor(req, name, value) {
   const consentValue = cookies(req)[await consentCookieName()];
   const body = { name, value };
   if (consentValue) body.consent = consentValue;
   const r = await api('POST', '/v1/cookies/set', body);
   if (r.status === 200 && r.json && typeof r.json.set_cookie === 'string') return r.json.set_cookie;
+  if (r.status !== 403) console.error(`shop: /v1/cookies/set ${name}: HTTP ${r.status}`);
   return null;
 }
-// What the browser has consented to, verified by sessiond (a tampered or
-// outdated consent cookie counts as none).  Protected routes get it from
-// forward-auth's X-Cookie-Consent; elsewhere sessiond checks the cookie.
+// The categories the browser validly consented to, or null (no consent
+// cookie, or one that is tampered, expired or for an older policy version:
+// the banner asks again).  sessiond verifies it: the shop passes only the
+// consent cookie to GET /v1/cookies/policy, never the session cookie.
 async function consentOf(req) {
-  const fromAuth = req.get('X-Cookie-Consent');
-  if (fromAuth !== undefined && req.get('X-Session-Handle')) return fromAuth ? fromAuth.split(',').map((s) => s.trim()) : [];
-  const value = cookies(req)[await consentCookieName()];
+  const name = await consentCookieName();
+  const value = cookies(req)[name];
   if (!value) return null;
-  const r = await api('POST', '/v1/cookies/consent/verify', { consent: value });
-  if (r.status === 200 && r.json && Array.isArray(r.json.categories)) return r.json.categories;
-  return null;
+  const r = await api('GET', '/v1/cookies/policy', undefined, { Cookie: cookie.serialize(name, value, { encode: String }) });
+  const c = r.status === 200 && r.json ? r.json.consent : null;
+  return c && c.status === 'valid' && Array.isArray(c.categories) ? c.categories : null;
 }
 
 const randomId = (n = 16) => crypto.randomBytes(n).toString('base64url');
@@ -237,15 +240,13 @@ function consentForm(pol, current, { banner }) {
   if (!pol || !Array.isArray(pol.categories)) {
     return html`<p class="error">The cookie policy is unavailable.</p>`;
   }
-  const cookiesOf = (cat) => (pol.cookies || []).filter((c) => c.category === cat);
   const rows = pol.categories.map((cat) => {
-    const id = typeof cat === 'string' ? cat : cat.name;
-    const required = typeof cat === 'object' ? (cat.required || cat.consent_required === false || id === 'essential') : id === 'essential';
-    const checked = required || (current && current.includes(id));
-    const list = cookiesOf(id).map((c) => html`<li><code>${c.name}</code>: ${c.purpose || ''}${c.retention ? html` (${c.retention})` : ''}</li>`);
-    return html`<fieldset class="category"><label><input type="checkbox" name="categories" value="${id}"
-${checked ? raw('checked') : ''} ${required ? raw('disabled') : ''}> <strong>${id}</strong>
-${typeof cat === 'object' && cat.description ? html` — ${cat.description}` : ''}</label><ul>${list}</ul></fieldset>`;
+    const required = !cat.consent_required;
+    const checked = required || (current && current.includes(cat.name));
+    const list = (cat.cookies || []).map((c) => html`<li><code>${c.name}</code>: ${c.purpose}${c.retention ? html` (${c.retention})` : ''}</li>`);
+    return html`<fieldset class="category"><label><input type="checkbox" name="categories" value="${cat.name}"
+${checked ? raw('checked') : ''} ${required ? raw('disabled') : ''}> <strong>${cat.name}</strong>${required ? ' (always on)' : ''}</label>
+<ul>${list}</ul></fieldset>`;
   });
   return html`<form method="post" action="/cookies/consent" id="${banner ? 'consent-banner' : 'consent-form'}" class="${banner ? 'banner' : ''}">
 <p>We use cookies. Essential ones keep you logged in and your cart; the others only with your consent.
@@ -335,6 +336,7 @@ app.get('/account', requireSession, async (req, res, next) => {
     const rows = l.transfers.slice(-10).reverse().map((t) => html`<tr><td>${t.to}</td><td>${money(t.amount)}</td><td>${t.memo}</td></tr>`);
     res.type('html').send(page(req, { title: 'Your account', csrf, banner: await bannerFor(req) }, html`
 <p>Logged in as <strong id="account-user">${user}</strong>; this session's handle is <code id="account-handle">${handle}</code>.</p>
+<p>Cookie consent, as forward-auth verified it (X-Cookie-Consent): <code id="account-consent">${req.get('X-Cookie-Consent') || 'essential'}</code></p>
 <p>Balance: <strong id="balance">${money(l.balance)}</strong></p>
 <h2>Transfer money</h2>
 <form method="post" action="/transfer" id="transfer-form" data-protected>
@@ -488,15 +490,19 @@ app.post('/cookies/consent', sameOrigin, async (req, res, next) => {
   try {
     const pol = await policy();
     if (!pol) return fail(req, res, 503, 'the cookie policy is unavailable');
-    const all = pol.categories.map((c) => (typeof c === 'string' ? c : c.name));
+    const all = pol.categories.map((c) => c.name);
     let chosen = [].concat(req.body.categories || []).map(String).filter((c) => all.includes(c));
     if (req.body.choice === 'all') chosen = all;
     if (req.body.choice === 'none') chosen = [];
-    const r = await api('POST', '/v1/cookies/consent', { categories: [...new Set(['essential', ...chosen])] });
+    const body = { categories: [...new Set(['essential', ...chosen])] };
+    // The previous consent, so that sessiond deletes the cookies of every
+    // category it granted and this answer does not (withdrawal).
+    const previous = cookies(req)[await consentCookieName()];
+    if (previous) body.consent = previous;
+    const r = await api('POST', '/v1/cookies/consent', body);
     if (r.status !== 200 || !r.json) return fail(req, res, 503, 'the consent was not saved; try again');
-    // The consent cookie, plus the deletions of withdrawn categories' cookies.
-    const list = [].concat(r.json.set_cookie || [], r.json.set_cookies || [], r.json.delete_cookies || []);
-    for (const sc of list) if (typeof sc === 'string') res.append('Set-Cookie', sc);
+    res.append('Set-Cookie', r.json.set_cookie);
+    for (const del of r.json.delete || []) res.append('Set-Cookie', del);
     return done(req, res, safeNext(req.get('Referer') ? new URL(req.get('Referer')).pathname : '/'), 'saved');
   } catch (e) { next(e); }
 });
