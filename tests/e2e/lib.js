@@ -27,11 +27,22 @@ async function launchBrowser() {
 
 async function startStack(name, opts = {}) {
   const work = fs.mkdtempSync(`/tmp/sessiond-e2e-${name}-`);
-  return stackLib.start({
+  const stack = await stackLib.start({
     work,
     ...opts,
     shopEnv: { DEMO_PASSWORD: PASSWORD, SHOP_USERS: USERS, SHOP_POLL_MS: '1000', ...(opts.shopEnv || {}) },
   });
+  // On stop, keep the three processes' logs as artifacts (<name>-sessiond.log
+  // ...) and remove the work directory (store, keys, certificate).
+  const stop = stack.stop;
+  stack.stop = async () => {
+    await stop();
+    for (const [proc, log] of Object.entries(stack.logs)) {
+      try { fs.copyFileSync(log, path.join(ARTIFACTS, `${name}-${proc}.log`)); } catch { /* never written */ }
+    }
+    fs.rmSync(work, { recursive: true, force: true });
+  };
+  return stack;
 }
 
 // Run one test body with failure artifacts: every page it registers with
