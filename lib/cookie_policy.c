@@ -260,6 +260,10 @@ int sess_cookie_catalogue_set(sess_cookie_catalogue *cat, const char *name,
             return sess__fail(err, SESS_ECONFIG,
                               "cookies.%s.%s: must be 1-%zu characters", name,
                               key, cap - 1);
+        /* It is served as JSON, which must be UTF-8. */
+        if (!sess__utf8_valid(value, strlen(value)))
+            return sess__fail(err, SESS_ECONFIG,
+                              "cookies.%s.%s: not valid UTF-8", name, key);
         memcpy(dst, value, strlen(value) + 1);
         return SESS_OK;
     }
@@ -477,6 +481,9 @@ int sess_cookie_catalogue_check(sess_cookie_catalogue *cat,
         return sess__fail(err, SESS_ECONFIG,
                           "cookie_policy.version: 1-%d characters of "
                           "[A-Za-z0-9_-]", SESS_POLICY_VERSION_MAX);
+    if (!sess__utf8_valid(cat->session_purpose, strlen(cat->session_purpose)))
+        return sess__fail(err, SESS_ECONFIG,
+                          "cookie_policy.session_purpose: not valid UTF-8");
     if (cat->consent_max_age < 1 ||
         cat->consent_max_age > SESS_COOKIE_MAX_AGE_CAP)
         return sess__fail(err, SESS_ECONFIG,
@@ -492,6 +499,7 @@ int sess_cookie_catalogue_check(sess_cookie_catalogue *cat,
         }
     }
     sess_cookie_consent_profile(cat, env, &consent);
+    memcpy(cat->consent_effective, consent.name, sizeof cat->consent_effective);
     if (same_name(consent.name, session->name))
         return sess__fail(err, SESS_ECONFIG,
                           "cookie_policy.consent_cookie: same name as the "

@@ -105,6 +105,7 @@ typedef struct sess_cookie_catalogue {
     char version[SESS_POLICY_VERSION_MAX + 1];  /* configured; "" = hash */
     char effective[SESS_POLICY_VERSION_MAX + 1]; /* set by the check */
     char consent_name[SESS_COOKIE_NAME_MAX + 1]; /* "" = env default */
+    char consent_effective[SESS_COOKIE_NAME_MAX + 1]; /* set by the check */
     int64_t consent_max_age;                     /* seconds */
     char session_purpose[SESS_COOKIE_PURPOSE_MAX + 1];
 } sess_cookie_catalogue;
@@ -136,7 +137,8 @@ void sess_cookie_decl_resolve(const sess_cookie_decl *d, sess_environment env,
  * most 400 days, a category and a purpose for every cookie, no cookie
  * declared twice or under the session or consent cookie's name
  * ("session_name" is the session cookie in "env").  Then fix the consent
- * cookie's name for "env" and set "effective" to the policy version: the
+ * cookie's name for "env" ("consent_effective") and set "effective" to the
+ * policy version: the
  * configured one, else the first 16 hex digits of a SHA-256 over what
  * "env" serves (names, categories, purposes, retention, attributes).  The message names
  * the cookie, the environment and the rule.

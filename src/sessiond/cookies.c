@@ -98,13 +98,13 @@ unsigned sessiond_cookies_verify(const sessiond_app *app, const char *value,
 static bool find_consent(const sessiond_app *app, const char *cookie,
                          const char **value, size_t *len)
 {
-    sess_cookie_profile p;
-
+    /* The name was fixed by the start-up check: nothing to build on the
+     * forward-auth path but the header scan. */
     if (cookie == NULL)
         return false;
-    consent_profile(app, &p);
-    return sess_cookie_find(cookie, strlen(cookie), p.name, value, len) ==
-           SESS_OK;
+    return sess_cookie_find(cookie, strlen(cookie),
+                            catalogue(app)->consent_effective, value,
+                            len) == SESS_OK;
 }
 
 void sessiond_cookies_find_consent(const sessiond_app *app,

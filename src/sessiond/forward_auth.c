@@ -243,8 +243,10 @@ void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
     const char *method = req->header(req->conn, "X-Forwarded-Method");
     if (method == NULL || method[0] == '\0')
         method = req->header(req->conn, "X-Original-Method");
+    /* Without those headers the request's own method is the client's
+     * (Envoy ext_authz): treating it as GET would skip the CSRF check. */
     if (method == NULL || method[0] == '\0')
-        method = "GET";
+        method = req->method;
     bool check_csrf = cfg->session.csrf_enabled &&
                       !sess_method_is_safe(method);
 

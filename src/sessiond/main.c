@@ -143,14 +143,18 @@ static void reload(sessiond_app *app)
         char newest[SESS_KID_MAX + 1];
         snprintf(newest, sizeof(newest), "%s",
                  n > 0 ? sess_keyring_kid(kr, 0) : "");
-        char cmsg[160];
-        if (sessiond_cookies_keys(kr, cmsg, sizeof(cmsg)) != 0)
-            sessiond_log(SESSIOND_LOG_WARN, "%s (keeping the old ones)", cmsg);
         rc = sess_ctx_reload_keys(app->ctx, kr, false, &err);
-        if (rc == SESS_OK)
+        if (rc == SESS_OK) {
             sessiond_log(SESSIOND_LOG_INFO,
                          "reloaded %zu record keys from %s (newest %s)", n,
                          cfg->keys_dir, newest);
+            /* The consent MAC keys follow the keyring the context took
+             * (still alive: only this thread replaces it). */
+            char cmsg[160];
+            if (sessiond_cookies_keys(kr, cmsg, sizeof(cmsg)) != 0)
+                sessiond_log(SESSIOND_LOG_WARN, "%s (keeping the old ones)",
+                             cmsg);
+        }
     }
     if (rc != SESS_OK)
         sessiond_log(SESSIOND_LOG_ERROR,

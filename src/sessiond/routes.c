@@ -1,8 +1,9 @@
 /*
  * routes.c - the one route table of the HTTP API, and the dispatcher.
  *
- * Each row names a method, a path pattern (literal segments and "{name}"
- * parameters that match one non-empty segment), the handler, whether the
+ * Each row names a method ("*": any), a path pattern (literal segments,
+ * "{name}" parameters that match one non-empty segment, and a final "{*}"
+ * that matches the rest of the path), the handler, whether the
  * route needs the API key and takes a JSON body, and its metric label.
  * Matching prefers the most literal pattern: "/v1/sessions/validate"
  * belongs to the validate route, never to "/v1/sessions/{handle}".  An
@@ -45,7 +46,12 @@ static const sessiond_route routes[] = {
      "revoke_user_sessions"},
     {"DELETE", "/v1/sessions/{handle}", sessiond_api_revoke_handle, KEY,
      "revoke_session"},
-    {"GET", "/v1/auth", sessiond_forward_auth, 0, "auth"},
+    /* Forward-auth answers any method (Envoy's and Istio's ext_authz send
+     * the client's own method, and a path under the prefix: "/v1/auth"
+     * + the request's path); nginx and Traefik send GET with
+     * X-Forwarded-Method. */
+    {"*", "/v1/auth", sessiond_forward_auth, 0, "auth"},
+    {"*", "/v1/auth/{*}", sessiond_forward_auth, 0, "auth_prefixed"},
     /* The policy is what a banner renders: open like /v1/auth. */
     {"GET", "/v1/cookies/policy", sessiond_cookies_policy, 0,
      "cookies_policy"},
@@ -121,6 +127,11 @@ static int match_pattern(const char *pattern, const char *path,
             seg_end = end;
         size_t plen = (size_t)(pseg_end - pp);
         size_t slen = (size_t)(seg_end - p);
+        if (plen == 3 && memcmp(pp, "{*}", 3) == 0) {
+            /* The rest of the path, whatever it holds (last segment of a
+             * pattern only): not a parameter. */
+            return literals;
+        }
         if (plen > 0 && pp[0] == '{') {
             if (slen == 0 || *n_params >= SESSIOND_ROUTE_PARAMS_MAX)
                 return -1;
@@ -140,7 +151,7 @@ static int match_pattern(const char *pattern, const char *path,
 
 static bool method_matches(const char *route_method, const char *method)
 {
-    if (strcmp(route_method, method) == 0)
+    if (strcmp(route_method, method) == 0 || strcmp(route_method, "*") == 0)
         return true;
     /* HEAD is GET without the body (RFC 9110 section 9.3.2). */
     return strcmp(route_method, "GET") == 0 && strcmp(method, "HEAD") == 0;

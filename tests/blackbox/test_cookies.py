@@ -7,8 +7,10 @@ consent_required, 400 for values that cannot be a cookie), X-Cookie-Consent
 from forward-auth, and start-up refusal of catalogues that break RFC 6265bis."""
 
 import os
+import signal
 import subprocess
 import tempfile
+import time
 
 import harness
 from harness import LOOPBACK_CLIENT, SessiondTestCase, cookie_value, cookie_attrs
@@ -206,6 +208,31 @@ class CookiePolicyTest(SessiondTestCase):
                            raw=b'{"categories": [], "categories": ["marketing"]}',
                            headers={"Content-Type": "application/json"})
         self.assertError(r, 400)
+
+    def test_key_rotation_keeps_consent(self):
+        old = cookie_value(self.consent(["analytics"])["set_cookie"])[1]
+        old_kid = old.split(".")[1]
+        harness.generate_key(self.d.keys_dir)
+        self.d.signal(signal.SIGHUP)
+        # The reload is asynchronous: wait (generously) until a new consent
+        # is signed with the new key.
+        deadline = time.monotonic() + 10
+        new = old
+        while time.monotonic() < deadline:
+            new = cookie_value(self.consent(["analytics"])["set_cookie"])[1]
+            if new.split(".")[1] != old_kid:
+                break
+            time.sleep(0.1)
+        self.assertNotEqual(new.split(".")[1], old_kid, "the newest key signs after SIGHUP")
+        # The old key is still in the directory: its consent still verifies.
+        self.assertStatus(self.set_cookie("_ga", "GA1", consent=old), 200)
+        self.assertStatus(self.set_cookie("_ga", "GA1", consent=new), 200)
+        # Without the old key file (after a restart), the old consent is void.
+        self.d.stop()
+        os.remove(os.path.join(self.d.keys_dir, old_kid + ".key"))
+        self.d.start()
+        self.assertError(self.set_cookie("_ga", "GA1", consent=old), 403, "consent_required")
+        self.assertStatus(self.set_cookie("_ga", "GA1", consent=new), 200)
 
     # ---- forward-auth ----------------------------------------------------
 

@@ -197,6 +197,8 @@ static void test_categories_and_keys(void **state)
     REFUSE("expected true or false", {"x", "secure", "maybe"});
     REFUSE("Strict, Lax or None", {"x", "same_site", "Relaxed"});
     REFUSE("control character", {"x", "path", "/a\tb"});
+    REFUSE("not valid UTF-8", {"x", "retention", "\xff days"});
+    ACCEPT({"x", "retention", "7 Tage, l\xc3\xa4nger nicht"});
 }
 
 static void test_resolve_and_version(void **state)
@@ -214,6 +216,7 @@ static void test_resolve_and_version(void **state)
     assert_int_equal(build(rows, 5, SESS_ENV_PRODUCTION, cat, m, sizeof m),
                      SESS_OK);
     assert_int_equal(strlen(cat->effective), 16);
+    assert_string_equal(cat->consent_effective, "__Host-sessiond_consent");
     memcpy(v1, cat->effective, sizeof v1);
     const sess_cookie_decl *d = sess_cookie_catalogue_find(cat, "prefs", 5);
     assert_non_null(d);
