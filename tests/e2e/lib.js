@@ -60,6 +60,10 @@ async function withArtifacts(t, body) {
     pages.push({ page, log });
     return page;
   };
+  // A passing run leaves no failure artifacts of an earlier run behind.
+  for (const f of fs.readdirSync(ARTIFACTS)) {
+    if (f.startsWith(`${slug}-`) && /\.(fail\.png|console\.log)$/.test(f)) fs.rmSync(path.join(ARTIFACTS, f), { force: true });
+  }
   try {
     await body(track);
   } catch (e) {
