@@ -440,7 +440,7 @@ def redis_command(port, *words):
 
 
 def run_redis(args, res, used_ports, keys):
-    """The DESIGN targets with Redis: an L1 hit against LMDB's validate
+    """The targets (docs/performance.md) with Redis: an L1 hit against LMDB's validate
     (alternating pairs, library level and, with wrk, forward-auth over
     HTTP), and an L1 miss against one raw GET round trip (bench/floor.c)
     on the same redis-server."""
@@ -875,7 +875,7 @@ def report(args, res):
                      ", ".join(fmt_ratio(x, 1.0) for x in sp["lib"]) or "-",
                      fmt_ratio(sp["lib_median"], 1.0)))
     L.append("")
-    L.append("## Targets (DESIGN.md)")
+    L.append("## Targets (docs/performance.md)")
     L.append("")
     for t in res["targets"]:
         L.append("- %s %s" % ({True: "MET", False: "MISSED", None: "n/a", "info": "info:"}[t[0]], t[1]))

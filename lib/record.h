@@ -2,7 +2,7 @@
  * record.h - the plaintext session record and its versioned binary
  * encoding.  Records are only ever stored sealed (crypto.h); this module
  * turns the struct into bytes and back, and nothing else: no general
- * object serialiser ever touches a record (DESIGN invariant 3).
+ * object serialiser ever touches a record (docs/security.md invariant 3).
  *
  * Encoding, version 1, little-endian, every length bounded on decode:
  *

@@ -2,15 +2,15 @@
  * session.c - the session lifecycle over a store: create, validate (with
  * coalesced touch and periodic rotation), regenerate, data update,
  * destroy, CSRF, listing and revocation.  This is where the security
- * invariants of DESIGN.md live; backends below only keep bytes atomically.
+ * invariants of docs/security.md live; backends below only keep bytes atomically.
  *
  * Keys of a session.  The client holds ID (43 chars, 256 random bits).
  * The store key is SHA-256(ID); the handle is derived from the store key
  * of the ID issued at login (or at the last regenerate) and survives
  * periodic rotation; the user index key is a labelled SHA-256 of the user
- * id.  None of these lets anyone rebuild an ID (invariant 2).
+ * id.  None of these lets anyone rebuild an ID (docs/security.md invariant 2).
  *
- * Rotation (invariant 5).  When the ID is older than rotate_interval, the
+ * Rotation (docs/security.md invariant 5).  When the ID is older than rotate_interval, the
  * first request to notice writes, in one atomic store operation, the new
  * record under the new key and a ROTATED tombstone under the old key.  The
  * tombstone holds the successor ID encrypted under a key derived from the
@@ -816,7 +816,7 @@ static int reject(sess_reason *out, sess_reason r)
     return SESS_REJECTED;
 }
 
-/* Checks of a live record in DESIGN order: absolute, idle, revoked, binding.
+/* Checks of a live record in the documented order (docs/architecture.md): absolute, idle, revoked, binding.
  * "client" NULL skips binding (calls that carry no client). */
 static sess_reason check_record(sess_ctx *ctx, const sess__record *r,
                                 const sess_client *client, uint64_t now)
@@ -830,7 +830,7 @@ static sess_reason check_record(sess_ctx *ctx, const sess__record *r,
     if (!client)
         return SESS_REASON_NONE;
 
-    /* Binding (invariant 6): exact, component by component. */
+    /* Binding (docs/security.md invariant 6): exact, component by component. */
     const char *what = NULL;
     uint8_t fam, ip[16];
     if (!parse_ip(client->ip, &fam, ip) || fam != r->ip_family) {

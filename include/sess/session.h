@@ -88,7 +88,7 @@ typedef struct sess_ctx sess_ctx;
 /* Clock in Unix seconds. */
 typedef uint64_t (*sess_clock_fn)(void *user);
 
-/* Security events (DESIGN invariant 13).  Strings are valid only during the
+/* Security events (docs/security.md invariant 13).  Strings are valid only during the
  * call; they never contain IDs or tokens. */
 typedef enum sess_event_type {
     SESS_EVENT_BINDING_MISMATCH,

@@ -3,7 +3,7 @@
  * type, default, setter, help) from which the INI reader, the environment
  * reader, --set, validation, --help and docs/configuration.md all come.
  *
- * Precedence (API.md): --set and other flags > environment > config file >
+ * Precedence (docs/api.md): --set and other flags > environment > config file >
  * defaults.  Unknown keys and bad values are errors that name the key.
  */
 #ifndef SESSIOND_CONFIG_H

@@ -1,6 +1,6 @@
 /*
  * cookies.c - the cookie policy routes and the forward-auth consent hook
- * (API.md "Cookie policy and consent", docs/cookies.md).
+ * (docs/api.md "Cookie policy and consent", docs/cookies.md).
  *
  * The catalogue lives in the configuration (validated at start-up by
  * sess_cookie_catalogue_check, which also fixed the policy version); this

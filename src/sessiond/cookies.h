@@ -1,5 +1,5 @@
 /*
- * cookies.h - the cookie policy routes (API.md "Cookie policy and
+ * cookies.h - the cookie policy routes (docs/api.md "Cookie policy and
  * consent", docs/cookies.md): GET /v1/cookies/policy, POST
  * /v1/cookies/consent, POST /v1/cookies/set; and the forward-auth hook that
  * passes the verified consent upstream as X-Cookie-Consent.

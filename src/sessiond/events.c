@@ -6,7 +6,7 @@
  * no access log: cookies, bodies and URLs (which may carry a user id) are
  * never logged.
  *
- * Security events (DESIGN invariant 13) arrive through the library's
+ * Security events (docs/security.md invariant 13) arrive through the library's
  * event callback, from any thread.  Each becomes one JSON line with ts
  * (RFC 3339, UTC), event, handle, user_id, ip and detail - the library
  * never hands us an ID or token, and we add none.  Each line is written

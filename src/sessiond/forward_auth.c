@@ -1,6 +1,6 @@
 /*
- * forward_auth.c - GET /v1/auth, the hot path (DESIGN "Data flow of a
- * validate"): no JSON, no allocation beyond what the HTTP layer does.
+ * forward_auth.c - GET /v1/auth, the hot path (docs/architecture.md,
+ * "the validate path"): no JSON, no allocation beyond what the HTTP layer does.
  *
  * The session ID comes from the Cookie header only (never from the URL:
  * invariant 2).  Every cookie named like ours, across every Cookie header
@@ -30,7 +30,7 @@
  * X-Session-Elevated and X-CSRF-Token, plus Set-Cookie and
  * X-Session-Rotated when the ID rotated; 401 {"error":"invalid_session"}
  * for a missing, malformed or dead session; 403 for a CSRF failure on an
- * unsafe method (invariant 8); 503 when the store fails - and then no
+ * unsafe method (docs/security.md invariant 8); 503 when the store fails - and then no
  * clearing cookie, because the session may well be alive.
  *
  * For unsafe methods validation runs with SESS_VALIDATE_NO_ROTATE, so a
@@ -57,7 +57,7 @@
  * header stuffed with candidates must not multiply the work unboundedly. */
 #define COOKIE_CANDIDATES_MAX 8
 
-/* Bodies say no more than the error code (API.md): the message is the
+/* Bodies say no more than the error code (docs/api.md): the message is the
  * same for every cause, so nothing about the session leaks. */
 static const char body_401[] =
     "{\"error\":\"invalid_session\",\"message\":\"no valid session\"}";

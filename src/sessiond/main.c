@@ -1,7 +1,7 @@
 /*
  * main.c - sessiond's start-up, signal handling, purge thread and stop.
  *
- * Exit codes (API.md): 0 normal stop, 1 runtime failure (store cannot be
+ * Exit codes (docs/api.md): 0 normal stop, 1 runtime failure (store cannot be
  * opened, socket cannot be bound, server cannot start), 2 bad usage or
  * configuration (config loader errors, API key file, keys directory,
  * a public listen address without API keys).
@@ -353,7 +353,7 @@ int main(int argc, char **argv)
         status = EXIT_CONFIG;
         goto cleanup;
     }
-    /* DESIGN invariant 11: the management API is open only to this
+    /* invariant 11: the management API is open only to this
      * machine unless API keys protect it. */
     if (!sessiond_apikeys_enabled(app.apikeys) &&
         !sessiond_listen_is_loopback(&spec)) {

@@ -11,7 +11,7 @@
  * an Allow header listing the methods it has (HEAD comes with GET).
  *
  * The dispatcher applies, in order: URL length (414), route (404/405),
- * API key (401, DESIGN invariant 11; GET /v1/auth, /healthz and /readyz
+ * API key (401, invariant 11; GET /v1/auth, /healthz and /readyz
  * stay open), body size (413) and Content-Type (415) for body routes,
  * then the handler.  A refused key writes a rate-limited auth_failure
  * event (peer, route pattern, missing/unknown; never the key), and a peer

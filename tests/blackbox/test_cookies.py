@@ -1,4 +1,4 @@
-"""test_cookies.py - the cookie policy from outside (API.md "Cookie policy and
+"""test_cookies.py - the cookie policy from outside (docs/api.md "Cookie policy and
 consent", docs/cookies.md), on the demo shop's own catalogue
 (examples/shop/sessiond.ini): the policy matrix per environment, the signed
 consent cookie (tampered, outdated policy version), withdrawal deleting the
