@@ -77,6 +77,7 @@
 #include "http_conn.h"
 #include "metrics.h"
 #include "routes.h"
+#include "trace.h"
 
 #define SWEEP_MS 250u
 #define LINGER_MS 2000u
@@ -378,6 +379,7 @@ typedef struct answer {
     bool head_only;             /* HEAD: headers of the GET, no body */
     bool close;                 /* Connection: close */
     bool keep_alive_10;         /* HTTP/1.0 keep-alive: say so */
+    const char *trace_id;       /* X-Trace-Id (32 lowercase hex) or NULL */
 } answer;
 
 static void put_answer(outbuf *ob, const answer *a)
@@ -404,6 +406,12 @@ static void put_answer(outbuf *ob, const answer *a)
     }
     /* Answers carry session state: no shared cache may keep them. */
     ob_str(ob, "Cache-Control: no-store\r\n");
+    /* Our own lowercase hex (trace.c), so the proxy can log it. */
+    if (a->trace_id != NULL) {
+        ob_str(ob, "X-Trace-Id: ");
+        ob_str(ob, a->trace_id);
+        ob_put(ob, "\r\n", 2);
+    }
     for (size_t i = 0; i < a->n_headers; i++) {
         const char *v = a->headers[i].value;
         /* Response splitting: a value never ends the header line. */
@@ -608,6 +616,8 @@ static void serve(conn *c)
     sessiond_http_req req;
     sessiond_http_resp resp;
     char allow[48];
+    sessiond_trace trace;
+    const char *tp[2];
 
     memset(&req, 0, sizeof(req));
     sessiond_hconn_request(hc, &req);
@@ -618,9 +628,18 @@ static void serve(conn *c)
     req.query = query_arg;
     long route = sessiond_route_match(req.method, req.path, req.path_len, &req,
                                       allow, sizeof(allow));
+    /* Trace context (trace.h): several traceparent fields are invalid;
+     * several tracestate fields we do not join, we drop them. */
+    size_t ntp = header_all(hc, "traceparent", tp, 2);
+    const char *ts[2];
+    size_t nts = header_all(hc, "tracestate", ts, 2);
+    sessiond_trace_begin(&trace, ntp > 0 ? tp[0] : NULL, ntp,
+                         nts == 1 ? ts[0] : NULL);
+    trace.route = route >= 0 ? sessiond_route_at((size_t)route)->pattern : NULL;
     sessiond_resp_init(&resp);
     sessiond_dispatch(srv->app, route, allow, &req,
                       sessiond_hconn_header(hc, "Content-Type"), &resp);
+    trace.status = resp.status;
 
     bool closing = !hc->keep_alive || atomic_load(&srv->stopping);
     answer a = {
@@ -633,6 +652,7 @@ static void serve(conn *c)
         .head_only = hc->is_head,
         .close = closing,
         .keep_alive_10 = !closing && hc->parser.http_minor == 0,
+        .trace_id = trace.trace_hex,
     };
     outbuf ob = conn_ob(c);
     put_answer(&ob, &a);
@@ -641,6 +661,7 @@ static void serve(conn *c)
                                         : sessiond_routes_count(),
                              resp.status, now_ns() - t0);
     sessiond_resp_release(&resp);
+    sessiond_trace_end();
     if (ob.failed) {
         c->out_len = c->out_off = 0;
         c->closing = true;
