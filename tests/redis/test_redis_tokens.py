@@ -6,6 +6,7 @@ B at once get one successor; a spent token replayed on B after the grace
 revokes the session on both.
 """
 import os
+import signal
 import threading
 import time
 
@@ -84,6 +85,43 @@ class TokensOnRedis(RedisTestCase):
         time.sleep(1.1)
         self.assertEqual(self.refresh(b, m["refresh_token"]).status, 401)
         self.assertEqual(a.validate(sid).status, 401)
+
+
+class TokensOnlyOutage(RedisTestCase):
+    """store.failure = tokens_only: Redis stopped, a valid bearer token is
+    accepted (X-Session-Degraded); the default answers 503."""
+    TOPOLOGY = "standalone"
+    INSTANCE_SETS = ["store.timeout_ms=100"]
+
+    def redis_up(self):
+        srv = self.topo.server
+        if srv.proc is not None and srv.proc.poll() is None:
+            srv.proc.send_signal(signal.SIGCONT)
+        if not srv.alive():
+            srv.start()
+
+    def test_tokens_only(self):
+        self.addCleanup(self.redis_up)
+        sig = os.path.join(os.path.dirname(self.keys_dir()), "sigkeys")
+        common = ["tokens.keys_dir=" + sig, "tokens.issuer=https://sessiond.test",
+                  "forward_auth.token_audience=" + AUD, "forward_auth.accept_bearer=true"]
+        a = self.instance(common + ["store.failure=tokens_only"])
+        b = self.instance(common)
+        sid = a.create_ok("outage")["session_id"]
+        at = a.post("/v1/tokens", {"session_id": sid, "client": DEFAULT_CLIENT,
+                                   "audience": AUD}).json["access_token"]
+        hdr = {"Authorization": "Bearer " + at}
+        for d in (a, b):
+            r = d.auth(None, headers=hdr)
+            self.assertEqual(r.status, 200)
+            self.assertIsNone(r.header("X-Session-Degraded"))
+        self.topo.stop()
+        time.sleep(0.5)
+        r = a.auth(None, headers=hdr)
+        self.assertEqual(r.status, 200, "tokens_only during the outage")
+        self.assertEqual(r.header("X-Session-Degraded"), "tokens_only")
+        self.assertEqual(a.auth(None, headers={"Authorization": "Bearer junk"}).status, 401)
+        self.assertEqual(b.auth(None, headers=hdr).status, 503, "closed is the default")
 
 
 if __name__ == "__main__":
