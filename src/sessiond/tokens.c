@@ -117,6 +117,14 @@ static int load_keys(const sessiond_config *cfg, sess_sigkeys **out,
             }
         }
     }
+    if (cfg->env != SESS_ENV_DEVELOPMENT && stat(t->keys_dir, &st) != 0 &&
+        errno == ENOENT) {
+        /* Outside development tokens are opt-in: no signing key directory
+         * means no tokens (their routes answer 503), not a refused start
+         * for a deployment that only uses sessions. */
+        *out = NULL;
+        return 0;
+    }
     if (sess_sigkeys_load_dir(t->keys_dir, flags, 0, out, &err) != SESS_OK) {
         snprintf(msg, cap, "tokens.keys_dir %s: %s", t->keys_dir,
                  err.msg[0] ? err.msg : sess_strerror(err.code));
@@ -178,8 +186,19 @@ int sessiond_tokens_init(sessiond_app *app, const char *url, char *msg,
         snprintf(msg, cap, "out of memory");
         return -1;
     }
-    if (load_keys(cfg, &keys, msg, cap) != 0 ||
-        sess_sigkeys_slot_new(keys, &T->slot) != SESS_OK) {
+    if (load_keys(cfg, &keys, msg, cap) == 0 && keys == NULL) {
+        if (cfg->tokens.fa_audience[0] != '\0') {
+            snprintf(msg, cap, "forward_auth.token_audience needs signing keys: "
+                     "tokens.keys_dir %s does not exist (sessctl keys generate "
+                     "--use sig --dir %s)", cfg->tokens.keys_dir,
+                     cfg->tokens.keys_dir);
+            free(T);
+            return -1;
+        }
+        sessiond_log(SESSIOND_LOG_INFO, "tokens off: no signing key directory %s",
+                     cfg->tokens.keys_dir);
+    } else if (msg[0] != '\0' || keys == NULL ||
+               sess_sigkeys_slot_new(keys, &T->slot) != SESS_OK) {
         if (keys != NULL && T->slot == NULL)
             sess_sigkeys_free(keys);
         if (msg[0] == '\0')
@@ -213,7 +232,8 @@ int sessiond_tokens_init(sessiond_app *app, const char *url, char *msg,
             strlen(txt) >= sizeof T->fa_aud_json) {
             free(txt);
             free(T->fa);
-            sess_sigkeys_slot_free(T->slot);
+            if (T->slot != NULL)
+                sess_sigkeys_slot_free(T->slot);
             free(T);
             snprintf(msg, cap, "forward_auth.token_audience: out of memory "
                      "or too long");
@@ -240,10 +260,18 @@ void sessiond_tokens_reload(sessiond_app *app)
                      "the current keys: %s", msg);
         return;
     }
+    if (keys == NULL)
+        return;   /* still no key directory: tokens stay off */
     const char *kid = sess_sigkeys_current_kid(keys);
     sessiond_log(SESSIOND_LOG_INFO, "reloaded signing keys from %s "
                  "(current %s)", app->cfg->tokens.keys_dir,
                  kid != NULL ? kid : "none");
+    if (T->slot == NULL) {
+        /* Tokens were off and a key directory appeared: they start now. */
+        if (sess_sigkeys_slot_new(keys, &T->slot) != SESS_OK)
+            sess_sigkeys_free(keys);
+        return;
+    }
     sess_sigkeys_slot_set(T->slot, keys);
 }
 
@@ -269,7 +297,8 @@ void sessiond_tokens_free(sessiond_app *app)
         }
         free(T->fa);
     }
-    sess_sigkeys_slot_free(T->slot);
+    if (T->slot != NULL)
+        sess_sigkeys_slot_free(T->slot);
     free(T);
     app->tokens = NULL;
 }
@@ -331,7 +360,7 @@ static json_t *claims_of(sessiond_tokens *T, const sess_view *view,
 static int sign(sessiond_tokens *T, const json_t *claims, char **token,
                 sess_err *err)
 {
-    sess_sigkeys *keys = sess_sigkeys_slot_get(T->slot);
+    sess_sigkeys *keys = T->slot != NULL ? sess_sigkeys_slot_get(T->slot) : NULL;
     int rc = keys != NULL ? sess_jwt_sign(keys, claims, NULL, token, err)
                           : SESS_ENOKEY;
     sess_sigkeys_free(keys);
@@ -499,6 +528,13 @@ static void token_response(sessiond_app *app, sessiond_tokens *T,
                                g->iat, g->exp);
     int rc = claims != NULL ? sign(T, claims, &at, &err) : SESS_ENOMEM;
     json_decref(claims);
+    if (rc == SESS_ENOKEY) {
+        /* No current signing key (tokens off, or a key retired before the
+         * next one was rotated in): the operator's to fix, not a bug. */
+        sessiond_resp_error(resp, 503, "unavailable",
+                            "no current signing key (sessctl keys rotate)");
+        return;
+    }
     if (rc != SESS_OK) {
         sessiond_api_library_error(resp, rc, &err);
         return;
@@ -655,7 +691,7 @@ static int verify_access(sessiond_app *app, const char *tok, size_t len,
     sess_jwt_verify_opts o;
     sess_jwt_reason why;
     sess_err err = {0};
-    sess_sigkeys *keys = sess_sigkeys_slot_get(T->slot);
+    sess_sigkeys *keys = T->slot != NULL ? sess_sigkeys_slot_get(T->slot) : NULL;
     if (keys == NULL)
         return SESS_REJECTED;
     sess_jwt_verify_opts_init(&o);
@@ -837,7 +873,7 @@ void sessiond_tokens_jwks(sessiond_app *app, const sessiond_http_req *req,
                           sessiond_http_resp *resp)
 {
     sessiond_tokens *T = state(app);
-    sess_sigkeys *keys = sess_sigkeys_slot_get(T->slot);
+    sess_sigkeys *keys = T->slot != NULL ? sess_sigkeys_slot_get(T->slot) : NULL;
     size_t len = 0;
     if (keys == NULL) {
         sessiond_resp_error(resp, 503, "unavailable", "no signing keys");

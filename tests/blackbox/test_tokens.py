@@ -268,6 +268,15 @@ class TokenTests(SessiondTestCase):
         d.destroy(sid)
         self.assertStatus(d.auth(None, headers={"Authorization": "Bearer " + at}), 401)
 
+    def test_production_without_signing_keys_starts(self):
+        # Tokens are opt-in outside development: a deployment that only uses
+        # sessions must not be refused for lacking a signing key directory.
+        d = self.start(env="production")
+        self.assertStatus(d.get("/healthz"), 200)
+        self.assertEqual(d.get("/.well-known/jwks.json").status, 503)
+        sid = d.create_ok()["session_id"]
+        self.assertEqual(self.mint(d, sid).status, 503)
+
     def test_config_rules(self):
         for sets in (("forward_auth.accept_bearer=true",),
                      ("store.failure=tokens_only",),
