@@ -113,6 +113,13 @@ static const char *const same_site_names[] = {"Strict", "Lax", "None", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug",
                                           NULL};
 static const char *const format_names[] = {"text", "json", NULL};
+static const char *const token_alg_names[] = {"EdDSA", "Ed25519", "ES256",
+                                              "RS256", NULL};
+static const char *const failure_names[] = {"closed", "tokens_only", NULL};
+_Static_assert(SESSIOND_TOKEN_EDDSA == 0 && SESSIOND_TOKEN_RS256 == 3,
+               "token_alg_names order");
+_Static_assert(SESSIOND_FAILURE_CLOSED == 0 &&
+               SESSIOND_FAILURE_TOKENS_ONLY == 1, "failure_names order");
 
 _Static_assert(SESS_ENV_DEVELOPMENT == 0 && SESS_ENV_STAGING == 1 &&
                SESS_ENV_PRODUCTION == 2, "env_names order");
@@ -409,14 +416,79 @@ static const cfg_key keys[] = {
     {"log", "security_events", KT_STR, FIELD(security_events), 0, 0, NULL,
      NULL, NULL, "stderr", K_NONEMPTY, NULL, NULL,
      "Where security events go as JSON lines: stderr or a file path."},
+    {"store", "failure", KT_ENUM, FIELD(store_failure), 0, 0, NULL,
+     failure_names, NULL, "closed", 0, NULL, NULL,
+     "While the store is unreachable: closed answers 503 to forward-auth; "
+     "tokens_only lets forward-auth with accept_bearer accept a valid "
+     "bearer token without checking its session (a revoked session keeps "
+     "working until its token expires, at most tokens.access_ttl)."},
+
+    {"tokens", "issuer", KT_STR, FIELD(tokens.issuer), 0, 0, NULL, NULL,
+     NULL, "", 0, NULL, NULL,
+     "The iss claim and the base of jwks_uri in the metadata (an https URL "
+     "in production); empty means http://<server.listen>."},
+    {"tokens", "keys_dir", KT_STR, FIELD(tokens.keys_dir), 0, 0, NULL, NULL,
+     NULL, "./var/sigkeys", K_NONEMPTY, NULL, NULL,
+     "Directory of token signing keys (sessctl keys generate --use sig), "
+     "separate from the record keys; created with a fresh key in "
+     "development."},
+    {"tokens", "alg", KT_ENUM, FIELD(tokens.alg), 0, 0, NULL,
+     token_alg_names, NULL, "EdDSA", 0, NULL, NULL,
+     "Signing algorithm: EdDSA or Ed25519 (both Ed25519 keys; the name the "
+     "tokens carry), ES256 (P-256) or RS256; the current key must be of "
+     "that type."},
+    {"tokens", "access_ttl", KT_U32, FIELD(tokens.access_ttl), 10, 86400,
+     "whole seconds", NULL, NULL, "300", 0, NULL, NULL,
+     "Lifetime of an access token, never beyond its session's."},
+    {"tokens", "refresh_ttl", KT_U32, FIELD(tokens.refresh_ttl), 60,
+     SECONDS_MAX, "whole seconds", NULL, NULL, "86400", 0, NULL, NULL,
+     "Lifetime of a refresh token, never beyond its session's absolute "
+     "deadline."},
+    {"tokens", "refresh_grace", KT_U32, FIELD(tokens.refresh_grace), 0, 600,
+     "whole seconds", NULL, NULL, "30", 0, NULL, NULL,
+     "A spent refresh token returns its successor for this long (tabs "
+     "refreshing at once); later use revokes the session (token_reuse)."},
+    {"tokens", "claims", KT_STR, FIELD(tokens.claims), 0, 0, NULL, NULL,
+     NULL, "", 0, NULL, NULL,
+     "Comma-separated members of the session data copied into access "
+     "tokens (e.g. roles,permissions); registered claim names are refused."},
+    {"tokens", "leeway", KT_U32, FIELD(tokens.leeway), 0, 300,
+     "whole seconds", NULL, NULL, "30", 0, NULL, NULL,
+     "Clock skew allowed when sessiond itself verifies a token "
+     "(introspection, accept_bearer)."},
+    {"tokens", "jwks_max_age", KT_U32, FIELD(tokens.jwks_max_age), 0, 86400,
+     "whole seconds", NULL, NULL, "300", 0, NULL, NULL,
+     "Cache-Control max-age of the JWKS; a next key must be published this "
+     "long before sessctl keys rotate makes it sign."},
+    {"tokens", "revoke_session_with_refresh", KT_BOOL,
+     FIELD(tokens.revoke_session_with_refresh), 0, 0, NULL, NULL, NULL,
+     "false", 0, NULL, NULL,
+     "POST /v1/tokens/revoke of a refresh token also ends its session."},
+
+    {"forward_auth", "token_audience", KT_STR,
+     FIELD(tokens.fa_audience), 0, 0, NULL, NULL, NULL, "", 0, NULL, NULL,
+     "When set, GET /v1/auth adds an access token for this audience to its "
+     "200 (minted once per session, reused until a minute before expiry)."},
+    {"forward_auth", "token_header", KT_STR, FIELD(tokens.fa_header), 0, 0,
+     NULL, NULL, NULL, "Authorization", K_NONEMPTY, NULL, NULL,
+     "Response header carrying \"Bearer <token>\" for the upstream."},
+    {"forward_auth", "accept_bearer", KT_BOOL, FIELD(tokens.accept_bearer),
+     0, 0, NULL, NULL, NULL, "false", 0, NULL, NULL,
+     "Authorise a request with Authorization: Bearer and no session cookie "
+     "by its access token (signature, aud = token_audience, exp, and its "
+     "session still live)."},
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])
-_Static_assert(sizeof keys / sizeof keys[0] <= 64, "key masks are 64 bits");
+/* Key masks: KEY_WORDS 64-bit words, one bit per row. */
+#define KEY_WORDS 2
+_Static_assert(sizeof keys / sizeof keys[0] <= 64 * KEY_WORDS,
+               "raise KEY_WORDS");
 
 static const char *const sections[] = {"server", "store", "migration", "session",
                                        "binding", "cookie", "csrf", "log",
-                                       "cookie_policy", NULL};
+                                       "cookie_policy", "tokens",
+                                       "forward_auth", NULL};
 
 /* [cookies.NAME]: one section per cookie of the catalogue, read by the
  * library (sess_cookie_catalogue_set), not by the key table. */
@@ -880,8 +952,8 @@ static bool known_section(const char *s, size_t len)
 
 typedef struct loader {
     sessiond_config *cfg;
-    uint64_t seen;          /* keys set by the current source */
-    uint64_t explicit_env;  /* K_ENV_DEFAULT keys set by any source */
+    uint64_t seen[KEY_WORDS];         /* keys set by the current source */
+    uint64_t explicit_env[KEY_WORDS]; /* K_ENV_DEFAULT keys set by any source */
     bool env_given;         /* server.env set by any source */
     char *errbuf;
     size_t errlen;
@@ -907,7 +979,7 @@ static void loader_init(loader *ld, sessiond_config *cfg, char *errbuf,
 /* Start a new source: keys may again be set once each. */
 static void loader_source(loader *ld)
 {
-    ld->seen = 0;
+    memset(ld->seen, 0, sizeof ld->seen);
 }
 
 static int loader_apply(loader *ld, const cfg_key *k, const char *value,
@@ -915,7 +987,7 @@ static int loader_apply(loader *ld, const cfg_key *k, const char *value,
 {
     size_t idx = (size_t)(k - keys);
     bool list = k->type == KT_CIDRS || k->type == KT_ORIGINS;
-    bool again = (ld->seen >> idx) & 1u;
+    bool again = (ld->seen[idx / 64] >> (idx % 64)) & 1u;
     int rc;
 
     if (again && !list)
@@ -927,9 +999,9 @@ static int loader_apply(loader *ld, const cfg_key *k, const char *value,
     rc = set_value(ld->cfg, k, value, again, o, ld->errbuf, ld->errlen);
     if (rc != SESS_OK)
         return rc;
-    ld->seen |= UINT64_C(1) << idx;
+    ld->seen[idx / 64] |= UINT64_C(1) << (idx % 64);
     if (k->flags & K_ENV_DEFAULT)
-        ld->explicit_env |= UINT64_C(1) << idx;
+        ld->explicit_env[idx / 64] |= UINT64_C(1) << (idx % 64);
     if (k->offset == offsetof(sessiond_config, env))
         ld->env_given = true;
     return SESS_OK;
@@ -960,7 +1032,7 @@ static int loader_finish(loader *ld)
     memcpy(saved, ld->cfg, sizeof *saved);
     env_defaults(ld->cfg);
     for (size_t i = 0; i < N_KEYS; i++)
-        if ((ld->explicit_env >> i) & 1u)
+        if ((ld->explicit_env[i / 64] >> (i % 64)) & 1u)
             memcpy((char *)ld->cfg + keys[i].offset,
                    (const char *)saved + keys[i].offset, keys[i].size);
     free(saved);
@@ -1427,6 +1499,41 @@ int sessiond_config_parse_ini(sessiond_config *cfg, const char *text,
     return loader_finish(&ld);
 }
 
+/* tokens.claims: comma-separated data member names, none of them a
+ * claim sessiond sets itself (a session's data must not be able to
+ * forge "sub" or "exp" in a token). */
+static int check_claims(const char *v, char *msg, size_t msglen)
+{
+    static const char *const registered[] = {
+        "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid",
+        "auth_time", "acr", "client_id", "scope", "cnf", NULL};
+    const char *p = v;
+    while (*p != '\0') {
+        size_t n = strcspn(p, ",");
+        size_t a = 0, b = n;
+        while (a < b && (p[a] == ' ' || p[a] == '\t'))
+            a++;
+        while (b > a && (p[b - 1] == ' ' || p[b - 1] == '\t'))
+            b--;
+        if (a == b) {
+            snprintf(msg, msglen, "an empty member name");
+            return -1;
+        }
+        for (size_t i = 0; registered[i] != NULL; i++) {
+            if (strlen(registered[i]) == b - a &&
+                memcmp(registered[i], p + a, b - a) == 0) {
+                snprintf(msg, msglen, "\"%s\" is a claim sessiond sets "
+                         "itself", registered[i]);
+                return -1;
+            }
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
 int sessiond_config_validate(sessiond_config *cfg, char *errbuf,
                              size_t errlen)
 {
@@ -1459,6 +1566,17 @@ int sessiond_config_validate(sessiond_config *cfg, char *errbuf,
                                     &err) != SESS_OK)
         return fail(errbuf, errlen, NULL, NULL, "%s",
                     err.msg[0] ? err.msg : sess_strerror(err.code));
+    if (cfg->tokens.accept_bearer && cfg->tokens.fa_audience[0] == '\0')
+        return fail(errbuf, errlen, find_key("forward_auth", "accept_bearer"),
+                    NULL, "needs forward_auth.token_audience (the aud a "
+                    "bearer token must carry)");
+    if (cfg->store_failure == SESSIOND_FAILURE_TOKENS_ONLY &&
+        !cfg->tokens.accept_bearer)
+        return fail(errbuf, errlen, find_key("store", "failure"), NULL,
+                    "tokens_only needs forward_auth.accept_bearer = true");
+    if (check_claims(cfg->tokens.claims, msg, sizeof msg) != 0)
+        return fail(errbuf, errlen, find_key("tokens", "claims"), NULL, "%s",
+                    msg);
     return SESS_OK;
 }
 

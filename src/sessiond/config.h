@@ -32,6 +32,30 @@ typedef enum { SESSIOND_LOG_ERROR, SESSIOND_LOG_WARN, SESSIOND_LOG_INFO,
                SESSIOND_LOG_DEBUG } sessiond_log_level;
 typedef enum { SESSIOND_LOG_TEXT, SESSIOND_LOG_JSON } sessiond_log_format;
 
+typedef enum { SESSIOND_TOKEN_EDDSA, SESSIOND_TOKEN_ED25519,
+               SESSIOND_TOKEN_ES256, SESSIOND_TOKEN_RS256 } sessiond_token_alg;
+typedef enum { SESSIOND_FAILURE_CLOSED, SESSIOND_FAILURE_TOKENS_ONLY }
+    sessiond_store_failure;
+
+#define SESSIOND_CLAIMS_MAX 512
+
+/* [tokens] and the token keys of [forward_auth] (docs/tokens.md). */
+typedef struct sessiond_tokens_config {
+    char issuer[SESSIOND_PATH_MAX];     /* "" = http://<listen> */
+    char keys_dir[SESSIOND_PATH_MAX];   /* "./var/sigkeys" */
+    sessiond_token_alg alg;             /* EdDSA */
+    uint32_t access_ttl;                /* 300 */
+    uint32_t refresh_ttl;               /* 86400 */
+    uint32_t refresh_grace;             /* 30 */
+    char claims[SESSIOND_CLAIMS_MAX];   /* "roles,permissions" */
+    uint32_t leeway;                    /* 30 */
+    uint32_t jwks_max_age;              /* 300 */
+    bool revoke_session_with_refresh;   /* false */
+    char fa_audience[SESSIOND_ORIGIN_MAX]; /* forward_auth.token_audience */
+    char fa_header[64];                 /* forward_auth.token_header */
+    bool accept_bearer;                 /* forward_auth.accept_bearer */
+} sessiond_tokens_config;
+
 typedef struct sessiond_config {
     /* [server] */
     char listen[SESSIOND_PATH_MAX];     /* "HOST:PORT", "[v6]:PORT" or "unix:PATH" */
@@ -89,6 +113,8 @@ typedef struct sessiond_config {
     /* [cookie_policy] and the [cookies.NAME] catalogue (docs/cookies.md);
      * checked and versioned by sessiond_config_validate(). */
     sess_cookie_catalogue cookies;
+    sessiond_store_failure store_failure;         /* closed */
+    sessiond_tokens_config tokens;
 
     /* [log] */
     sessiond_log_level log_level;       /* info */

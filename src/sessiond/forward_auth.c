@@ -49,6 +49,7 @@
 #include "api.h"
 #include "cookies.h"
 #include "events.h"
+#include "tokens.h"
 
 #define XFF_HEADERS_MAX 8   /* X-Forwarded-For header lines looked at */
 #define COOKIE_LINES_MAX 8  /* Cookie header lines looked at */
@@ -395,7 +396,10 @@ void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
      * rejected there), so it is not decoded twice on this path. */
     size_t n = find_candidates(req, cfg->cookie.name, cand, &seen);
     if (n == 0) {
-        sessiond_resp_static(resp, 401, content_json, body_401);
+        /* No session cookie: a service-to-service call may carry a bearer
+         * token instead (forward_auth.accept_bearer, docs/tokens.md). */
+        if (!sessiond_tokens_fa_bearer(app, req, resp))
+            sessiond_resp_static(resp, 401, content_json, body_401);
         return;
     }
 
@@ -477,6 +481,12 @@ void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
         sessiond_resp_header(resp, "X-CSRF-Token", csrf, strlen(csrf)) != 0 ||
         sessiond_cookies_forward_consent(app, consent, consent_len, resp) != 0)
         goto cleanup;   /* the response is now a 500 */
+    /* The upstream's access token, only now that the session validated
+     * (revocation wins over the token cache). */
+    if (sessiond_tokens_fa_attach(app, &view, resp) != 0) {
+        sessiond_resp_static(resp, 500, content_json, body_500);
+        goto cleanup;
+    }
     if (next != NULL) {
         int len = sess_issued_cookie(app->ctx, &cfg->cookie, next, cookie,
                                      sizeof(cookie));

@@ -34,6 +34,7 @@
 
 #include "apikeys.h"
 #include "app.h"
+#include "tokens.h"
 #include "config.h"
 #include "cookies.h"
 #include "events.h"
@@ -464,6 +465,11 @@ int main(int argc, char **argv)
         fail(msg);
         goto cleanup;
     }
+    msg[0] = '\0';
+    if (sessiond_tokens_init(&app, url, msg, sizeof(msg)) != 0) {
+        fail(msg);
+        goto cleanup;
+    }
     if (sessiond_server_start(&app, fd, spec.is_unix ? spec.path : NULL,
                               &srv, msg, sizeof(msg)) != 0) {
         fail(msg);
@@ -500,6 +506,7 @@ int main(int argc, char **argv)
             sessiond_log(SESSIOND_LOG_INFO, "SIGHUP: reloading keys");
             reload(&app);
             sessiond_migration_reload(cfg.config_file);
+            sessiond_tokens_reload(&app);
             continue;
         }
         sessiond_log(SESSIOND_LOG_INFO, "%s: stopping",
@@ -512,6 +519,7 @@ cleanup:
     sessiond_server_stop(srv, STOP_GRACE_MS);
     if (purge_started)
         purger_stop(&purge);
+    sessiond_tokens_free(&app);
     if (app.ctx != NULL)
         sess_ctx_free(app.ctx);
     if (store != NULL)

@@ -34,6 +34,7 @@
 #include "forward_auth.h"
 #include "metrics.h"
 #include "migration.h"
+#include "tokens.h"
 
 #define KEY SESSIOND_ROUTE_API_KEY
 #define BODY SESSIOND_ROUTE_BODY
@@ -73,6 +74,18 @@ static const sessiond_route routes[] = {
     {"GET", "/metrics", sessiond_metrics_handler, KEY, "metrics"},
     {"GET", "/v1/admin/migration", sessiond_migration_get, KEY, "migration_get"},
     {"PUT", "/v1/admin/migration", sessiond_migration_put, KEY | BODY, "migration_put"},
+    /* Tokens (docs/tokens.md): the management routes need the API key;
+     * the key set and metadata are public by design. */
+    {"POST", "/v1/tokens", sessiond_tokens_mint, KEY | BODY, "token_mint"},
+    {"POST", "/v1/tokens/refresh", sessiond_tokens_refresh, KEY | BODY,
+     "token_refresh"},
+    {"POST", "/v1/tokens/introspect", sessiond_tokens_introspect, KEY | BODY,
+     "token_introspect"},
+    {"POST", "/v1/tokens/revoke", sessiond_tokens_revoke, KEY | BODY,
+     "token_revoke"},
+    {"GET", "/.well-known/jwks.json", sessiond_tokens_jwks, 0, "jwks"},
+    {"GET", "/.well-known/oauth-authorization-server",
+     sessiond_tokens_metadata, 0, "oauth_metadata"},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -404,8 +404,14 @@ static void put_answer(outbuf *ob, const answer *a)
         ob_uint(ob, a->body_len);
         ob_put(ob, "\r\n", 2);
     }
-    /* Answers carry session state: no shared cache may keep them. */
-    ob_str(ob, "Cache-Control: no-store\r\n");
+    /* Answers carry session state: no shared cache may keep them, unless
+     * the handler says otherwise itself (the public JWKS). */
+    bool own_cache_control = false;
+    for (size_t i = 0; i < a->n_headers; i++)
+        if (strcasecmp(a->headers[i].name, "Cache-Control") == 0)
+            own_cache_control = true;
+    if (!own_cache_control)
+        ob_str(ob, "Cache-Control: no-store\r\n");
     /* Our own lowercase hex (trace.c), so the proxy can log it. */
     if (a->trace_id != NULL) {
         ob_str(ob, "X-Trace-Id: ");
