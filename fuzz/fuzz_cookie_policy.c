@@ -27,7 +27,8 @@ static sess_consent_keys *keys(void)
         const char *kids[1] = {"fuzzkid"};
         uint8_t raw[1][SESS_KEY_BYTES];
         sess_keyring *kr = NULL;
-        memset(raw, 0x5a, sizeof raw);
+        for (size_t i = 0; i < SESS_KEY_BYTES; i++)
+            raw[0][i] = (uint8_t)(0x5a + 7 * i); /* not one byte repeated */
         if (sess_keyring_from_keys(kids, raw, 1, &kr, NULL) != SESS_OK ||
             sess_consent_keys_derive(kr, &k, NULL) != SESS_OK)
             abort();
