@@ -71,5 +71,5 @@ clean:
 .PHONY: bench
 bench:
 	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DSESS_TESTS=OFF
-	cmake --build build-release -j$(JOBS) --target sessiond libbench floor
+	cmake --build build-release -j$(JOBS) --target sessiond libbench floor jwtbench
 	python3 bench/run.py --build-dir build-release

@@ -409,7 +409,7 @@ def http_post_json(port, path, body):
     return r.status, json.loads(data) if data else None
 
 
-def token_rows(args, sd_port, ids, keys, used_ports, add_row, D, W, sd, fa_base, pool_path):
+def token_rows(args, res, sd_port, ids, keys, used_ports, add_row, D, W, sd, fa_base, pool_path):
     """Rows token-mint, token-refresh, token-introspect (against the HTTP
     sessiond, whose tokens.keys_dir is created in development) and
     auth-token: forward-auth on a second sessiond with
@@ -434,25 +434,46 @@ def token_rows(args, sd_port, ids, keys, used_ports, add_row, D, W, sd, fa_base,
     add_row("token-introspect", "sessiond POST /v1/tokens/introspect",
             run_wrk(args, url_of(sd_port), "token_introspect", at_path, D, sd.pids, W),
             "validate", "access tokens (signature verify + session lookup by handle)")
+    # Refresh before mint: a mint gives the session a new refresh token,
+    # which would leave the file's tokens spent.
+    log("HTTP token refresh")
+    add_row("token-refresh", "sessiond POST /v1/tokens/refresh",
+            run_wrk(args, url_of(sd_port), "token_refresh", rt_path, D, sd.pids, 0),
+            "validate", "chains from %d refresh tokens: each request spends the successor an "
+            "earlier answer returned, so no token is used twice (non-2xx should be 0)" % n)
     log("HTTP token mint")
     add_row("token-mint", "sessiond POST /v1/tokens (mint)",
             run_wrk(args, url_of(sd_port), "token_mint", pool_path, D, sd.pids, W),
             "validate", "validate + new refresh token (a store write) + Ed25519 signature")
-    log("HTTP token refresh")
-    add_row("token-refresh", "sessiond POST /v1/tokens/refresh",
-            run_wrk(args, url_of(sd_port), "token_refresh", rt_path, D, sd.pids, 0),
-            "validate", "%d refresh tokens, each spent once per thread slice; once a slice "
-            "runs out, reuse answers 401 (non-2xx): read the row with its non-2xx" % n)
     port = free_port(used_ports)
     log("starting sessiond with forward_auth.token_audience on 127.0.0.1:%d" % port)
-    tsd = Sessiond(args.sessiond, port, "lmdb:" + os.path.join(TMP, "store-http"), keys,
+    # Its own store and pool: two daemons on one LMDB file would share its
+    # write lock (touches), which is not what this row compares.
+    tsd = Sessiond(args.sessiond, port, "lmdb:" + os.path.join(TMP, "store-http-tokens"), keys,
                    "http-tokens", ("--set", "forward_auth.token_audience=api.bench"))
     try:
+        tpool = os.path.join(TMP, "pool-tokens.ids")
+        write_ids(tpool, http_create_pool(port, args.pool))
         log("HTTP forward-auth, valid cookie, with token propagation")
         add_row("auth-token", "sessiond GET /v1/auth, valid cookie, with a bearer token",
-                run_wrk(args, url_of(port, "/v1/auth"), "auth_valid", pool_path, D, tsd.pids, W),
+                run_wrk(args, url_of(port, "/v1/auth"), "auth_valid", tpool, D, tsd.pids, W),
                 "auth-valid", "forward_auth.token_audience set: token cached per session "
                 "(goal: at least 90% of auth-valid)")
+        # The goal is judged on alternating pairs (the machine drifts):
+        # forward-auth without propagation, then with, the same pool size.
+        pairs = []
+        for i in range(min(args.pairs, 5)):
+            log("token propagation pair %d/%d" % (i + 1, min(args.pairs, 5)))
+            a = run_wrk(args, url_of(sd_port, "/v1/auth"), "auth_valid", pool_path,
+                        args.pair_seconds, sd.pids, 0)
+            b = run_wrk(args, url_of(port, "/v1/auth"), "auth_valid", tpool,
+                        args.pair_seconds, tsd.pids, 0)
+            pairs.append({"plain_rps": a.get("rps"), "token_rps": b.get("rps"),
+                          "plain_cpu_us": a.get("cpu_us"), "token_cpu_us": b.get("cpu_us")})
+        if pairs:
+            res["token_pairs"] = pairs
+            res["token_pair_ratio"] = statistics.median(
+                p["token_rps"] / p["plain_rps"] for p in pairs if p["plain_rps"])
     finally:
         tsd.stop()
 
@@ -749,6 +770,20 @@ def report(args, res):
         L.append("Median ratio of the pairs: req/s %s, CPU per request %s." % (
             fmt_ratio(res["pair_ratio"], 1.0), "%.2fx" % res["pair_cpu_ratio"] if res.get("pair_cpu_ratio") else "-"))
         L.append("")
+    if res.get("token_pairs"):
+        L.append("### Alternating pairs: forward-auth without, then with token propagation, %d s each"
+                 % args.pair_seconds)
+        L.append("")
+        L.append("| pair | plain req/s | with token req/s | ratio | plain µs/req | with token µs/req |")
+        L.append("|---:|---:|---:|---:|---:|---:|")
+        for i, p in enumerate(res["token_pairs"]):
+            L.append("| %d | %s | %s | %s | %s | %s |" % (
+                i + 1, fmt_num(p["plain_rps"]), fmt_num(p["token_rps"]),
+                fmt_ratio(p["token_rps"], p["plain_rps"]), fmt_num(p["plain_cpu_us"], 1),
+                fmt_num(p["token_cpu_us"], 1)))
+        L.append("")
+        L.append("Median ratio of the pairs: %s (goal: at least 90%%)." % fmt_ratio(res["token_pair_ratio"], 1.0))
+        L.append("")
     if res["iso"]:
         L.append("### Isolated cores: server alone on core 0 (1 worker), wrk -t1 -c%d alone on core 1, %d s each" % (
             args.connections, args.pair_seconds))
@@ -823,6 +858,17 @@ def report(args, res):
                          fmt_ratio(ff["floor_hit"], ff["on"]), fmt_num(ff["floor_miss"]),
                          fmt_num(ff["off"]), fmt_ratio(ff["floor_miss"], ff["off"]) if ff["off"] else "-"))
             L.append("")
+    jw = res.get("jwt") or []
+    if jw:
+        L.append("### Token verification (bench/jwtbench.c, sess_jwt_verify against OpenSSL's raw verify)")
+        L.append("")
+        L.append("| alg | token bytes | sess_jwt_verify per core | EVP_DigestVerify floor per core | of the floor |")
+        L.append("|---|---:|---:|---:|---:|")
+        for j in jw:
+            L.append("| %s | %d | %s | %s | %s |" % (j["alg"], j["token_bytes"], fmt_num(j["verify_per_core"]),
+                                                    fmt_num(j["floor_per_core"]),
+                                                    fmt_ratio(j["verify_per_core"], j["floor_per_core"])))
+        L.append("")
     rd = res.get("redis") or {}
     if rd.get("skipped"):
         L.append("## Redis")
@@ -1007,6 +1053,15 @@ def targets(args, res):
             out.append((fa["p99"] is not None and fa["p99"] < 2.0,
                         "forward-auth p99 < 2 ms at %d connections: %s ms (nginx %s ms)" % (
                             args.connections, fmt_num(fa["p99"], 2), fmt_num(ng["p99"], 2))))
+        at = rows.get("auth-token")
+        if at:
+            tr = res.get("token_pair_ratio") or at["rps"] / max(fa["rps"], 1)
+            out.append((tr >= 0.9, "forward-auth with token propagation >= 90%% of forward-auth "
+                        "without: %s in the main rows%s" % (
+                            fmt_ratio(at["rps"], fa["rps"]),
+                            (", median of the alternating pairs %s (judged on this)"
+                             % fmt_ratio(res["token_pair_ratio"], 1.0))
+                            if res.get("token_pair_ratio") else "")))
         cr = res.get("pair_cpu_ratio") or ((fa["cpu_us"] or 0) / (ng["cpu_us"] or 1))
         out.append((cr <= 2.0, "forward-auth server CPU/request <= 2x nginx: %s vs %s µs in the "
                     "main rows; %.2fx%s" % (
@@ -1157,6 +1212,10 @@ def main():
     args.sessiond = args.sessiond or os.path.join(args.build_dir, "sessiond")
     args.libbench = args.libbench or os.path.join(args.build_dir, "bench", "libbench")
     args.floor = os.path.join(os.path.dirname(args.libbench), "floor")
+    args.jwtbench = os.path.join(os.path.dirname(args.libbench), "jwtbench")
+    if not os.access(args.jwtbench, os.X_OK):
+        log("missing %s: the token verify rows are skipped" % args.jwtbench)
+        args.jwtbench = None
     if not os.access(args.floor, os.X_OK):
         log("missing %s: the library floors are skipped" % args.floor)
         args.floor = None
@@ -1239,6 +1298,17 @@ def main():
                 "validate_median": statistics.median(r["validate"] for r in rounds),
                 "ratio_median": statistics.median(r["validate"] / r["floor_hit"] for r in rounds
                                                   if r["floor_hit"]) if args.floor else None}
+
+        # sess_jwt_verify per core next to OpenSSL's raw verify of the same
+        # signature (bench/jwtbench.c): one JSON line per algorithm.
+        if args.jwtbench:
+            log("library sess_jwt_verify per algorithm, with the OpenSSL floor")
+            r = subprocess.run([args.jwtbench, "--seconds", str(args.lib_seconds)],
+                               capture_output=True, text=True)
+            if r.returncode == 0:
+                res["jwt"] = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+            else:
+                log("jwtbench failed: %s" % r.stderr[-300:])
 
     if "redis" in sections:
         run_redis(args, res, used_ports, keys)
@@ -1330,7 +1400,7 @@ def main():
             # Tokens (docs/tokens.md): mint, refresh, introspect over HTTP,
             # and forward-auth with token propagation next to without.
             try:
-                token_rows(args, sd_port, ids, keys, used_ports, add_row, D, W, sd, fa_base,
+                token_rows(args, res, sd_port, ids, keys, used_ports, add_row, D, W, sd, fa_base,
                            pool_path)
             except (RuntimeError, OSError) as e:
                 log("token rows skipped: %s" % e)

@@ -83,14 +83,35 @@ function request()
          '{"session_id":"' .. ids[math.random(n)] .. '",' .. client_json ..
          ',"audience":"api.bench"}')
    elseif mode == "token_refresh" then
-      -- like destroy: each thread spends its own slice once (a token used
-      -- again is a grace replay, then a theft: the runner reports non-2xx)
-      local i = ((tid or 0) + counter * T) % n + 1
-      counter = counter + 1
+      -- Each refresh token is spent once: a request takes the successor
+      -- a previous answer returned (response() below queues it), else the
+      -- next token of this thread's own slice of the file.  A chain never
+      -- reuses a token, so every answer should be a 200 (a reuse would be
+      -- a grace replay, then a theft: the runner reports non-2xx).
+      local rt
+      if qhead <= qtail then
+         rt = queue[qhead]; queue[qhead] = nil; qhead = qhead + 1
+      else
+         rt = ids[((tid or 0) + counter * T) % n + 1]
+         counter = counter + 1
+      end
       return wrk.format("POST", "/v1/tokens/refresh", headers,
-         '{"refresh_token":"' .. ids[i] .. '"}')
+         '{"refresh_token":"' .. rt .. '"}')
    elseif mode == "token_introspect" then
       return wrk.format("POST", "/v1/tokens/introspect", headers,
          '{"token":"' .. ids[math.random(n)] .. '"}')
+   end
+end
+
+-- token_refresh: queue the successor refresh token of every answer (a
+-- pattern on sessiond's compact JSON, which is all a wrk script has).
+-- Defined only in that mode: wrk reads bodies only when response exists.
+queue, qhead, qtail = {}, 1, 0
+if mode == "token_refresh" then
+   function response(status, headers, body)
+      if status == 200 and body ~= nil then
+         local rt = body:match('"refresh_token"%s*:%s*"([^"]+)"')
+         if rt ~= nil then qtail = qtail + 1; queue[qtail] = rt end
+      end
    end
 end

@@ -472,6 +472,11 @@ static const cfg_key keys[] = {
     {"forward_auth", "token_header", KT_STR, FIELD(tokens.fa_header), 0, 0,
      NULL, NULL, NULL, "Authorization", K_NONEMPTY, NULL, NULL,
      "Response header carrying \"Bearer <token>\" for the upstream."},
+    {"forward_auth", "token_cache_size", KT_U32, FIELD(tokens.fa_cache_size),
+     64, 4194304, "entries", NULL, NULL, "16384", 0, NULL, NULL,
+     "Tokens kept for forward-auth, one per session (about 0.7 KiB each "
+     "when full); size it to the sessions active within tokens.access_ttl, "
+     "or every miss costs a signature."},
     {"forward_auth", "accept_bearer", KT_BOOL, FIELD(tokens.accept_bearer),
      0, 0, NULL, NULL, NULL, "false", 0, NULL, NULL,
      "Authorise a request with Authorization: Bearer and no session cookie "

@@ -53,6 +53,7 @@ typedef struct sessiond_tokens_config {
     bool revoke_session_with_refresh;   /* false */
     char fa_audience[SESSIOND_ORIGIN_MAX]; /* forward_auth.token_audience */
     char fa_header[64];                 /* forward_auth.token_header */
+    uint32_t fa_cache_size;             /* forward_auth.token_cache_size */
     bool accept_bearer;                 /* forward_auth.accept_bearer */
 } sessiond_tokens_config;
 

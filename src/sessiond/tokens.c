@@ -39,8 +39,7 @@
 #define AUD_ITEMS_MAX 8
 #define AUD_ITEM_MAX 255
 #define CLAIM_NAMES_MAX 16
-#define FA_STRIPES 64
-#define FA_WAYS 64                 /* entries per stripe: 4096 in all */
+#define FA_WAYS 64                 /* entries per stripe */
 #define FA_REUSE_MARGIN 60         /* mint again a minute before exp */
 #define ISSUER_MAX (SESSIOND_PATH_MAX + 16)
 
@@ -70,6 +69,7 @@ typedef struct sessiond_tokens {
     size_t n_claims;
     char cache_control[48];
     fa_stripe *fa;                 /* NULL without token_audience */
+    size_t fa_stripes;             /* token_cache_size / FA_WAYS, rounded up */
     char fa_aud_json[SESSIOND_ORIGIN_MAX * 2];
 } sessiond_tokens;
 
@@ -227,7 +227,8 @@ int sessiond_tokens_init(sessiond_app *app, const char *url, char *msg,
         char *txt = a != NULL ? json_dumps(a, JSON_ENCODE_ANY | JSON_COMPACT)
                               : NULL;
         json_decref(a);
-        T->fa = calloc(FA_STRIPES, sizeof *T->fa);
+        T->fa_stripes = (cfg->tokens.fa_cache_size + FA_WAYS - 1) / FA_WAYS;
+        T->fa = calloc(T->fa_stripes, sizeof *T->fa);
         if (txt == NULL || T->fa == NULL ||
             strlen(txt) >= sizeof T->fa_aud_json) {
             free(txt);
@@ -241,7 +242,7 @@ int sessiond_tokens_init(sessiond_app *app, const char *url, char *msg,
         }
         memcpy(T->fa_aud_json, txt, strlen(txt) + 1);
         free(txt);
-        for (size_t i = 0; i < FA_STRIPES; i++)
+        for (size_t i = 0; i < T->fa_stripes; i++)
             pthread_mutex_init(&T->fa[i].lock, NULL);
     }
     app->tokens = T;
@@ -290,7 +291,7 @@ void sessiond_tokens_free(sessiond_app *app)
     if (T == NULL)
         return;
     if (T->fa != NULL) {
-        for (size_t i = 0; i < FA_STRIPES; i++) {
+        for (size_t i = 0; i < T->fa_stripes; i++) {
             for (size_t j = 0; j < FA_WAYS; j++)
                 fa_wipe(&T->fa[i].e[j]);
             pthread_mutex_destroy(&T->fa[i].lock);
@@ -935,13 +936,13 @@ void sessiond_tokens_metadata(sessiond_app *app, const sessiond_http_req *req,
 
 /* ---- forward-auth hooks --------------------------------------------------------- */
 
-static size_t fa_stripe_of(const char *handle)
+static size_t fa_stripe_of(const sessiond_tokens *T, const char *handle)
 {
     /* FNV-1a of the (random, non-secret) handle. */
     uint32_t h = 2166136261u;
     for (const char *p = handle; *p != '\0'; p++)
         h = (h ^ (unsigned char)*p) * 16777619u;
-    return h % FA_STRIPES;
+    return h % T->fa_stripes;
 }
 
 /* Mint "Bearer <token>" for "view" and the configured audience. */
@@ -984,7 +985,7 @@ int sessiond_tokens_fa_attach(sessiond_app *app, const sess_view *view,
     if (T == NULL || T->fa == NULL)
         return 0;
     uint64_t now = sess_ctx_now(app->ctx);
-    fa_stripe *s = &T->fa[fa_stripe_of(view->handle)];
+    fa_stripe *s = &T->fa[fa_stripe_of(T, view->handle)];
     const char *hdr = app->cfg->tokens.fa_header;
     int rc = -1;
 
