@@ -254,6 +254,21 @@ class TokenTests(SessiondTestCase):
         self.assertStatus(r3, 401)                              # revocation wins
         self.assertIsNone(r3.header("Authorization"))
 
+    def test_forward_auth_token_cache_smaller_than_sessions(self):
+        # 200 sessions through a 64-entry cache (one stripe): entries are
+        # replaced, never mixed up; each session keeps getting its own token.
+        d = self.daemon("forward_auth.token_audience=" + AUD,
+                        "forward_auth.token_cache_size=64")
+        hdrs = {"User-Agent": LOOPBACK_CLIENT["user_agent"]}
+        sessions = [self.session(d, client=LOOPBACK_CLIENT, user="u%d" % i)
+                    for i in range(200)]
+        for _ in range(2):
+            for sid, handle in sessions:
+                r = d.auth("sessiond=" + sid, headers=hdrs)
+                self.assertStatus(r, 200)
+                _, c = jwt_parts(r.header("Authorization")[7:])
+                self.assertEqual(c["sid"], handle)
+
     def test_forward_auth_accept_bearer(self):
         d = self.daemon("forward_auth.token_audience=" + AUD,
                         "forward_auth.accept_bearer=true")
