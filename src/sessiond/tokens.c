@@ -588,12 +588,39 @@ static sess_token_policy policy_of(const sessiond_app *app)
     return p;
 }
 
+/* How a mint or a refresh ends: the answer for "rc" (GRANT_ANSWERED: the
+ * request was already answered with a 400), then the grant, the view and
+ * the request's secret member wiped.  "rejected" answers SESS_REJECTED. */
+#define GRANT_ANSWERED 1
+
+static void grant_end(sessiond_app *app, int rc, sess_view *v,
+                      sess_token_grant *g, const sess_err *err, json_t *root,
+                      const char *secret_member,
+                      void (*rejected)(sessiond_http_resp *, const sess_view *),
+                      sessiond_http_resp *resp)
+{
+    if (rc == SESS_REJECTED)
+        rejected(resp, v);
+    else if (rc == SESS_OK)
+        token_response(app, state(app), v, g, resp);
+    else if (rc != GRANT_ANSWERED)
+        sessiond_api_library_error(resp, rc, err);
+    sess_wipe(g, sizeof *g);
+    sess_view_clear(v);
+    wipe_member(root, secret_member);
+    json_decref(root);
+}
+
 /* ---- POST /v1/tokens ---------------------------------------------------------- */
+
+static void session_rejected(sessiond_http_resp *resp, const sess_view *v)
+{
+    invalid_session(resp, v->reason);
+}
 
 void sessiond_tokens_mint(sessiond_app *app, const sessiond_http_req *req,
                           sessiond_http_resp *resp)
 {
-    sessiond_tokens *T = state(app);
     char aud[SESS_TOKEN_AUD_MAX + 1], ip[SESS_IP_MAX + 1];
     size_t aud_len = 0, id_len = 0;
     sess_client client = {0};
@@ -602,6 +629,7 @@ void sessiond_tokens_mint(sessiond_app *app, const sessiond_http_req *req,
     sess_view v;
     sess_err err = {0};
     bool has_client;
+    int rc = GRANT_ANSWERED;
 
     memset(&v, 0, sizeof v);
     memset(&g, 0, sizeof g);
@@ -609,32 +637,18 @@ void sessiond_tokens_mint(sessiond_app *app, const sessiond_http_req *req,
     if (root == NULL)
         return;
     const char *id = string_member(root, "session_id", 256, &id_len, resp);
-    if (id == NULL || !client_member(root, true, &client, ip, &has_client, resp) ||
-        !audience_json(root, aud, sizeof aud, &aud_len, resp))
-        goto cleanup;
-    int rc = sess_token_issue(app->ctx, id, id_len, &client, aud, aud_len,
+    if (id != NULL && client_member(root, true, &client, ip, &has_client, resp) &&
+        audience_json(root, aud, sizeof aud, &aud_len, resp))
+        rc = sess_token_issue(app->ctx, id, id_len, &client, aud, aud_len,
                               &pol, &v, &g, &err);
-    if (rc == SESS_REJECTED) {
-        invalid_session(resp, v.reason);
-        goto cleanup;
-    }
-    if (rc != SESS_OK) {
-        sessiond_api_library_error(resp, rc, &err);
-        goto cleanup;
-    }
-    token_response(app, T, &v, &g, resp);
-
-cleanup:
-    sess_wipe(&g, sizeof g);
-    sess_view_clear(&v);
-    wipe_member(root, "session_id");
-    json_decref(root);
+    grant_end(app, rc, &v, &g, &err, root, "session_id", session_rejected, resp);
 }
 
 /* ---- POST /v1/tokens/refresh ---------------------------------------------------- */
 
-static void invalid_token(sessiond_http_resp *resp)
+static void token_rejected(sessiond_http_resp *resp, const sess_view *v)
 {
+    (void)v;
     sessiond_resp_error(resp, 401, "invalid_token",
                         "the refresh token is not valid");
 }
@@ -642,7 +656,6 @@ static void invalid_token(sessiond_http_resp *resp)
 void sessiond_tokens_refresh(sessiond_app *app, const sessiond_http_req *req,
                              sessiond_http_resp *resp)
 {
-    sessiond_tokens *T = state(app);
     char ip[SESS_IP_MAX + 1];
     size_t rt_len = 0;
     sess_client client = {0};
@@ -651,6 +664,7 @@ void sessiond_tokens_refresh(sessiond_app *app, const sessiond_http_req *req,
     sess_view v;
     sess_err err = {0};
     bool has_client;
+    int rc = GRANT_ANSWERED;
 
     memset(&v, 0, sizeof v);
     memset(&g, 0, sizeof g);
@@ -658,26 +672,11 @@ void sessiond_tokens_refresh(sessiond_app *app, const sessiond_http_req *req,
     if (root == NULL)
         return;
     const char *rt = string_member(root, "refresh_token", 256, &rt_len, resp);
-    if (rt == NULL || !client_member(root, false, &client, ip, &has_client, resp))
-        goto cleanup;
-    int rc = sess_token_refresh(app->ctx, rt, rt_len,
+    if (rt != NULL && client_member(root, false, &client, ip, &has_client, resp))
+        rc = sess_token_refresh(app->ctx, rt, rt_len,
                                 has_client ? &client : NULL, &pol, &v, &g,
                                 &err);
-    if (rc == SESS_REJECTED) {
-        invalid_token(resp);
-        goto cleanup;
-    }
-    if (rc != SESS_OK) {
-        sessiond_api_library_error(resp, rc, &err);
-        goto cleanup;
-    }
-    token_response(app, T, &v, &g, resp);
-
-cleanup:
-    sess_wipe(&g, sizeof g);
-    sess_view_clear(&v);
-    wipe_member(root, "refresh_token");
-    json_decref(root);
+    grant_end(app, rc, &v, &g, &err, root, "refresh_token", token_rejected, resp);
 }
 
 /* ---- verification of our own access tokens ------------------------------------- */
