@@ -92,3 +92,19 @@ void test_store_entry(sess_entry *e, uint8_t *blob, size_t blob_len, uint64_t i,
     e->blob = blob;
     e->blob_len = blob_len;
 }
+
+void test_gate_set(test_gate *g, int phase)
+{
+    pthread_mutex_lock(&g->lock);
+    g->phase = phase;
+    pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
+void test_gate_wait(test_gate *g, int phase)
+{
+    pthread_mutex_lock(&g->lock);
+    while (g->phase != phase)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <cmocka.h>
 
 #include "sess.h"
@@ -50,5 +51,16 @@ void test_store_entry(sess_entry *e, uint8_t *blob, size_t blob_len, uint64_t i,
 /* Directory of the shared third-party test data, or NULL (then the test
  * prints why it skips). */
 const char *test_testdata_dir(void);
+
+/* A handshake between a test and a thread it starts: one side sets a
+ * phase, the other waits for it.  Initialise with TEST_GATE_INIT. */
+typedef struct test_gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int phase;
+} test_gate;
+#define TEST_GATE_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0}
+void test_gate_set(test_gate *g, int phase);
+void test_gate_wait(test_gate *g, int phase);
 
 #endif

@@ -279,9 +279,7 @@ static void test_key_id_pins_its_bytes(void **state)
 /* A thread that seals once with "kr" and then stays alive, idle. */
 typedef struct sealer {
     const sess_keyring *kr;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int phase;                  /* 1 sealed, 2 may exit */
+    test_gate gate;             /* 1 sealed, 2 may exit */
 } sealer;
 
 static void *sealer_main(void *arg)
@@ -291,12 +289,8 @@ static void *sealer_main(void *arg)
     sess_store_buf out = {0};
     assert_int_equal(sess__seal(z->kr, skey, (const uint8_t *)"x", 1, &out, NULL), SESS_OK);
     sess_store_buf_free(&out);
-    pthread_mutex_lock(&z->lock);
-    z->phase = 1;
-    pthread_cond_broadcast(&z->cond);
-    while (z->phase != 2)
-        pthread_cond_wait(&z->cond, &z->lock);
-    pthread_mutex_unlock(&z->lock);
+    test_gate_set(&z->gate, 1);
+    test_gate_wait(&z->gate, 2);
     return NULL;
 }
 
@@ -305,16 +299,12 @@ static void test_freed_keyring_leaves_no_key_in_thread_contexts(void **state)
     (void)state;
     sess_keyring *kr = two_keys();
     uint8_t key[SESS_KEY_BYTES];
-    sealer z = {.kr = kr, .lock = PTHREAD_MUTEX_INITIALIZER,
-                .cond = PTHREAD_COND_INITIALIZER};
+    sealer z = {.kr = kr, .gate = TEST_GATE_INIT};
     pthread_t th;
 
     memcpy(key, sess__keyring_primary(kr)->key, sizeof key);
     assert_int_equal(pthread_create(&th, NULL, sealer_main, &z), 0);
-    pthread_mutex_lock(&z.lock);
-    while (z.phase != 1)
-        pthread_cond_wait(&z.cond, &z.lock);
-    pthread_mutex_unlock(&z.lock);
+    test_gate_wait(&z.gate, 1);
 
     /* The idle thread's context holds the key... */
     assert_true(sess__crypto_slots_holding(key) >= 1);
@@ -322,10 +312,7 @@ static void test_freed_keyring_leaves_no_key_in_thread_contexts(void **state)
     sess_keyring_free(kr);
     assert_int_equal(sess__crypto_slots_holding(key), 0);
 
-    pthread_mutex_lock(&z.lock);
-    z.phase = 2;
-    pthread_cond_broadcast(&z.cond);
-    pthread_mutex_unlock(&z.lock);
+    test_gate_set(&z.gate, 2);
     pthread_join(th, NULL);
     sess__wipe(key, sizeof key);
 }

@@ -270,9 +270,7 @@ static void test_reload_refuses_new_bytes_under_a_known_id(void **state)
 typedef struct validator {
     sess_ctx *ctx;
     const char *id;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int phase;                  /* 1 validated, 2 may exit */
+    test_gate gate;             /* 1 validated, 2 may exit */
 } validator;
 
 static void *validator_main(void *arg)
@@ -282,12 +280,8 @@ static void *validator_main(void *arg)
     sess_err err;
     assert_int_equal(sess_validate(z->ctx, z->id, strlen(z->id), &cl, 0, &v, &err), SESS_OK);
     sess_view_clear(&v);
-    pthread_mutex_lock(&z->lock);
-    z->phase = 1;
-    pthread_cond_broadcast(&z->cond);
-    while (z->phase != 2)
-        pthread_cond_wait(&z->cond, &z->lock);
-    pthread_mutex_unlock(&z->lock);
+    test_gate_set(&z->gate, 1);
+    test_gate_wait(&z->gate, 2);
     return NULL;
 }
 
@@ -313,14 +307,10 @@ static void test_dropped_key_leaves_no_thread_context(void **state)
     sess_create_req req = {.user_id = "alice", .user_id_len = 5, .client = cl};
     assert_int_equal(sess_create(ctx, &req, &s, NULL, &err), SESS_OK);
 
-    validator z = {.ctx = ctx, .id = s.id, .lock = PTHREAD_MUTEX_INITIALIZER,
-                   .cond = PTHREAD_COND_INITIALIZER};
+    validator z = {.ctx = ctx, .id = s.id, .gate = TEST_GATE_INIT};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, validator_main, &z), 0);
-    pthread_mutex_lock(&z.lock);
-    while (z.phase != 1)
-        pthread_cond_wait(&z.cond, &z.lock);
-    pthread_mutex_unlock(&z.lock);
+    test_gate_wait(&z.gate, 1);
     assert_true(sess__crypto_slots_holding(derived) >= 1);
 
     /* The reload drops "zz-drop": no context of any thread keeps it, the
@@ -330,10 +320,7 @@ static void test_dropped_key_leaves_no_thread_context(void **state)
     assert_int_equal(sess_ctx_reload_keys(ctx, only_b, true, &err), SESS_OK);
     assert_int_equal(sess__crypto_slots_holding(derived), 0);
 
-    pthread_mutex_lock(&z.lock);
-    z.phase = 2;
-    pthread_cond_broadcast(&z.cond);
-    pthread_mutex_unlock(&z.lock);
+    test_gate_set(&z.gate, 2);
     pthread_join(th, NULL);
     sess__wipe(derived, sizeof derived);
     sess_ctx_free(ctx);
