@@ -427,6 +427,10 @@ static const cfg_key keys[] = {
      NULL, "", 0, NULL, NULL,
      "The iss claim and the base of jwks_uri in the metadata (an https URL "
      "in production); empty means http://<server.listen>."},
+    {"tokens", "client_id", KT_STR, FIELD(tokens.client_id), 0, 0, NULL, NULL,
+     NULL, "app", K_NONEMPTY, NULL, NULL,
+     "The client_id claim (RFC 9068 requires it): the OAuth client the "
+     "tokens are issued to, the application in front of sessiond."},
     {"tokens", "keys_dir", KT_STR, FIELD(tokens.keys_dir), 0, 0, NULL, NULL,
      NULL, "./var/sigkeys", K_NONEMPTY, NULL, NULL,
      "Directory of token signing keys (sessctl keys generate --use sig), "

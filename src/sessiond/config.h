@@ -42,6 +42,7 @@ typedef enum { SESSIOND_FAILURE_CLOSED, SESSIOND_FAILURE_TOKENS_ONLY }
 /* [tokens] and the token keys of [forward_auth] (docs/tokens.md). */
 typedef struct sessiond_tokens_config {
     char issuer[SESSIOND_PATH_MAX];     /* "" = http://<listen> */
+    char client_id[128];                /* the client_id claim: "app" */
     char keys_dir[SESSIOND_PATH_MAX];   /* "./var/sigkeys" */
     sessiond_token_alg alg;             /* EdDSA */
     uint32_t access_ttl;                /* 300 */

@@ -317,7 +317,8 @@ static bool put(json_t *o, const char *key, json_t *v)
 }
 
 /* The claims of an access token for "view" (data included). */
-static json_t *claims_of(sessiond_tokens *T, const sess_view *view,
+static json_t *claims_of(const sessiond_app *app, sessiond_tokens *T,
+                         const sess_view *view,
                          const char *aud_json, size_t aud_len,
                          const char *jti, uint64_t iat, uint64_t exp)
 {
@@ -331,6 +332,7 @@ static json_t *claims_of(sessiond_tokens *T, const sess_view *view,
               put(c, "iat", json_integer((json_int_t)iat)) &&
               put(c, "nbf", json_integer((json_int_t)iat)) &&
               put(c, "jti", json_string(jti)) &&
+              put(c, "client_id", json_string(app->cfg->tokens.client_id)) &&
               put(c, "sid", json_string(view->handle)) &&
               put(c, "auth_time", json_integer((json_int_t)view->created_at)) &&
               put(c, "acr", json_string(view->elevated ? ACR_ELEVATED
@@ -525,7 +527,7 @@ static void token_response(sessiond_app *app, sessiond_tokens *T,
     sess_err err = {0};
     char *at = NULL;
     uint64_t now = sess_ctx_now(app->ctx);
-    json_t *claims = claims_of(T, v, g->audience, g->audience_len, g->jti,
+    json_t *claims = claims_of(app, T, v, g->audience, g->audience_len, g->jti,
                                g->iat, g->exp);
     int rc = claims != NULL ? sign(T, claims, &at, &err) : SESS_ENOMEM;
     json_decref(claims);
@@ -958,7 +960,7 @@ static char *fa_mint(sessiond_app *app, sessiond_tokens *T,
     if (exp > view->idle_expires_at)
         exp = view->idle_expires_at;
     random_jti(jti);
-    json_t *c = claims_of(T, view, T->fa_aud_json, strlen(T->fa_aud_json),
+    json_t *c = claims_of(app, T, view, T->fa_aud_json, strlen(T->fa_aud_json),
                           jti, now, exp);
     int rc = c != NULL ? sign(T, c, &tok, &err) : SESS_ENOMEM;
     json_decref(c);

@@ -56,6 +56,7 @@ class TokenTests(SessiondTestCase):
         self.assertIn("kid", hdr)
         self.assertEqual(c["sub"], "alice")
         self.assertEqual(c["sid"], handle)
+        self.assertEqual(c["client_id"], "app")    # RFC 9068 2.2: required
         self.assertEqual(c["aud"], [AUD, "b.example"])
         self.assertEqual(c["roles"], ["admin"])
         self.assertNotIn("secret", c)         # only the configured members
