@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
 """make_golden.py - writes tests/golden/v1.txt, the golden vectors of the
-v1 formats, from the specifications in lib/record.h and lib/crypto.h and
-RFC 5869, independently of the C code (so the C test checks the code
+v1 formats, and tests/golden/v2.txt, the record of version 2 (v1 plus the
+TOKEN section), from the specifications in lib/record.h and lib/crypto.h
+and RFC 5869, independently of the C code (so the C test checks the code
 against the documented format, not against itself).
 
 Needs python3-cryptography (AES-GCM) to regenerate; the test only reads
-v1.txt.  Regenerate only when a format version changes: a v1 vector must
-never change (old stores hold v1 records).
+the .txt files.  Regenerate only when a format version is added: a
+vector must never change (old stores hold records of every version).
 
     python3 tests/golden/make_golden.py > tests/golden/v1.txt
+    python3 tests/golden/make_golden.py v2 > tests/golden/v2.txt
 """
 import hashlib
 import hmac
 import struct
+import sys
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -33,15 +36,20 @@ def labeled(label, data):
 
 
 def rec(state, flags, family, u64s, handle, csrf, ip, ua_hash, prev, succ,
-        user, ua, data):
-    sec = (1 if prev else 0) | (2 if succ else 0)
-    b = bytes([1, state, flags, family, sec])
+        user, ua, data, token=None):
+    sec = (1 if prev else 0) | (2 if succ else 0) | (4 if token else 0)
+    b = bytes([2 if token else 1, state, flags, family, sec])
     b += struct.pack("<7Q", *u64s)
     b += handle + csrf + ip + ua_hash
     if prev:
         b += struct.pack("<Q", prev[0]) + prev[1]
     if succ:
         b += struct.pack("<Q", succ[0]) + succ[1] + succ[2]
+    if token:
+        # u64 rt_expires_at | rt_prev_until | at_iat | at_exp | 32 rt_hash |
+        # 32 rt_prev_hash | wrap rt_succ_wrap | 16 at_jti | u16 aud_len | aud
+        b += struct.pack("<4Q", *token[0]) + token[1] + token[2] + token[3]
+        b += token[4] + struct.pack("<H", len(token[5])) + token[5]
     b += struct.pack("<H", len(user)) + user
     b += struct.pack("<H", len(ua)) + ua
     b += struct.pack("<I", len(data)) + data
@@ -95,6 +103,22 @@ hdr = bytes([1, len(kid)]) + kid
 ct = AESGCM(sub).encrypt(nonce, a, hdr + skey)  # ciphertext || tag
 put("seal_skey", skey)
 put("sealed_a", hdr + nonce + ct)
+
+if sys.argv[1:] == ["v2"]:
+    # Record C: record A with a refresh token (record version 2).
+    lines = []
+    c = rec(1, 0x2 | 0x4, 4, u64a, seq(0x10, 16), seq(0x20, 32),
+            bytes([203, 0, 113, 7]), seq(0x60, 32), None, None, b"alice",
+            b"Mozilla/5.0 golden", b'{"cart":1}',
+            token=((1700090000, 1700000030, 1700000000, 1700000300),
+                   seq(0xB1, 32), seq(0xC1, 32), seq(0xD1, 12 + 32 + 16),
+                   seq(0xE1, 16), b'"api.example.com"'))
+    put("record_c", c)
+    print("# tests/golden/v2.txt - golden vector of the version 2 record, written")
+    print("# by tests/golden/make_golden.py v2 from the specification in")
+    print("# lib/record.h (not by the C code).  Read by tests/unit/lib/test_golden.c.")
+    print("\n".join(lines))
+    sys.exit(0)
 
 print("# tests/golden/v1.txt - golden vectors of the v1 formats, written by")
 print("# tests/golden/make_golden.py from the specifications (not by the C")

@@ -23,11 +23,13 @@
 
 #define MAXV 8192
 
-/* Bytes of the golden line "name", hex-decoded into "out"; its length. */
-static size_t golden(const char *name, uint8_t *out, size_t cap)
+/* Bytes of the golden line "name" of tests/golden/FILE, hex-decoded into
+ * "out"; its length. */
+static size_t golden_in(const char *file, const char *name, uint8_t *out,
+                        size_t cap)
 {
     char path[1024], line[2 * MAXV + 256];
-    snprintf(path, sizeof path, "%s/tests/golden/v1.txt", SESS_SOURCE_DIR);
+    snprintf(path, sizeof path, "%s/tests/golden/%s", SESS_SOURCE_DIR, file);
     FILE *f = fopen(path, "r");
     assert_non_null(f);
     size_t nlen = strlen(name), n = 0;
@@ -49,6 +51,11 @@ static size_t golden(const char *name, uint8_t *out, size_t cap)
     fclose(f);
     assert_true(found);
     return n;
+}
+
+static size_t golden(const char *name, uint8_t *out, size_t cap)
+{
+    return golden_in("v1.txt", name, out, cap);
 }
 
 static void seq(uint8_t *p, uint8_t start, size_t n)
@@ -150,10 +157,10 @@ static void test_record_encoding_v1(void **state)
 }
 
 /* Version 2 (docs/architecture.md, "On-disk formats"): v1 plus the TOKEN
- * section.  No golden file yet: the layout is checked by a round trip and
- * by the rules that keep one encoding per record - a record without a
- * refresh token stays v1, the section needs v2, v2 needs the section, and
- * only an active record carries it. */
+ * section.  Record C of tests/golden/v2.txt is record A with a refresh
+ * token, byte for byte; then the rules that keep one encoding per record -
+ * a record without a refresh token stays v1, the section needs v2, v2
+ * needs the section, and only an active record carries it. */
 static void test_record_encoding_v2(void **state)
 {
     static uint8_t buf[MAXV], again[MAXV];
@@ -174,6 +181,9 @@ static void test_record_encoding_v2(void **state)
     memcpy(r.aud, "\"api.example.com\"", 17);
     size_t n = sess__record_size(&r);
     sess__record_encode(&r, buf);
+    static uint8_t want[MAXV];
+    assert_int_equal(golden_in("v2.txt", "record_c", want, sizeof want), n);
+    assert_memory_equal(buf, want, n);
     assert_int_equal(buf[0], 2);
     assert_int_equal(buf[4] & 0x4, 0x4);
     assert_int_equal(sess__record_decode(buf, n, &d), SESS_OK);
