@@ -11,8 +11,9 @@
  * synchronously, in sigwait().  No code runs in a signal handler.
  * SIGTERM/SIGINT stop gracefully (stop accepting, finish requests in
  * flight, close connections, stop the purge thread, free the context which
- * closes the store).  SIGHUP reloads the record keys and the API keys; a
- * failed reload keeps the old ones and is logged.  Between signals the
+ * closes the store).  SIGHUP reloads the record keys, the API keys and the
+ * webhook signing keys (events.webhook_secret_file); a failed reload keeps
+ * the old ones and is logged.  Between signals the
  * main thread wakes every WATCH_SEC to log what the counters say needs an
  * operator (rotations a full store deferred), once per interval.
  *
@@ -522,6 +523,11 @@ int main(int argc, char **argv)
         if (sig == SIGHUP) {
             sessiond_log(SESSIOND_LOG_INFO, "SIGHUP: reloading keys");
             reload(&app);
+            if (sessiond_webhooks_reload(webhooks, msg, sizeof(msg)) != 0)
+                sessiond_log(SESSIOND_LOG_ERROR, "%s (keeping the current "
+                             "webhook keys)", msg);
+            else if (webhooks != NULL)
+                sessiond_log(SESSIOND_LOG_INFO, "reloaded the webhook keys");
             sessiond_migration_reload(cfg.config_file);
             sessiond_tokens_reload(&app);
             continue;

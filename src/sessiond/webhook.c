@@ -73,7 +73,9 @@ typedef struct sink {
 
 struct sessiond_webhooks {
     sessiond_outbox *ob;
-    sessiond_webhook_keys keys;
+    sessiond_webhook_keys keys;     /* under keys_lock (SIGHUP swaps them) */
+    pthread_mutex_t keys_lock;
+    char secret_file[SESSIOND_PATH_MAX];
     sink sinks[SESSIOND_WEBHOOKS_MAX];
     const char *sink_ids[SESSIOND_WEBHOOKS_MAX];
     size_t n;
@@ -353,8 +355,12 @@ static long post(sessiond_webhooks *w, sink *s, const sessiond_outbox_event *ev)
     uint64_t ts = (uint64_t)time(NULL);
     long status = 0;
 
-    if (sessiond_webhook_sign(&w->keys, ev->id, ts, ev->body, ev->body_len, sig,
-                              sizeof sig, kids, sizeof kids) != 0)
+    pthread_mutex_lock(&w->keys_lock);
+    int signed_ok = sessiond_webhook_sign(&w->keys, ev->id, ts, ev->body,
+                                          ev->body_len, sig, sizeof sig, kids,
+                                          sizeof kids);
+    pthread_mutex_unlock(&w->keys_lock);
+    if (signed_ok != 0)
         return 0;
     snprintf(h_id, sizeof h_id, "webhook-id: %s", ev->id);
     snprintf(h_ts, sizeof h_ts, "webhook-timestamp: %llu", (unsigned long long)ts);
@@ -631,6 +637,8 @@ int sessiond_webhooks_start(const sessiond_events_config *cfg,
         return -1;
     }
     pthread_mutex_init(&w->lock, NULL);
+    pthread_mutex_init(&w->keys_lock, NULL);
+    snprintf(w->secret_file, sizeof w->secret_file, "%s", cfg->webhook_secret_file);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -703,5 +711,20 @@ void sessiond_webhooks_stop(sessiond_webhooks *w)
     sessiond_webhook_keys_wipe(&w->keys);
     pthread_cond_destroy(&w->cond);
     pthread_mutex_destroy(&w->lock);
+    pthread_mutex_destroy(&w->keys_lock);
     free(w);
+}
+
+int sessiond_webhooks_reload(sessiond_webhooks *w, char *err, size_t errlen)
+{
+    sessiond_webhook_keys k;
+    if (w == NULL)
+        return 0;
+    if (read_keys(w->secret_file, &k, err, errlen) != 0)
+        return -1;
+    pthread_mutex_lock(&w->keys_lock);
+    memcpy(&w->keys, &k, sizeof k);
+    pthread_mutex_unlock(&w->keys_lock);
+    sessiond_webhook_keys_wipe(&k);
+    return 0;
 }

@@ -67,4 +67,8 @@ int sessiond_webhooks_start(const sessiond_events_config *cfg,
  * next start: the outbox keeps it) and close the outbox. */
 void sessiond_webhooks_stop(sessiond_webhooks *w);
 
+/* SIGHUP: read the secret file again; the next attempt signs with the new
+ * keys.  0, or -1 with "err" set (the current keys stay).  NULL: 0. */
+int sessiond_webhooks_reload(sessiond_webhooks *w, char *err, size_t errlen);
+
 #endif /* SESSIOND_WEBHOOK_H */

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -95,11 +96,11 @@ class EventsTest(SessiondTestCase):
         with open(self.events_file) as f:
             return [json.loads(l) for l in f if l.strip()]
 
-    def check_payloads(self, d, deliveries, tolerance=300):
+    def check_payloads(self, d, deliveries, tolerance=300, kids="k1"):
         for dl in deliveries:
             h = dl["headers"]
             self.assertTrue(verify(self.secret, dl, tolerance), "bad signature: %r" % h)
-            self.assertEqual(h.get("webhook-key-id"), "k1")
+            self.assertEqual(h.get("webhook-key-id"), kids)
             self.assertEqual(h.get("content-type"), "application/json")
             ev = dl["json"]
             self.assertEqual(ev["id"], h["webhook-id"])
@@ -257,6 +258,43 @@ class EventsTest(SessiondTestCase):
                          (s["handle"], "ida", "purge", "expired_idle"))
         self.assertIsNone(e["trace_id"], "the purge is not a request")
         self.check_payloads(d, recv.got(), tolerance=None)   # its clock is moved
+
+    def test_7_sighup_reloads_the_signing_keys(self):
+        recv = self.receiver()
+        d = self.daemon([recv.url()])
+        d.create_ok("before")
+        recv.wait(lambda g: len(g) >= 1)
+        old = self.secret
+        # Key rotation: the new key first, the old one kept for a while.
+        new = write_secret(os.path.join(d.dir, "webhook.secret"), ("k2", "k1"))
+        with open(os.path.join(d.dir, "webhook.secret")) as f:
+            text = f.read().replace(new["k1"], old)
+        with open(os.path.join(d.dir, "webhook.secret"), "w") as f:
+            f.write(text)
+        d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while "reloaded the webhook keys" not in d.stderr_text():
+            self.assertLess(time.monotonic(), deadline, "no reload logged")
+            time.sleep(0.05)
+        d.create_ok("after")
+        got = recv.wait(lambda g: len(g) >= 2)
+        last = got[-1]
+        self.assertEqual(last["headers"]["webhook-key-id"], "k2 k1")
+        self.assertEqual(len(last["headers"]["webhook-signature"].split(" ")), 2)
+        self.assertTrue(verify(new["k2"], last) and verify(old, last))
+        self.secret = new["k2"]
+        self.check_payloads(d, [last], kids="k2 k1")
+        # A broken file keeps the current keys.
+        with open(os.path.join(d.dir, "webhook.secret"), "w") as f:
+            f.write("k3 not-a-secret\n")
+        d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while "keeping the current webhook keys" not in d.stderr_text():
+            self.assertLess(time.monotonic(), deadline, "no failed reload logged")
+            time.sleep(0.05)
+        d.create_ok("still")
+        got = recv.wait(lambda g: len(g) >= 3)
+        self.assertTrue(verify(new["k2"], got[-1]))
 
     def run_fail(self, sets, mode=0o600, env="development"):
         d = self.make()
