@@ -48,7 +48,10 @@ class EventsOnceMixin:
             "events.webhook_secret_file=" + self.secret_file,
             "events.retry_min_ms=50", "events.retry_max_ms=400",
             "store.purge_interval=1", "session.idle_timeout=60",
-            "session.rotate_interval=0", "session.max_per_user=2"])
+            "session.rotate_interval=0", "session.max_per_user=2",
+            # Generous: this test is about events, and a loaded machine (with
+            # libfaketime in every clock call) misses the 20 ms default.
+            "store.timeout_ms=2000", "store.connect_timeout_ms=2000"])
         d.keys_dir = self.keys_dir()
         d.start()
         return d
