@@ -372,7 +372,9 @@ const char *sess_event_name(sess_event_type t)
     static const char *const names[] = {
         "binding_mismatch", "reuse_after_grace", "csrf_failure",
         "limit_eviction",   "limit_denied",      "revoke",
-        "corrupt_record",   "token_reuse"};
+        "corrupt_record",   "token_reuse",       "created",
+        "rotated",          "regenerated",       "elevated",
+        "destroyed",        "expired"};
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "unknown";
 }
 
@@ -721,6 +723,20 @@ static void emit(sess_ctx *ctx, sess_event_type type, const sess__record *r,
         ev.user_id = r->user;
         ev.user_id_len = r->user_len;
     }
+    ctx->on_event(ctx->event_user, &ev);
+}
+
+/* emit() for the events that replace the handle (regenerate). */
+static void emit2(sess_ctx *ctx, sess_event_type type, const sess__record *r,
+                  const char *ip, const char *detail, const char *prev_handle)
+{
+    char handle[SESS_HANDLE_LEN + 1];
+    if (!ctx->on_event)
+        return;
+    handle_text(r->handle, handle);
+    sess_event ev = {.type = type, .at = sess_ctx_now(ctx), .handle = handle,
+                     .user_id = r->user, .user_id_len = r->user_len, .ip = ip,
+                     .detail = detail, .prev_handle = prev_handle};
     ctx->on_event(ctx->event_user, &ev);
 }
 
@@ -1112,6 +1128,7 @@ int sess_create(sess_ctx *ctx, const sess_create_req *req, sess_issued *out,
         return rc;
     }
     COUNT(ctx, created);
+    emit(ctx, SESS_EVENT_CREATED, &r, NULL, req->client.ip, NULL);
     for (size_t i = 0; i < ev.n; i++) {
         COUNT(ctx, evictions);
         emit(ctx, SESS_EVENT_LIMIT_EVICTION, &r, ev.handle[i], NULL,
@@ -1197,6 +1214,8 @@ static int rotate(sess_ctx *ctx, scratch *S, const char *id, size_t id_len,
         sess__wipe(nkey, sizeof nkey);
         if (rc == SESS_OK) {
             COUNT(ctx, rotations);
+            emit(ctx, SESS_EVENT_ROTATED, &next, NULL, client ? client->ip : NULL,
+                 "rotate_interval");
             S->a.rec = next;
             /* rec.data still points into S->a.pt, which is unchanged. */
             f->via_grace = true;
@@ -1408,7 +1427,15 @@ int sess_regenerate(sess_ctx *ctx, const char *id, size_t id_len,
         sess__wipe(nkey, sizeof nkey);
         sess__wipe(&tomb, sizeof tomb);
         if (rc == SESS_OK) {
+            char prev[SESS_HANDLE_LEN + 1];
             COUNT(ctx, regenerations);
+            handle_text(f.L->rec.handle, prev);
+            emit2(ctx, SESS_EVENT_REGENERATED, &next, client ? client->ip : NULL,
+                  NULL, prev);
+            if ((next.flags & SESS__F_ELEVATED) &&
+                !(f.L->rec.flags & SESS__F_ELEVATED))
+                emit2(ctx, SESS_EVENT_ELEVATED, &next, client ? client->ip : NULL,
+                      NULL, prev);
             fill_issued(&next, out->id, out);
             sess__wipe(&next, sizeof next);
             return SESS_OK;
@@ -1507,6 +1534,8 @@ int sess_destroy(sess_ctx *ctx, const char *id, size_t id_len, sess_err *err)
     if (!ended)
         return SESS_NOTFOUND;
     COUNT(ctx, destroyed);
+    /* Only the call whose remove succeeded gets here: one event. */
+    emit(ctx, SESS_EVENT_DESTROYED, &S->a.rec, NULL, NULL, "logout");
     return SESS_OK;
 }
 
@@ -1651,12 +1680,20 @@ int sess_revoke_handle(sess_ctx *ctx, const char *handle, size_t handle_len,
     if (!handle || sess__b64url_decode(handle, handle_len, raw, sizeof raw) != SESS_OK)
         return SESS_NOTFOUND;
     rc = ctx->store->methods->find_handle(ctx->store, raw, now, key, err);
+    /* The record is read only for the event's user id; a failed read
+     * still revokes (the event then names the handle alone). */
+    scratch *S = ctx->on_event ? thread_scratch() : NULL;
+    bool have = false;
+    if (rc == SESS_OK && S) {
+        memcpy(S->a.key, key, sizeof key);
+        have = load(ctx, S, &S->a, NULL) == SESS_OK;
+    }
     if (rc == SESS_OK) {
         rc = ctx->store->methods->remove(ctx->store, key, NULL, err);
         sess__rcache_drop(ctx->rcache, key);
     }
     if (rc == SESS_OK)
-        emit(ctx, SESS_EVENT_REVOKE, NULL, raw, NULL, "handle");
+        emit(ctx, SESS_EVENT_REVOKE, have ? &S->a.rec : NULL, raw, NULL, "handle");
     return rc;
 }
 
@@ -1693,13 +1730,45 @@ int sess_revoke_user(sess_ctx *ctx, const char *user_id, size_t user_id_len,
     return SESS_OK;
 }
 
+/* Each entry a purge deletes: a live session's record (not a tombstone,
+ * whose session lives on or was reported when it ended) is opened for
+ * its user id and reported as SESS_EVENT_EXPIRED. */
+typedef struct purge_report {
+    sess_ctx *ctx;
+    scratch *S;
+} purge_report;
+
+static void purge_seen(void *arg, const sess_entry *e)
+{
+    purge_report *pr = arg;
+    sess__record rec;
+    if (e->flags & SESS_ENTRY_UNINDEXED)
+        return;
+    if (with_keys(sess__open, pr->ctx, pr->S, e->key, e->blob, e->blob_len,
+                  &pr->S->b.pt, NULL) != SESS_OK ||
+        sess__record_decode(pr->S->b.pt.data, pr->S->b.pt.len, &rec) != SESS_OK) {
+        emit(pr->ctx, SESS_EVENT_EXPIRED, NULL, e->handle, NULL, "unreadable");
+        return;
+    }
+    if (rec.state == SESS__ACTIVE)
+        emit(pr->ctx, SESS_EVENT_EXPIRED, &rec, NULL, NULL,
+             rec.idle_expires_at >= rec.abs_expires_at ? "absolute" : "idle");
+    sess__wipe(&rec, sizeof rec);
+    sess__wipe(pr->S->b.pt.data, pr->S->b.pt.len);
+}
+
 int sess_purge_expired(sess_ctx *ctx, size_t max, size_t *removed, sess_err *err)
 {
     uint64_t now = sess_ctx_now(ctx);
+    const sess_store_methods *m = ctx->store->methods;
+    purge_report pr = {ctx, ctx->on_event ? thread_scratch() : NULL};
     size_t n = 0;
     int rc;
     /* Entries carry SESS__RETAIN in their expiry already (seal_record). */
-    rc = ctx->store->methods->purge(ctx->store, now, max, &n, err);
+    if (pr.S && m->version >= 4 && m->purge_each)
+        rc = m->purge_each(ctx->store, now, max, &n, purge_seen, &pr, err);
+    else
+        rc = m->purge(ctx->store, now, max, &n, err);
     if (removed)
         *removed = n;
     return rc;
@@ -2097,7 +2166,7 @@ int sess_token_revoke(sess_ctx *ctx, const char *rt, size_t rt_len, bool end_ses
         if (end_session) {
             rc = end_by_handle(ctx, cur->handle, now, err);
             if (rc == SESS_OK)
-                emit(ctx, SESS_EVENT_REVOKE, NULL, raw, NULL, "refresh token");
+                emit(ctx, SESS_EVENT_REVOKE, cur, raw, NULL, "refresh token");
             return rc;
         }
         sess__record r = *cur;

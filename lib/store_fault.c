@@ -242,6 +242,20 @@ static int fault_purge(sess_store *st, uint64_t now, size_t max,
                        IM(st)->purge(IN(st), now, max, removed, err), err);
 }
 
+static int fault_purge_each(sess_store *st, uint64_t now, size_t max,
+                            size_t *removed, sess_store_purge_fn fn,
+                            void *fn_ctx, sess_err *err)
+{
+    const sess_store_methods *im = IM(st);
+    FAULT_BEFORE(SESS__FOP_PURGE);
+    if (im->version < 4 || !im->purge_each)
+        return fault_after(SESS__FOP_PURGE,
+                           im->purge(IN(st), now, max, removed, err), err);
+    return fault_after(SESS__FOP_PURGE,
+                       im->purge_each(IN(st), now, max, removed, fn, fn_ctx, err),
+                       err);
+}
+
 static int fault_ping(sess_store *st, sess_err *err)
 {
     FAULT_BEFORE(SESS__FOP_PING);
@@ -270,7 +284,7 @@ static int fault_stats(sess_store *st, sess_store_stats *out)
 }
 
 #define FAULT_TABLE(route_fn)                                              \
-    {.version = 3,                                                         \
+    {.version = 4,                                                         \
      .scheme = "fault",                                                    \
      .open = fault_open,                                                   \
      .close = fault_close,                                                 \
@@ -286,7 +300,8 @@ static int fault_stats(sess_store *st, sess_store_stats *out)
      .ping = fault_ping,                                                   \
      .count = fault_count,                                                 \
      .route = route_fn,                                                    \
-     .stats = fault_stats}
+     .stats = fault_stats,                                                 \
+     .purge_each = fault_purge_each}
 
 /* The registered table (no route); fault_open picks the routed twin for a
  * routing inner store. */

@@ -1709,7 +1709,8 @@ cleanup:
  * at most PURGE_TXN_ROWS expiry rows; "*removed" gets the number removed and
  * "*more" whether expired rows may remain. */
 static int purge_txn(struct lmdb_store *st, uint64_t now, size_t max,
-                     size_t *removed, bool *more, sess_err *err)
+                     size_t *removed, bool *more, sess_store_purge_fn fn,
+                     void *fn_ctx, sess_err *err)
 {
     MDB_txn *txn = NULL;
     size_t done = 0, visited = 0;
@@ -1756,6 +1757,9 @@ static int purge_txn(struct lmdb_store *st, uint64_t now, size_t max,
         sess_entry e;
         rc = load(st, txn, key, &e, "purge", err);
         if (rc == SESS_OK && e.expires_at == expires_at) {
+            /* Reported before the drop: the blob points into the map. */
+            if (fn)
+                fn(fn_ctx, &e);
             if ((rc = drop(st, txn, &e, "purge", err)) != SESS_OK)
                 goto cleanup;
             done++;
@@ -1778,8 +1782,9 @@ cleanup:
 /* In transactions of at most PURGE_TXN_ROWS rows: one transaction's new
  * pages must fit in the disk reserve (MDB_WRITEMAP, see ensure_room), and
  * short transactions keep the writer lock from the request path. */
-static int lmdb_purge(sess_store *base, uint64_t now, size_t max,
-                      size_t *removed, sess_err *err)
+static int lmdb_purge_each(sess_store *base, uint64_t now, size_t max,
+                           size_t *removed, sess_store_purge_fn fn,
+                           void *fn_ctx, sess_err *err)
 {
     struct lmdb_store *st = (struct lmdb_store *)base;
     size_t total = 0;
@@ -1788,7 +1793,7 @@ static int lmdb_purge(sess_store *base, uint64_t now, size_t max,
 
     while (rc == SESS_OK && more && total < max) {
         size_t n = 0;
-        rc = purge_txn(st, now, max - total, &n, &more, err);
+        rc = purge_txn(st, now, max - total, &n, &more, fn, fn_ctx, err);
         total += n;
     }
     if (removed)
@@ -1796,8 +1801,14 @@ static int lmdb_purge(sess_store *base, uint64_t now, size_t max,
     return rc;
 }
 
+static int lmdb_purge(sess_store *base, uint64_t now, size_t max,
+                      size_t *removed, sess_err *err)
+{
+    return lmdb_purge_each(base, now, max, removed, NULL, NULL, err);
+}
+
 const sess_store_methods sess__store_lmdb_methods = {
-    .version = 1,
+    .version = 4,
     .scheme = "lmdb",
     .open = lmdb_open,
     .close = lmdb_close,
@@ -1812,4 +1823,5 @@ const sess_store_methods sess__store_lmdb_methods = {
     .purge = lmdb_purge,
     .ping = lmdb_ping,
     .count = lmdb_count,
+    .purge_each = lmdb_purge_each,
 };

@@ -802,8 +802,9 @@ static int mem_remove_user(sess_store *base, const uint8_t *user,
 
 /* A full scan: the memory store keeps no expiry order.  Fine for its
  * intended sizes; the lmdb store walks an expiry index instead. */
-static int mem_purge(sess_store *base, uint64_t now, size_t max,
-                     size_t *removed, sess_err *err)
+static int mem_purge_each(sess_store *base, uint64_t now, size_t max,
+                          size_t *removed, sess_store_purge_fn fn, void *fn_ctx,
+                          sess_err *err)
 {
     struct mem_store *st = (struct mem_store *)base;
     size_t done = 0;
@@ -815,6 +816,16 @@ static int mem_purge(sess_store *base, uint64_t now, size_t max,
         while (*p && done < max) {
             struct mem_entry *m = *p;
             if (!sess__store_live(m->expires_at, now)) {
+                if (fn) {
+                    sess_entry e = {.created_at = m->created_at,
+                                    .expires_at = m->expires_at,
+                                    .flags = m->flags, .blob = m->blob,
+                                    .blob_len = m->blob_len};
+                    memcpy(e.key, m->key, sizeof e.key);
+                    memcpy(e.handle, m->handle, sizeof e.handle);
+                    memcpy(e.user, m->user, sizeof e.user);
+                    fn(fn_ctx, &e);
+                }
                 drop(st, m); /* *p now holds the successor */
                 done++;
             } else {
@@ -826,6 +837,12 @@ static int mem_purge(sess_store *base, uint64_t now, size_t max,
     if (removed)
         *removed = done;
     return SESS_OK;
+}
+
+static int mem_purge(sess_store *base, uint64_t now, size_t max,
+                     size_t *removed, sess_err *err)
+{
+    return mem_purge_each(base, now, max, removed, NULL, NULL, err);
 }
 
 static int mem_ping(sess_store *base, sess_err *err)
@@ -853,7 +870,7 @@ static int mem_count(sess_store *base, uint64_t now, uint64_t *n, sess_err *err)
 }
 
 const sess_store_methods sess__store_memory_methods = {
-    .version = 1,
+    .version = 4,
     .scheme = "memory",
     .open = mem_open,
     .close = mem_close,
@@ -868,4 +885,5 @@ const sess_store_methods sess__store_memory_methods = {
     .purge = mem_purge,
     .ping = mem_ping,
     .count = mem_count,
+    .purge_each = mem_purge_each,
 };

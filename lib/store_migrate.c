@@ -596,6 +596,27 @@ static int mig_purge(sess_store *base, uint64_t now, size_t max, size_t *removed
     return rc;
 }
 
+/* Expiries are reported from the primary only: the secondary's copies
+ * are the same sessions (docs/migration.md), so reporting both would
+ * report each expiry twice. */
+static int mig_purge_each(sess_store *base, uint64_t now, size_t max,
+                          size_t *removed, sess_store_purge_fn fn, void *fn_ctx,
+                          sess_err *err)
+{
+    struct mig_store *st = (struct mig_store *)base;
+    plan pl = plan_of(st);
+    const sess_store_methods *m = pl.p->methods;
+    size_t r1 = 0, r2 = 0;
+    int rc = m->version >= 4 && m->purge_each
+                 ? m->purge_each(pl.p, now, max, &r1, fn, fn_ctx, err)
+                 : m->purge(pl.p, now, max, &r1, err);
+    if (pl.s)
+        (void)pl.s->methods->purge(pl.s, now, max, &r2, NULL);
+    if (removed)
+        *removed = r1;
+    return rc;
+}
+
 static int mig_ping(sess_store *base, sess_err *err)
 {
     struct mig_store *st = (struct mig_store *)base;
@@ -710,7 +731,7 @@ static int mig_open(const char *url, const sess_store_options *opt,
 
 #define MIGRATE_METHODS(name, routefn)                                       \
     const sess_store_methods name = {                                        \
-        .version = 3,                                                        \
+        .version = 4,                                                        \
         .scheme = "migrate",                                                 \
         .open = mig_open,                                                    \
         .close = mig_close,                                                  \
@@ -727,6 +748,7 @@ static int mig_open(const char *url, const sess_store_options *opt,
         .count = mig_count,                                                  \
         .route = routefn,                                                    \
         .stats = mig_stats,                                                  \
+        .purge_each = mig_purge_each,                                        \
     }
 
 MIGRATE_METHODS(sess__store_migrate_methods, NULL);

@@ -1152,10 +1152,12 @@ static int rs_count(sess_store *base, uint64_t now, uint64_t *n, sess_err *err)
     return rc;
 }
 
-static int rs_purge(sess_store *base, uint64_t now, size_t max, size_t *removed,
-                    sess_err *err)
+static int rs_purge_each(sess_store *base, uint64_t now, size_t max,
+                         size_t *removed, sess_store_purge_fn fn, void *fn_ctx,
+                         sess_err *err)
 {
     struct redis_store *st = (struct redis_store *)base;
+    sess_store_buf blob = {0};
     size_t done = 0;
     int rc;
 
@@ -1200,16 +1202,37 @@ static int rs_purge(sess_store *base, uint64_t now, size_t max, size_t *removed,
             break;
         }
         done += (size_t)rep->element[0]->integer;
-        for (size_t i = 1; i < rep->elements; i++)
-            if (is_str(rep->element[i]))
-                l1_drop_name(st, rep->element[i]->str, rep->element[i]->len);
+        /* name, value pairs: only the script that deleted a record returns
+         * it, so of several processes purging at once exactly one reports
+         * each expiry. */
+        for (size_t i = 1; i + 1 < rep->elements; i += 2) {
+            const redisReply *nm = rep->element[i], *val = rep->element[i + 1];
+            if (!is_str(nm))
+                continue;
+            l1_drop_name(st, nm->str, nm->len);
+            if (fn && is_str(val) && nm->len == NAME_MAX_BYTES &&
+                header_valid((const uint8_t *)val->str, val->len)) {
+                sess_entry e;
+                if (decode_into((const uint8_t *)nm->str + NAME_PREFIX,
+                                (const uint8_t *)val->str, val->len, &e,
+                                &blob) == SESS_OK)
+                    fn(fn_ctx, &e);
+            }
+        }
         freeReplyObject(rep);
     }
     free(w);
     free(counts);
+    sess_store_buf_free(&blob);
     if (removed)
         *removed = done;
     return rc;
+}
+
+static int rs_purge(sess_store *base, uint64_t now, size_t max, size_t *removed,
+                    sess_err *err)
+{
+    return rs_purge_each(base, now, max, removed, NULL, NULL, err);
 }
 
 static int rs_ping(sess_store *base, sess_err *err)
@@ -1277,7 +1300,7 @@ int sess__store_redis_flushall(sess_store *base, sess_err *err)
 
 #define REDIS_METHODS(name, sch)                                             \
     const sess_store_methods name = {                                        \
-        .version = 3,                                                        \
+        .version = 4,                                                        \
         .scheme = sch,                                                       \
         .open = rs_open,                                                     \
         .close = rs_close,                                                   \
@@ -1294,6 +1317,7 @@ int sess__store_redis_flushall(sess_store *base, sess_err *err)
         .count = rs_count,                                                   \
         .route = rs_route,                                                   \
         .stats = rs_stats,                                                   \
+        .purge_each = rs_purge_each,                                         \
     }
 
 REDIS_METHODS(sess__store_redis_methods, "redis");

@@ -9,7 +9,7 @@ PACKAGES="build-essential cmake pkg-config git python3 curl ca-certificates
 libssl-dev liblmdb-dev lmdb-utils libhiredis-dev libhttp-parser-dev libjansson-dev
 libinih-dev libcurl4-openssl-dev libcmocka-dev clang libclang-rt-14-dev valgrind
 nginx haproxy python3-yaml wrk linux-perf redis-server redis-sentinel redis-tools cppcheck
-nodejs chromium openssl"
+nodejs chromium openssl faketime"
 
 missing=""
 for p in $PACKAGES; do
@@ -21,14 +21,15 @@ done
 # (NodeSource's nodejs does, and conflicts with Debian's npm).
 command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
-# The node modules of the demo shop, the browser tests and the token
-# interoperability test (npm jose), exactly as locked in
+# The node modules of the demo shop, the browser tests, the token
+# interoperability test (npm jose) and the webhook signature check (npm
+# standardwebhooks), exactly as locked in
 # their package-lock.json (npm ci), whenever the lock file is newer than the
 # installed tree.  Playwright's own browser download is never used: the
 # tests drive Debian's /usr/bin/chromium.
 node_modules() {
     here=$(cd "$(dirname "$0")/.." && pwd)
-    for d in examples/shop tests/e2e tests/tokens; do
+    for d in examples/shop tests/e2e tests/tokens tests/events; do
         lock="$here/$d/package-lock.json"
         [ -f "$lock" ] || continue
         if [ ! -f "$here/$d/node_modules/.package-lock.json" ] ||

@@ -100,7 +100,17 @@ typedef enum sess_event_type {
     SESS_EVENT_CORRUPT_RECORD,
     /* A spent refresh token presented after its grace (docs/tokens.md):
      * the session is revoked; detail says what happened to it. */
-    SESS_EVENT_TOKEN_REUSE
+    SESS_EVENT_TOKEN_REUSE,
+    /* Lifecycle (docs/observability.md, "Lifecycle events"): each is
+     * raised by the one call whose atomic store write made it happen, so
+     * several processes on one store raise it once between them. */
+    SESS_EVENT_CREATED,       /* detail NULL */
+    SESS_EVENT_ROTATED,       /* detail "rotate_interval" */
+    SESS_EVENT_REGENERATED,   /* new handle; prev_handle the old one */
+    SESS_EVENT_ELEVATED,      /* raised by a regenerate; as REGENERATED */
+    SESS_EVENT_DESTROYED,     /* detail "logout" */
+    SESS_EVENT_EXPIRED        /* by the purge; detail "idle", "absolute",
+                               * or "unreadable" (handle only) */
 } sess_event_type;
 
 typedef struct sess_event {
@@ -111,6 +121,7 @@ typedef struct sess_event {
     size_t user_id_len;
     const char *ip;         /* client address, may be NULL */
     const char *detail;     /* e.g. "ip" / "user_agent", may be NULL */
+    const char *prev_handle;/* REGENERATED, ELEVATED: the old handle; else NULL */
 } sess_event;
 
 const char *sess_event_name(sess_event_type t);

@@ -94,6 +94,12 @@ typedef struct sess_store_evicted {
 /* Called once per entry by list_user; return non-zero to stop. */
 typedef int (*sess_store_list_fn)(void *ctx, const sess_entry *e);
 
+/* Called by purge_each with each entry it deletes (blob included), before
+ * the deletion is committed: an entry reported by a purge that then fails
+ * may be reported again by the next one (at least once, never lost).  The
+ * return value is ignored: a report cannot stop a purge. */
+typedef void (*sess_store_purge_fn)(void *ctx, const sess_entry *e);
+
 typedef enum sess_durability {
     SESS_DURABILITY_PROCESS = 0,  /* survives the process dying (kill -9) */
     SESS_DURABILITY_FSYNC = 1,    /* survives power loss too */
@@ -173,7 +179,7 @@ typedef struct sess_store_stats {
 typedef struct sess_store sess_store;
 
 typedef struct sess_store_methods {
-    int version;                  /* 1, 2 (route) or 3 (stats) */
+    int version;                  /* 1, 2 (route), 3 (stats), 4 (purge_each) */
     const char *scheme;           /* URL scheme, e.g. "lmdb", "memory" */
 
     /* Open the store named by "url" (scheme included).  */
@@ -263,6 +269,16 @@ typedef struct sess_store_methods {
      * counters (sess_store_stats).  Cheap and lock-free enough to call on
      * every metrics scrape; never talks to a server. */
     int (*stats)(sess_store *st, sess_store_stats *out);
+
+    /* ---- version 4 ---- */
+
+    /* Optional (NULL: the core calls purge and reports nothing): purge,
+     * calling "fn" with every entry deleted.  Each entry is reported by
+     * the one purge that deleted it, so several processes purging one
+     * store report every expiry once between them (lifecycle events,
+     * docs/observability.md). */
+    int (*purge_each)(sess_store *st, uint64_t now, size_t max, size_t *removed,
+                      sess_store_purge_fn fn, void *fn_ctx, sess_err *err);
 } sess_store_methods;
 
 /* The 14-bit route carried by a routed key or handle (see route). */

@@ -54,6 +54,7 @@
 
 #include <ini.h>
 
+#include "event_types.h"
 #include "listen.h"
 #include "sess/store_migrate.h"
 
@@ -72,7 +73,8 @@ typedef enum key_type {
     KT_ENUM,        /* an enum (int-sized), value = index in "names" */
     KT_STR,         /* char[size], NUL-terminated */
     KT_CIDRS,       /* trusted_proxies */
-    KT_ORIGINS      /* allowed_origins */
+    KT_ORIGINS,     /* allowed_origins */
+    KT_WEBHOOKS     /* events.webhook_url: one "URL [types]" per occurrence */
 } key_type;
 
 #define K_ENV_DEFAULT 0x1u   /* default depends on server.env */
@@ -159,7 +161,51 @@ static int check_migration_mode(const char *v, char *msg, size_t msglen);
 static int check_cookie_name(const char *v, char *msg, size_t msglen);
 static int check_cookie_path(const char *v, char *msg, size_t msglen);
 static int check_cookie_domain(const char *v, char *msg, size_t msglen);
+static int check_event_types(const char *v, char *msg, size_t msglen)
+{
+    uint32_t mask;
+    char bad[32];
+    if (sessiond_event_types_parse(v, strlen(v), &mask, bad))
+        return 0;
+    snprintf(msg, msglen, "unknown event type '%s'", bad);
+    return -1;
+}
+
+/* One webhook_url value: "http(s)://... [types]" into slot "i". */
+static int parse_webhook(sessiond_config *cfg, size_t i, const char *value,
+                         char *msg, size_t msglen)
+{
+    size_t n = strcspn(value, " \t");
+    const char *rest = value + n;
+    char bad[32];
+    if (n >= SESSIOND_WEBHOOK_URL_MAX) {
+        snprintf(msg, msglen, "URL longer than %d bytes",
+                 SESSIOND_WEBHOOK_URL_MAX - 1);
+        return -1;
+    }
+    if (strncmp(value, "https://", 8) != 0 && strncmp(value, "http://", 7) != 0) {
+        snprintf(msg, msglen, "expected an http:// or https:// URL");
+        return -1;
+    }
+    for (size_t j = 0; j < n; j++)
+        if ((unsigned char)value[j] < 0x21 || value[j] == 0x7f) {
+            snprintf(msg, msglen, "control characters are not allowed");
+            return -1;
+        }
+    while (*rest == ' ' || *rest == '\t')
+        rest++;
+    if (!sessiond_event_types_parse(rest, strlen(rest),
+                                    &cfg->events.webhook_types[i], bad)) {
+        snprintf(msg, msglen, "unknown event type '%s'", bad);
+        return -1;
+    }
+    memcpy(cfg->events.webhook_url[i], value, n);
+    cfg->events.webhook_url[i][n] = '\0';
+    return 0;
+}
+
 static int check_policy_version(const char *v, char *msg, size_t msglen);
+static int check_event_types(const char *v, char *msg, size_t msglen);
 
 #define FIELD(f) offsetof(sessiond_config, f), sizeof(((sessiond_config *)0)->f)
 
@@ -416,6 +462,44 @@ static const cfg_key keys[] = {
     {"log", "security_events", KT_STR, FIELD(security_events), 0, 0, NULL,
      NULL, NULL, "stderr", K_NONEMPTY, NULL, NULL,
      "Where security events go as JSON lines: stderr or a file path."},
+
+    {"events", "webhook_url", KT_WEBHOOKS, FIELD(events.webhook_url), 0, 0,
+     NULL, NULL, NULL, "", 0, NULL, NULL,
+     "A URL (http:// or https://; https:// outside development) that "
+     "receives each lifecycle event as a signed POST (Standard Webhooks), "
+     "optionally followed by a space and the types it wants "
+     "(created,destroyed); repeatable, at most 8."},
+    {"events", "webhook_secret_file", KT_STR,
+     FIELD(events.webhook_secret_file), 0, 0, NULL, NULL, NULL, "", 0, NULL,
+     NULL,
+     "File (mode 0600) of signing keys, one \"KEYID whsec_BASE64\" per line "
+     "(24-64 bytes each); every key signs, so a receiver can move to a new "
+     "one. Required with webhook_url."},
+    {"events", "types", KT_STR, FIELD(events.types), 0, 0, NULL, NULL,
+     check_event_types, "", 0, NULL, NULL,
+     "Comma-separated lifecycle event types sent to the webhooks (created, "
+     "rotated, regenerated, elevated, destroyed, expired, evicted, revoked, "
+     "token_reuse, binding_mismatch); empty: all of them."},
+    {"events", "outbox", KT_STR, FIELD(events.outbox), 0, 0, NULL, NULL,
+     NULL, "./var/events-outbox", K_NONEMPTY, NULL, NULL,
+     "Directory of the durable outbox (its own LMDB environment) that "
+     "holds each event until every webhook took it; one per sessiond."},
+    {"events", "outbox_max_events", KT_U32, FIELD(events.outbox_max_events),
+     100, 10000000, "events", NULL, NULL, "100000", 0, NULL, NULL,
+     "Events the outbox holds at most; beyond that new events are dropped "
+     "(counted and logged) rather than filling the disk."},
+    {"events", "webhook_timeout_ms", KT_U32,
+     FIELD(events.webhook_timeout_ms), 100, 60000, "milliseconds", NULL,
+     NULL, "5000", 0, NULL, NULL,
+     "Time allowed for one delivery (connect and answer)."},
+    {"events", "retry_min_ms", KT_U32, FIELD(events.retry_min_ms), 10,
+     3600000, "milliseconds", NULL, NULL, "1000", 0, NULL, NULL,
+     "First retry delay; it doubles with each failed attempt up to "
+     "retry_max_ms, with jitter (a random half to whole of it)."},
+    {"events", "retry_max_ms", KT_U32, FIELD(events.retry_max_ms), 10,
+     86400000, "milliseconds", NULL, NULL, "300000", 0, NULL, NULL,
+     "Longest retry delay; delivery is retried for as long as the event "
+     "stays in the outbox."},
     {"store", "failure", KT_ENUM, FIELD(store_failure), 0, 0, NULL,
      failure_names, NULL, "closed", 0, NULL, NULL,
      "While the store is unreachable: closed answers 503 to forward-auth; "
@@ -497,7 +581,7 @@ _Static_assert(sizeof keys / sizeof keys[0] <= 64 * KEY_WORDS,
 static const char *const sections[] = {"server", "store", "migration", "session",
                                        "binding", "cookie", "csrf", "log",
                                        "cookie_policy", "tokens",
-                                       "forward_auth", NULL};
+                                       "forward_auth", "events", NULL};
 
 /* [cookies.NAME]: one section per cookie of the catalogue, read by the
  * library (sess_cookie_catalogue_set), not by the key table. */
@@ -826,6 +910,23 @@ static int set_value(sessiond_config *cfg, const cfg_key *k,
         memcpy(field, value, len + 1);
         return SESS_OK;
     }
+    case KT_WEBHOOKS: {
+        size_t *count = &cfg->events.n_webhooks;
+        if (!append)
+            *count = 0;
+        if (value[0] == '\0')
+            return SESS_OK;     /* the default: none */
+        if (*count >= SESSIOND_WEBHOOKS_MAX)
+            return fail(errbuf, errlen, k, o, "more than %d URLs",
+                        SESSIOND_WEBHOOKS_MAX);
+        /* Not echoed: a webhook URL may carry a token in its path or
+         * query (the receiver's own secret). */
+        if (parse_webhook(cfg, *count, value, msg, sizeof msg) != 0)
+            return fail(errbuf, errlen, k, o, "%s (URL number %zu)", msg,
+                        *count + 1);
+        (*count)++;
+        return SESS_OK;
+    }
     case KT_CIDRS:
     case KT_ORIGINS: {
         bool cidr = k->type == KT_CIDRS;
@@ -923,6 +1024,16 @@ static void format_value(const sessiond_config *cfg, const cfg_key *k,
             n += (size_t)w;
         }
         return;
+    case KT_WEBHOOKS:
+        buf[0] = '\0';
+        for (size_t i = 0; i < cfg->events.n_webhooks && n < cap; i++) {
+            int w = snprintf(buf + n, cap - n, "%s%s", i ? ", " : "",
+                             cfg->events.webhook_url[i]);
+            if (w < 0)
+                return;
+            n += (size_t)w;
+        }
+        return;
     case KT_ORIGINS:
         buf[0] = '\0';
         for (size_t i = 0; i < cfg->n_allowed_origins && n < cap; i++) {
@@ -995,7 +1106,8 @@ static int loader_apply(loader *ld, const cfg_key *k, const char *value,
                         const origin *o)
 {
     size_t idx = (size_t)(k - keys);
-    bool list = k->type == KT_CIDRS || k->type == KT_ORIGINS;
+    bool list = k->type == KT_CIDRS || k->type == KT_ORIGINS ||
+                k->type == KT_WEBHOOKS;
     bool again = (ld->seen[idx / 64] >> (idx % 64)) & 1u;
     int rc;
 
@@ -1559,6 +1671,30 @@ int sessiond_config_validate(sessiond_config *cfg, char *errbuf,
     if (cfg->security_events[0] == '\0')
         return fail(errbuf, errlen, find_key("log", "security_events"),
                     NULL, "must be stderr or a file path");
+    {
+        char bad[32];
+        const sessiond_events_config *ev = &cfg->events;
+        if (!sessiond_event_types_parse(ev->types, strlen(ev->types),
+                                        &cfg->events.types_mask, bad))
+            return fail(errbuf, errlen, find_key("events", "types"), NULL,
+                        "unknown event type '%s'", bad);
+        if (ev->n_webhooks > 0 && ev->webhook_secret_file[0] == '\0')
+            return fail(errbuf, errlen,
+                        find_key("events", "webhook_secret_file"), NULL,
+                        "required with events.webhook_url (deliveries are "
+                        "signed)");
+        /* User ids and handles in the clear over the network: only over
+         * TLS outside development (eavesdropping, tampering). */
+        for (size_t i = 0; i < ev->n_webhooks; i++)
+            if (cfg->env != SESS_ENV_DEVELOPMENT &&
+                strncmp(ev->webhook_url[i], "https://", 8) != 0)
+                return fail(errbuf, errlen, find_key("events", "webhook_url"),
+                            NULL, "URL number %zu must be https:// outside "
+                            "development", i + 1);
+        if (ev->retry_max_ms < ev->retry_min_ms)
+            return fail(errbuf, errlen, find_key("events", "retry_max_ms"),
+                        NULL, "must be at least events.retry_min_ms");
+    }
     if (cfg->store_url[0] == '\0' || cfg->keys_dir[0] == '\0')
         return fail(errbuf, errlen, NULL, NULL,
                     "store.url and server.keys_dir must not be empty");

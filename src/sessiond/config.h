@@ -58,6 +58,25 @@ typedef struct sessiond_tokens_config {
     bool accept_bearer;                 /* forward_auth.accept_bearer */
 } sessiond_tokens_config;
 
+/* [events]: the lifecycle event sinks besides log.security_events. */
+#define SESSIOND_WEBHOOKS_MAX 8
+#define SESSIOND_WEBHOOK_URL_MAX 1024
+typedef struct sessiond_events_config {
+    /* webhook_url, repeatable: "URL [TYPE,TYPE...]" (the URL alone here,
+     * its own filter in webhook_types; SESSIOND_EV_ALL without one). */
+    char webhook_url[SESSIOND_WEBHOOKS_MAX][SESSIOND_WEBHOOK_URL_MAX];
+    uint32_t webhook_types[SESSIOND_WEBHOOKS_MAX];
+    size_t n_webhooks;
+    char webhook_secret_file[SESSIOND_PATH_MAX]; /* "KEYID whsec_..." lines */
+    char types[512];                    /* "" = every type */
+    uint32_t types_mask;                /* the same, parsed by validate */
+    char outbox[SESSIOND_PATH_MAX];     /* "./var/events-outbox" */
+    uint32_t outbox_max_events;         /* 100000 */
+    uint32_t webhook_timeout_ms;        /* 5000 */
+    uint32_t retry_min_ms;              /* 1000 */
+    uint32_t retry_max_ms;              /* 300000 */
+} sessiond_events_config;
+
 typedef struct sessiond_config {
     /* [server] */
     char listen[SESSIOND_PATH_MAX];     /* "HOST:PORT", "[v6]:PORT" or "unix:PATH" */
@@ -117,6 +136,9 @@ typedef struct sessiond_config {
     sess_cookie_catalogue cookies;
     sessiond_store_failure store_failure;         /* closed */
     sessiond_tokens_config tokens;
+
+    /* [events]: lifecycle events to webhooks (docs/observability.md) */
+    sessiond_events_config events;
 
     /* [log] */
     sessiond_log_level log_level;       /* info */

@@ -18,6 +18,16 @@
  * concurrent threads never interleave, even in a file shared with other
  * writers (O_APPEND).
  *
+ * Lifecycle events (docs/observability.md, "Lifecycle events") are the
+ * library events that change a session (created, rotated, ..., and the
+ * security ones that end or flag it: evicted, revoked, token_reuse,
+ * binding_mismatch).  lifecycle_rows[] maps each library event (and its
+ * detail) to a type, an actor and a reason; such a line also carries
+ * "id" (a UUIDv7: time-ordered, 74 random bits from OpenSSL's RAND),
+ * "type", "actor", "reason" and "prev_handle", and the same event is
+ * handed, as a Standard Webhooks JSON body, to the lifecycle sink (the
+ * webhook outbox, webhook.c) when one is set.
+ *
  * The daemon's own security events (auth_failure, cookie_tossing) come
  * from requests an attacker shapes at will, so they are rate-limited per
  * peer: at most PEER_EVENTS_PER_SEC lines per second for one (event,
@@ -31,11 +41,13 @@
  * and are read-only afterwards.
  */
 #include "events.h"
+#include "event_types.h"
 #include "trace.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +56,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/rand.h>
 
 #define PEER_SLOTS 256
 #define PEER_EVENTS_PER_SEC 5
@@ -196,7 +209,154 @@ static json_t *str_or_null(const char *s, size_t len)
     return j != NULL ? j : json_null();
 }
 
-char *sessiond_events_format(const sess_event *ev)
+/* ---- lifecycle events ------------------------------------------------- */
+
+/* Library event (and detail, NULL: any) -> lifecycle type, actor, reason
+ * (NULL: the detail itself).  First match wins; no row: not a lifecycle
+ * event (csrf_failure, limit_denied, corrupt_record, a logged reuse). */
+typedef struct lifecycle_row {
+    sess_event_type lib;
+    const char *detail;
+    sessiond_event_type type;
+    const char *actor;
+    const char *reason;
+} lifecycle_row;
+
+static const lifecycle_row lifecycle_rows[] = {
+    {SESS_EVENT_CREATED, NULL, SESSIOND_EV_CREATED, "user", "login"},
+    {SESS_EVENT_ROTATED, NULL, SESSIOND_EV_ROTATED, "user", "rotate_interval"},
+    {SESS_EVENT_REGENERATED, NULL, SESSIOND_EV_REGENERATED, "user", "regenerate"},
+    {SESS_EVENT_ELEVATED, NULL, SESSIOND_EV_ELEVATED, "user", "regenerate"},
+    {SESS_EVENT_DESTROYED, NULL, SESSIOND_EV_DESTROYED, "user", "logout"},
+    {SESS_EVENT_EXPIRED, "idle", SESSIOND_EV_EXPIRED, "purge", "expired_idle"},
+    {SESS_EVENT_EXPIRED, "absolute", SESSIOND_EV_EXPIRED, "purge", "expired_absolute"},
+    {SESS_EVENT_EXPIRED, NULL, SESSIOND_EV_EXPIRED, "purge", "unreadable"},
+    {SESS_EVENT_LIMIT_EVICTION, NULL, SESSIOND_EV_EVICTED, "limit", "max_per_user"},
+    {SESS_EVENT_REVOKE, "handle", SESSIOND_EV_REVOKED, "admin_api", "revoke_handle"},
+    {SESS_EVENT_REVOKE, "all", SESSIOND_EV_REVOKED, "admin_api", "revoke_user"},
+    {SESS_EVENT_REVOKE, "all but one", SESSIOND_EV_REVOKED, "admin_api", "revoke_user"},
+    {SESS_EVENT_REVOKE, "refresh token", SESSIOND_EV_REVOKED, "user", "token_revoke"},
+    {SESS_EVENT_REUSE_AFTER_GRACE, "successor revoked", SESSIOND_EV_REVOKED, "user",
+     "reuse_after_grace"},
+    {SESS_EVENT_TOKEN_REUSE, NULL, SESSIOND_EV_TOKEN_REUSE, "user", NULL},
+    {SESS_EVENT_BINDING_MISMATCH, NULL, SESSIOND_EV_BINDING_MISMATCH, "user", NULL},
+};
+
+static sessiond_lifecycle_fn lifecycle_fn;
+static void *lifecycle_user;
+
+void sessiond_events_set_lifecycle_sink(sessiond_lifecycle_fn fn, void *user)
+{
+    lifecycle_fn = fn;
+    lifecycle_user = user;
+}
+
+static _Atomic(sessiond_events_metrics_fn) metrics_fn;
+
+void sessiond_events_set_metrics(sessiond_events_metrics_fn fn)
+{
+    atomic_store(&metrics_fn, fn);
+}
+
+size_t sessiond_events_metrics(char *buf, size_t cap)
+{
+    sessiond_events_metrics_fn fn = atomic_load(&metrics_fn);
+    if (fn == NULL || cap == 0)
+        return 0;
+    return fn(buf, cap);
+}
+
+static const lifecycle_row *lifecycle_of(const sess_event *ev)
+{
+    for (size_t i = 0; i < sizeof lifecycle_rows / sizeof lifecycle_rows[0]; i++) {
+        const lifecycle_row *r = &lifecycle_rows[i];
+        if (r->lib == ev->type &&
+            (r->detail == NULL ||
+             (ev->detail != NULL && strcmp(r->detail, ev->detail) == 0)))
+            return r;
+    }
+    return NULL;
+}
+
+int sessiond_events_uuid7(char out[SESSIOND_EVENT_ID_LEN + 1])
+{
+    uint8_t b[16];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+    if (RAND_bytes(b + 6, 10) != 1)
+        return -1;
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    b[6] = (uint8_t)(0x70 | (b[6] & 0x0F));   /* version 7 (RFC 9562) */
+    b[8] = (uint8_t)(0x80 | (b[8] & 0x3F));   /* variant 10 */
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* The reason of a lifecycle event: the row's, else the library's detail. */
+static const char *reason_of(const lifecycle_row *r, const sess_event *ev)
+{
+    return r->reason != NULL ? r->reason : ev->detail;
+}
+
+/* The members every sink shares, into "o". */
+static void add_session(json_t *o, const sess_event *ev)
+{
+    json_object_set_new(o, "handle", str_or_null(ev->handle,
+                        ev->handle ? strlen(ev->handle) : 0));
+    json_object_set_new(o, "user_id", str_or_null(ev->user_id,
+                        ev->user_id_len));
+    json_object_set_new(o, "ip", str_or_null(ev->ip,
+                        ev->ip ? strlen(ev->ip) : 0));
+}
+
+char *sessiond_events_webhook_body(const sess_event *ev, const char *id,
+                                   int *type_out)
+{
+    const lifecycle_row *r = lifecycle_of(ev);
+    char ts[32];
+    if (r == NULL)
+        return NULL;
+    rfc3339((time_t)ev->at, ts, sizeof(ts));
+    json_t *data = json_object();
+    json_t *o = json_object();
+    if (data == NULL || o == NULL) {
+        json_decref(data);
+        json_decref(o);
+        return NULL;
+    }
+    add_session(data, ev);
+    const char *reason = reason_of(r, ev);
+    json_object_set_new(data, "reason", str_or_null(reason,
+                        reason ? strlen(reason) : 0));
+    json_object_set_new(data, "actor", json_string(r->actor));
+    json_object_set_new(data, "prev_handle", str_or_null(ev->prev_handle,
+                        ev->prev_handle ? strlen(ev->prev_handle) : 0));
+    add_trace(data, false);
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "type", json_string(sessiond_event_type_names[r->type]));
+    json_object_set_new(o, "timestamp", json_string(ts));
+    json_object_set_new(o, "data", data);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (text != NULL && type_out != NULL)
+        *type_out = (int)r->type;
+    return text;
+}
+
+/* The JSON-lines form of "ev"; "id" is the lifecycle event id (NULL when
+ * "ev" is not a lifecycle event). */
+static char *format_line(const sess_event *ev, const lifecycle_row *life,
+                         const char *id)
 {
     char ts[32];
     rfc3339((time_t)ev->at, ts, sizeof(ts));
@@ -205,14 +365,20 @@ char *sessiond_events_format(const sess_event *ev)
         return NULL;
     json_object_set_new(o, "ts", json_string(ts));
     json_object_set_new(o, "event", json_string(sess_event_name(ev->type)));
-    json_object_set_new(o, "handle", str_or_null(ev->handle,
-                        ev->handle ? strlen(ev->handle) : 0));
-    json_object_set_new(o, "user_id", str_or_null(ev->user_id,
-                        ev->user_id_len));
-    json_object_set_new(o, "ip", str_or_null(ev->ip,
-                        ev->ip ? strlen(ev->ip) : 0));
+    add_session(o, ev);
     json_object_set_new(o, "detail", str_or_null(ev->detail,
                         ev->detail ? strlen(ev->detail) : 0));
+    if (life != NULL) {
+        const char *reason = reason_of(life, ev);
+        json_object_set_new(o, "id", json_string(id));
+        json_object_set_new(o, "type",
+                            json_string(sessiond_event_type_names[life->type]));
+        json_object_set_new(o, "actor", json_string(life->actor));
+        json_object_set_new(o, "reason", str_or_null(reason,
+                            reason ? strlen(reason) : 0));
+        json_object_set_new(o, "prev_handle", str_or_null(ev->prev_handle,
+                            ev->prev_handle ? strlen(ev->prev_handle) : 0));
+    }
     add_trace(o, false);
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
@@ -229,17 +395,45 @@ char *sessiond_events_format(const sess_event *ev)
     return line;
 }
 
+char *sessiond_events_format(const sess_event *ev)
+{
+    char id[SESSIOND_EVENT_ID_LEN + 1] = "";
+    const lifecycle_row *life = lifecycle_of(ev);
+    if (life != NULL && sessiond_events_uuid7(id) != 0)
+        life = NULL;
+    return format_line(ev, life, id);
+}
+
 void sessiond_events_handler(void *user, const sess_event *ev)
 {
     (void)user;
-    char *line = sessiond_events_format(ev);
-    if (line == NULL)
-        return;
-    pthread_mutex_lock(&sink_lock);
-    if (sink_fd >= 0)
-        write_all(sink_fd, line, strlen(line));
-    pthread_mutex_unlock(&sink_lock);
-    free(line);
+    char id[SESSIOND_EVENT_ID_LEN + 1] = "";
+    const lifecycle_row *life = lifecycle_of(ev);
+    if (life != NULL && sessiond_events_uuid7(id) != 0) {
+        sessiond_log(SESSIOND_LOG_ERROR, "lifecycle event %s lost: RAND_bytes "
+                     "failed", sess_event_name(ev->type));
+        life = NULL;
+    }
+    char *line = format_line(ev, life, id);
+    if (line != NULL) {
+        pthread_mutex_lock(&sink_lock);
+        if (sink_fd >= 0)
+            write_all(sink_fd, line, strlen(line));
+        pthread_mutex_unlock(&sink_lock);
+        free(line);
+    }
+    /* The same event, with the same id, for the webhooks. */
+    if (life != NULL && lifecycle_fn != NULL) {
+        int type = 0;
+        char *body = sessiond_events_webhook_body(ev, id, &type);
+        if (body == NULL) {
+            sessiond_log(SESSIOND_LOG_ERROR, "lifecycle event %s lost: out "
+                         "of memory", sess_event_name(ev->type));
+            return;
+        }
+        lifecycle_fn(lifecycle_user, type, id, body, strlen(body));
+        free(body);
+    }
 }
 
 /* ---- the daemon's own, rate-limited events --------------------------- */

@@ -40,6 +40,38 @@ char *sessiond_events_format(const sess_event *ev);
 
 void sessiond_events_close(void);
 
+/* ---- lifecycle events (docs/observability.md) ---- */
+
+#define SESSIOND_EVENT_ID_LEN 36   /* a UUIDv7 in its text form */
+
+/* A fresh UUIDv7 (RFC 9562) from the wall clock and OpenSSL RAND into
+ * "out".  0, or -1 when RAND fails. */
+int sessiond_events_uuid7(char out[SESSIOND_EVENT_ID_LEN + 1]);
+
+/* Where lifecycle events go besides the JSON lines: called on the
+ * thread that raised the event, with its type (sessiond_event_type), its
+ * id and its webhook body (JSON, "len" bytes, valid during the call). */
+typedef void (*sessiond_lifecycle_fn)(void *user, int type, const char *id,
+                                      const char *body, size_t len);
+
+/* Set before the context serves (not thread-safe against events). */
+void sessiond_events_set_lifecycle_sink(sessiond_lifecycle_fn fn, void *user);
+
+/* The webhook body of "ev" with event id "id" (malloc'd JSON: {"id",
+ * "type", "timestamp", "data": {"handle", "user_id", "ip", "reason",
+ * "actor", "prev_handle", "trace_id", "span_id"}}), its type into
+ * "*type_out"; NULL when "ev" is not a lifecycle event or out of memory.
+ * Exposed for tests. */
+char *sessiond_events_webhook_body(const sess_event *ev, const char *id,
+                                   int *type_out);
+
+/* The webhook metrics (Prometheus text), written by webhook.c and read by
+ * /metrics through this hook so that modules without webhooks link
+ * alone: "fn" writes at most "cap" bytes and returns the length. */
+typedef size_t (*sessiond_events_metrics_fn)(char *buf, size_t cap);
+void sessiond_events_set_metrics(sessiond_events_metrics_fn fn);
+size_t sessiond_events_metrics(char *buf, size_t cap);
+
 /* The daemon's own security events, about a peer rather than a session. */
 typedef enum sessiond_peer_event {
     SESSIOND_PEV_AUTH_FAILURE = 0,  /* a missing or unknown API key */

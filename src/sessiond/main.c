@@ -11,13 +11,19 @@
  * synchronously, in sigwait().  No code runs in a signal handler.
  * SIGTERM/SIGINT stop gracefully (stop accepting, finish requests in
  * flight, close connections, stop the purge thread, free the context which
- * closes the store).  SIGHUP reloads the record keys and the API keys; a
- * failed reload keeps the old ones and is logged.  Between signals the
+ * closes the store).  SIGHUP reloads the record keys, the API keys and the
+ * webhook signing keys (events.webhook_secret_file); a failed reload keeps
+ * the old ones and is logged.  Between signals the
  * main thread wakes every WATCH_SEC to log what the counters say needs an
  * operator (rotations a full store deferred), once per interval.
  *
+ * With [events] webhook_url set, the webhook sender (webhook.c) starts
+ * before the server and stops after the purge thread: every thread that
+ * raises lifecycle events has stopped by then, and what is not delivered
+ * stays in the outbox for the next start.
+ *
  * The purge thread deletes expired records every store.purge_interval
- * seconds.  It sleeps on a condition variable with a deadline, so a stop
+ * seconds (and the library reports each as an "expired" event).  It sleeps on a condition variable with a deadline, so a stop
  * wakes it at once instead of waiting out the interval.
  */
 #include <dirent.h>
@@ -32,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "apikeys.h"
 #include "app.h"
 #include "tokens.h"
@@ -44,6 +52,7 @@
 #include "request.h"
 #include "sess.h"
 #include "server.h"
+#include "webhook.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_CONFIG 2
@@ -298,6 +307,7 @@ int main(int argc, char **argv)
     sess_store *store = NULL;
     purger purge;
     bool purge_started = false;
+    sessiond_webhooks *webhooks = NULL;
     sigset_t sigs;
     sess_err err = {0};
     char msg[4096];   /* room for paths of SESSIOND_PATH_MAX */
@@ -317,6 +327,8 @@ int main(int argc, char **argv)
 
     sessiond_json_use_wiping_allocator();
     sessiond_metrics_init();
+    /* While one thread runs (libcurl's rule); for the webhooks. */
+    curl_global_init(CURL_GLOBAL_DEFAULT);
 
     msg[0] = '\0';
     switch (sessiond_config_load(&cfg, argc, argv, environ, msg,
@@ -459,6 +471,12 @@ int main(int argc, char **argv)
         goto cleanup;
     }
     sess_ctx_set_event_handler(app.ctx, sessiond_events_handler, NULL);
+    /* Before the first request: its events go to the outbox too. */
+    if (sessiond_webhooks_start(&cfg.events, &webhooks, msg, sizeof(msg)) != 0) {
+        fail(msg);
+        status = EXIT_CONFIG;
+        goto cleanup;
+    }
 
     int fd = sessiond_listen_open(&spec, url, sizeof(url), msg, sizeof(msg));
     if (fd < 0) {
@@ -505,6 +523,11 @@ int main(int argc, char **argv)
         if (sig == SIGHUP) {
             sessiond_log(SESSIOND_LOG_INFO, "SIGHUP: reloading keys");
             reload(&app);
+            if (sessiond_webhooks_reload(webhooks, msg, sizeof(msg)) != 0)
+                sessiond_log(SESSIOND_LOG_ERROR, "%s (keeping the current "
+                             "webhook keys)", msg);
+            else if (webhooks != NULL)
+                sessiond_log(SESSIOND_LOG_INFO, "reloaded the webhook keys");
             sessiond_migration_reload(cfg.config_file);
             sessiond_tokens_reload(&app);
             continue;
@@ -519,6 +542,8 @@ cleanup:
     sessiond_server_stop(srv, STOP_GRACE_MS);
     if (purge_started)
         purger_stop(&purge);
+    /* After every thread that raises events has stopped. */
+    sessiond_webhooks_stop(webhooks);
     sessiond_tokens_free(&app);
     if (app.ctx != NULL)
         sess_ctx_free(app.ctx);
@@ -531,5 +556,6 @@ cleanup:
     if (status == 0 && !cfg.check_config)
         sessiond_log(SESSIOND_LOG_INFO, "stopped");
     sessiond_events_close();
+    curl_global_cleanup();
     return status;
 }

@@ -386,6 +386,13 @@ char *sessiond_metrics_render_store(const sess_stats *stats,
     if (store != NULL)
         render_store(&sb, store);
     render_http(&sb);
+    {
+        /* Webhook delivery (webhook.c), when webhooks are configured. */
+        char ev[4096];
+        size_t n = sessiond_events_metrics(ev, sizeof ev);
+        if (n > 0)
+            sb_printf(&sb, "%.*s", (int)n, ev);
+    }
     if (sb.failed) {
         free(sb.p);
         return NULL;

@@ -804,6 +804,65 @@ static void test_remove_user(void **state)
     assert_int_equal(l.n, 1);
 }
 
+/* purge_each (version 4): every entry the purge deletes is reported once,
+ * with its handle and blob, and only by the purge that deleted it; what
+ * lives on is not reported.  (Lifecycle "expired" events, exactly once
+ * per cluster: docs/observability.md.) */
+typedef struct purged_log {
+    size_t n;
+    tentry got[8];
+} purged_log;
+
+static void seen_fn(void *ctx, const sess_entry *e)
+{
+    purged_log *s = ctx;
+    assert_true(s->n < 8);
+    tentry *t = &s->got[s->n++];
+    t->e = *e;
+    assert_true(e->blob_len <= sizeof t->blob);
+    memcpy(t->blob, e->blob, e->blob_len);
+}
+
+static void test_purge_each(void **state)
+{
+    sess_store *st = *state;
+    const sess_store_methods *m = M(st);
+    sess_err err = {0};
+    tentry t[5];
+    purged_log s = {0};
+    size_t removed = 0;
+
+    if (m->version < 4 || m->purge_each == NULL)
+        skip();
+    for (uint32_t i = 0; i < 5; i++) {
+        mk(&t[i], 90 + i, 11, NOW, i < 3 ? NOW + 1 + i : NOW + 1000);
+        ins_ok(st, &t[i]);
+    }
+    assert_int_equal(m->purge_each(st, NOW + 100, 100, &removed, seen_fn, &s, &err),
+                     SESS_OK);
+    assert_int_equal(removed, 3);
+    assert_int_equal(s.n, 3);
+    for (size_t i = 0; i < 3; i++) {
+        bool found = false;
+        for (size_t j = 0; j < 3; j++)
+            if (memcmp(s.got[j].e.handle, t[i].e.handle, SESS_STORE_HANDLE_BYTES) == 0) {
+                assert_memory_equal(s.got[j].e.key, t[i].e.key, SESS_STORE_KEY_BYTES);
+                assert_int_equal(s.got[j].e.blob_len, t[i].e.blob_len);
+                assert_memory_equal(s.got[j].blob, t[i].blob, t[i].e.blob_len);
+                assert_int_equal(s.got[j].e.expires_at, t[i].e.expires_at);
+                found = true;
+            }
+        assert_true(found);
+    }
+    /* A second purge (another process, say) finds nothing to report. */
+    s.n = 0;
+    assert_int_equal(m->purge_each(st, NOW + 100, 100, &removed, seen_fn, &s, &err),
+                     SESS_OK);
+    assert_int_equal(removed, 0);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(count(st), 2);
+}
+
 static void test_purge(void **state)
 {
     sess_store *st = *state;
@@ -1318,6 +1377,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_find_and_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_each, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limit_evict_oldest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limit_deny, setup, teardown),
         cmocka_unit_test_setup_teardown(test_limit_ignores_expired, setup, teardown),

@@ -241,6 +241,128 @@ static sess_ctx *ctx_on(const char *url, const sess_config *cfg, test_clock *clk
     return ctx;
 }
 
+/* Lifecycle events in order, as the daemon's handler sees them. */
+typedef struct lifecycle_log {
+    size_t n;
+    struct {
+        sess_event_type type;
+        char handle[SESS_HANDLE_LEN + 1];
+        char prev[SESS_HANDLE_LEN + 1];
+        char user[64];
+        char detail[32];
+    } ev[32];
+} lifecycle_log;
+
+static void lifecycle_capture(void *user, const sess_event *ev)
+{
+    lifecycle_log *l = user;
+    assert_true(l->n < 32);
+    memset(&l->ev[l->n], 0, sizeof l->ev[0]);
+    l->ev[l->n].type = ev->type;
+    if (ev->handle)
+        snprintf(l->ev[l->n].handle, sizeof l->ev[0].handle, "%s", ev->handle);
+    if (ev->prev_handle)
+        snprintf(l->ev[l->n].prev, sizeof l->ev[0].prev, "%s", ev->prev_handle);
+    if (ev->user_id)
+        snprintf(l->ev[l->n].user, sizeof l->ev[0].user, "%.*s",
+                 (int)ev->user_id_len, ev->user_id);
+    if (ev->detail)
+        snprintf(l->ev[l->n].detail, sizeof l->ev[0].detail, "%s", ev->detail);
+    l->n++;
+}
+
+/*
+ * Lifecycle events (docs/observability.md) on every local store: created,
+ * rotated, regenerated + elevated, destroyed, each once with handle and
+ * user id; and "expired" from the purge, once, for a session nobody used
+ * again (a second purge reports nothing, a tombstone is not a session).
+ */
+static void test_lifecycle_events(void **state)
+{
+    (void)state;
+    char dir[64], url[96];
+    test_tmpdir(dir, sizeof dir);
+    snprintf(url, sizeof url, "lmdb:%s", dir);
+    const char *urls[] = {"memory:", url};
+    for (size_t u = 0; u < 2; u++) {
+        test_clock clk;
+        lifecycle_log log = {0};
+        sess_config cfg;
+        sess_config_defaults(&cfg);
+        sess_ctx *ctx = ctx_on(urls[u], &cfg, &clk);
+        sess_ctx_set_event_handler(ctx, lifecycle_capture, &log);
+        sess_issued s, r, idle;
+        sess_view v;
+        sess_err err;
+        sess_reason why;
+
+        create_user(ctx, "lena", &s);
+        assert_int_equal(log.n, 1);
+        assert_int_equal(log.ev[0].type, SESS_EVENT_CREATED);
+        assert_string_equal(log.ev[0].handle, s.handle);
+        assert_string_equal(log.ev[0].user, "lena");
+        clk.now += 300;
+        assert_int_equal(validate(ctx, s.id, &alice_client, &v), SESS_OK);
+        assert_true(v.rotated);
+        char succ[SESS_ID_LEN + 1];
+        memcpy(succ, v.successor.id, sizeof succ);
+        sess_view_clear(&v);
+        assert_int_equal(log.n, 2);
+        assert_int_equal(log.ev[1].type, SESS_EVENT_ROTATED);
+        assert_string_equal(log.ev[1].handle, s.handle);
+        /* Within the grace the old ID resolves to the successor: no new
+         * rotation, no event. */
+        assert_int_equal(validate(ctx, s.id, &alice_client, &v), SESS_OK);
+        sess_view_clear(&v);
+        assert_int_equal(log.n, 2);
+
+        assert_int_equal(sess_regenerate(ctx, succ, SESS_ID_LEN, &alice_client, 1,
+                                         &r, &why, &err), SESS_OK);
+        assert_int_equal(log.n, 4);
+        assert_int_equal(log.ev[2].type, SESS_EVENT_REGENERATED);
+        assert_int_equal(log.ev[3].type, SESS_EVENT_ELEVATED);
+        assert_string_equal(log.ev[2].handle, r.handle);
+        assert_string_equal(log.ev[2].prev, s.handle);
+        assert_string_equal(log.ev[3].user, "lena");
+        /* Elevating what is elevated already raises no second ELEVATED. */
+        sess_issued r2;
+        assert_int_equal(sess_regenerate(ctx, r.id, SESS_ID_LEN, &alice_client, 1,
+                                         &r2, &why, &err), SESS_OK);
+        assert_int_equal(log.n, 5);
+        assert_int_equal(log.ev[4].type, SESS_EVENT_REGENERATED);
+        assert_int_equal(sess_destroy(ctx, r2.id, SESS_ID_LEN, &err), SESS_OK);
+        assert_int_equal(log.n, 6);
+        assert_int_equal(log.ev[5].type, SESS_EVENT_DESTROYED);
+        assert_string_equal(log.ev[5].handle, r2.handle);
+        assert_string_equal(log.ev[5].detail, "logout");
+        /* A second logout ends nothing and says nothing. */
+        assert_int_equal(sess_destroy(ctx, r2.id, SESS_ID_LEN, &err), SESS_NOTFOUND);
+        assert_int_equal(log.n, 6);
+
+        /* A session left alone expires (idle, 1800 s); the purge finds
+         * it once its record's retention (600 s) is over. */
+        create_user(ctx, "otto", &idle);
+        size_t base = log.n, removed = 0;
+        clk.now += 1800 + 600 + 1;
+        assert_int_equal(sess_purge_expired(ctx, 1000, &removed, &err), SESS_OK);
+        assert_true(removed >= 1);
+        size_t expired = 0;
+        for (size_t i = base; i < log.n; i++) {
+            if (log.ev[i].type != SESS_EVENT_EXPIRED)
+                continue;
+            expired++;
+            assert_string_equal(log.ev[i].handle, idle.handle);
+            assert_string_equal(log.ev[i].user, "otto");
+            assert_string_equal(log.ev[i].detail, "idle");
+        }
+        assert_int_equal(expired, 1);
+        base = log.n;
+        assert_int_equal(sess_purge_expired(ctx, 1000, &removed, &err), SESS_OK);
+        assert_int_equal(log.n, base);
+        sess_ctx_free(ctx);
+    }
+}
+
 /*
  * Reuse after the grace window on every local store: the thief rotated
  * first (twice, so the live session is two hops away from the replayed
@@ -1017,6 +1139,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_validate),
         cmocka_unit_test(test_unknown_and_malformed),
+        cmocka_unit_test(test_lifecycle_events),
         cmocka_unit_test(test_idle_and_absolute_timeouts),
         cmocka_unit_test(test_touch_is_coalesced),
         cmocka_unit_test(test_remember_me),
