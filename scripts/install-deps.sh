@@ -7,7 +7,7 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config git python3 curl ca-certificates
 libssl-dev liblmdb-dev lmdb-utils libhiredis-dev libmicrohttpd-dev libjansson-dev
-libinih-dev libcurl4-openssl-dev libcmocka-dev clang libclang-rt-14-dev valgrind
+libinih-dev libcurl4-openssl-dev libxml2-dev libcmocka-dev clang libclang-rt-14-dev valgrind
 nginx wrk linux-perf redis-server redis-sentinel redis-tools cppcheck
 nodejs"
 
