@@ -6,13 +6,15 @@
 #   make run    start sessiond in the foreground on 127.0.0.1:7700 with the
 #               embedded store under ./var/
 #   make fuzz   build the libFuzzer targets (build-fuzz/)
+#   make demo   the demo shop (examples/shop/) behind nginx and sessiond on
+#               loopback; prints the URL, Ctrl-C stops all three (DEMO_ARGS=--tls)
 #   make deps   install missing Debian packages (root)
 #   make install PREFIX=/usr/local DESTDIR=
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 CTEST  := ctest --output-on-failure -j$(JOBS)
 
-.PHONY: all deps build test test-plain test-asan test-fuzz fuzz run install clean valgrind
+.PHONY: all deps build test test-plain test-asan test-fuzz fuzz run demo install clean valgrind
 
 all: build
 
@@ -53,6 +55,9 @@ valgrind: build
 run: build
 	@mkdir -p var
 	./build/sessiond --listen 127.0.0.1:7700 --store lmdb:./var/sessions --keys ./var/keys $(ARGS)
+
+demo: deps build
+	node examples/shop/demo.js --build build $(DEMO_ARGS)
 
 install: build
 	DESTDIR=$(DESTDIR) cmake --install build --prefix $(PREFIX)

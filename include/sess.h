@@ -20,5 +20,6 @@
 #include "sess/set_cookie.h"
 #include "sess/session.h"
 #include "sess/jwt.h"
+#include "sess/cookie_policy.h"
 
 #endif /* SESS_H */

@@ -1,6 +1,6 @@
 /*
- * forward_auth.c - GET /v1/auth, the hot path (DESIGN "Data flow of a
- * validate"): no JSON, no allocation beyond what the HTTP layer does.
+ * forward_auth.c - GET /v1/auth, the hot path (docs/architecture.md,
+ * "the validate path"): no JSON, no allocation beyond what the HTTP layer does.
  *
  * The session ID comes from the Cookie header only (never from the URL:
  * invariant 2).  Every cookie named like ours, across every Cookie header
@@ -30,7 +30,7 @@
  * X-Session-Elevated and X-CSRF-Token, plus Set-Cookie and
  * X-Session-Rotated when the ID rotated; 401 {"error":"invalid_session"}
  * for a missing, malformed or dead session; 403 for a CSRF failure on an
- * unsafe method (invariant 8); 503 when the store fails - and then no
+ * unsafe method (docs/security.md invariant 8); 503 when the store fails - and then no
  * clearing cookie, because the session may well be alive.
  *
  * For unsafe methods validation runs with SESS_VALIDATE_NO_ROTATE, so a
@@ -47,7 +47,9 @@
 #include <strings.h>
 
 #include "api.h"
+#include "cookies.h"
 #include "events.h"
+#include "tokens.h"
 
 #define XFF_HEADERS_MAX 8   /* X-Forwarded-For header lines looked at */
 #define COOKIE_LINES_MAX 8  /* Cookie header lines looked at */
@@ -56,7 +58,7 @@
  * header stuffed with candidates must not multiply the work unboundedly. */
 #define COOKIE_CANDIDATES_MAX 8
 
-/* Bodies say no more than the error code (API.md): the message is the
+/* Bodies say no more than the error code (docs/api.md): the message is the
  * same for every cause, so nothing about the session leaks. */
 static const char body_401[] =
     "{\"error\":\"invalid_session\",\"message\":\"no valid session\"}";
@@ -215,6 +217,7 @@ static bool method_unsafe(const sessiond_http_req *req)
 {
     static const char *const names[] = {"X-Forwarded-Method",
                                         "X-Original-Method"};
+    size_t lines = 0;
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
         const char *vals[METHOD_LINES_MAX];
         size_t n = req->header_all(req->conn, names[k], vals,
@@ -224,8 +227,12 @@ static bool method_unsafe(const sessiond_http_req *req)
         for (size_t i = 0; i < n; i++)
             if (!sess_method_is_safe(vals[i]))
                 return true;
+        lines += n;
     }
-    return false;
+    /* Without either header the request's own method is the client's
+     * (Envoy ext_authz sends it as is): treating it as GET would skip
+     * the CSRF check. */
+    return lines == 0 && !sess_method_is_safe(req->method);
 }
 
 /* A user id sent as is: visible ASCII without '%' and '\'' (so it can
@@ -389,10 +396,25 @@ void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
      * rejected there), so it is not decoded twice on this path. */
     size_t n = find_candidates(req, cfg->cookie.name, cand, &seen);
     if (n == 0) {
-        sessiond_resp_static(resp, 401, content_json, body_401);
+        /* No session cookie: a service-to-service call may carry a bearer
+         * token instead (forward_auth.accept_bearer, docs/tokens.md). */
+        if (!sessiond_tokens_fa_bearer(app, req, resp))
+            sessiond_resp_static(resp, 401, content_json, body_401);
         return;
     }
 
+    /* The consent cookie, on any Cookie line, found before the IDs are
+     * wiped in the header buffer (it is verified only on a 200). */
+    const char *consent = NULL;
+    size_t consent_len = 0;
+    {
+        const char *lines[COOKIE_LINES_MAX];
+        size_t n_lines = req->header_all(req->conn, "Cookie", lines,
+                                         COOKIE_LINES_MAX);
+        for (size_t l = 0; l < n_lines && consent == NULL; l++)
+            sessiond_cookies_find_consent(app, lines[l], &consent,
+                                          &consent_len);
+    }
     sessiond_forward_client_ip(app, req, ip, sizeof(ip));
     bool check_csrf = cfg->session.csrf_enabled && method_unsafe(req);
 
@@ -456,8 +478,15 @@ void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
         sessiond_resp_header(resp, "X-Session-Elevated",
                              view.elevated ? "true" : "false",
                              view.elevated ? 4 : 5) != 0 ||
-        sessiond_resp_header(resp, "X-CSRF-Token", csrf, strlen(csrf)) != 0)
+        sessiond_resp_header(resp, "X-CSRF-Token", csrf, strlen(csrf)) != 0 ||
+        sessiond_cookies_forward_consent(app, consent, consent_len, resp) != 0)
         goto cleanup;   /* the response is now a 500 */
+    /* The upstream's access token, only now that the session validated
+     * (revocation wins over the token cache). */
+    if (sessiond_tokens_fa_attach(app, &view, resp) != 0) {
+        sessiond_resp_static(resp, 500, content_json, body_500);
+        goto cleanup;
+    }
     if (next != NULL) {
         int len = sess_issued_cookie(app->ctx, &cfg->cookie, next, cookie,
                                      sizeof(cookie));
