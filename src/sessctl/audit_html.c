@@ -70,6 +70,14 @@ static void walk(xmlNode *root, audit_html *out)
             } else if (!strcasecmp(name, "a") || !strcasecmp(name, "link") ||
                        !strcasecmp(name, "area")) {
                 add_link(out, n, "href");
+            } else if (!strcasecmp(name, "meta") && !out->meta_csrf[0]) {
+                /* The token a page's script sends in a header (Rails,
+                 * Laravel, Django and the demo shop all name it so). */
+                char mname[64];
+                copy_attr(n, "name", mname, sizeof mname);
+                if (!strcasecmp(mname, "csrf-token") || !strcasecmp(mname, "csrf_token") ||
+                    !strcasecmp(mname, "_csrf") || !strcasecmp(mname, "x-csrf-token"))
+                    copy_attr(n, "content", out->meta_csrf, sizeof out->meta_csrf);
             } else if (!strcasecmp(name, "img") || !strcasecmp(name, "script") ||
                        !strcasecmp(name, "iframe")) {
                 add_link(out, n, "src");
