@@ -114,6 +114,12 @@ static audit_finding *finding(audit_ctx *a, const char *id, audit_status st,
     va_start(ap, fmt);
     vsnprintf(f->evidence, sizeof f->evidence, fmt, ap);
     va_end(ap);
+    /* Say why a check could not run when the budget or Ctrl-C stopped it. */
+    const char *why = audit_interrupted ? "interrupted" : a->budget_exhausted
+                      ? "the request budget (--max-requests) ran out" : NULL;
+    size_t len = strlen(f->evidence);
+    if (st == ST_NOT_TESTED && why && !strstr(f->evidence, why))
+        snprintf(f->evidence + len, sizeof f->evidence - len, " (%s)", why);
     return f;
 }
 
