@@ -1068,7 +1068,18 @@ static void check_randomness(audit_run *r)
             audit_resp_free(&resp);
             sess_set_cookie *c = audit_jar_get(&j, r->cookie);
             if (c) {
-                const char *part = audit_random_part(c->value, &fmt, &self);
+                /* One format for the whole sample: the first ID's.  An ID
+                 * that unwraps differently (a random ID that happens to
+                 * look like a wrapper) is analysed as it is. */
+                const char *f1;
+                bool s1;
+                const char *part = audit_random_part(c->value, &f1, &s1);
+                if (got == 0) {
+                    fmt = f1;
+                    self = s1;
+                } else if (strcmp(f1, fmt) != 0) {
+                    part = c->value;
+                }
                 ids[got] = strdup(part);
                 if (ids[got])
                     got++;
@@ -1252,7 +1263,7 @@ static int run(audit_ctx *a)
     int rc, exit_code = 0;
     char *post_value = NULL;
     r->a = a;
-    if (!h || audit_jar_init(&anon) || audit_jar_init(&j1) || audit_jar_init(&a->seen)) {
+    if (!h || audit_jar_init(&anon) || audit_jar_init(&a->seen)) {
         free(h);
         return EXIT_UNAUDITABLE;
     }

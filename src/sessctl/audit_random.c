@@ -123,9 +123,23 @@ const char *audit_random_part(const char *value, const char **format, bool *self
         snprintf(buf, sizeof buf, "%s", strrchr(dec, '.') + 1);
         return buf;
     }
-    /* Rails cookie store: base64(data) "--" digest, or (5.2+) data--iv--tag. */
+    /* Rails cookie store: base64(data) "--" hex HMAC (40 or 64 digits), or
+     * (5.2+) base64 data--iv--tag.  The shape is checked whole: a random
+     * base64url ID contains "--" by chance about once in a hundred. */
     const char *dd = strstr(dec, "--");
-    if (dd && dd > dec && all_in(dec, (size_t)(dd - dec), B64STD)) {
+    const char *last = dd;
+    for (const char *q = dd; q && (q = strstr(q + 2, "--")) != NULL;)
+        last = q;
+    size_t tail = last ? n - (size_t)(last + 2 - dec) : 0;
+    bool signed_form = dd && dd == last && (tail == 40 || tail == 64) &&
+                       all_in(last + 2, tail, "0123456789abcdef");
+    bool gcm_form = false;
+    if (dd && dd != last && strstr(dd + 2, "--") == last) {
+        size_t l1 = (size_t)(dd - dec), l2 = (size_t)(last - dd - 2);
+        gcm_form = all_in(dec, l1, B64STD) && all_in(dd + 2, l2, B64STD) &&
+                   all_in(last + 2, tail, B64STD) && (l2 == 16 || l2 == 24) && tail == 24;
+    }
+    if (dd && dd > dec && all_in(dec, (size_t)(dd - dec), B64STD) && (signed_form || gcm_form)) {
         *format = "Rails cookie store (data--digest, self-contained)";
         *self_contained = true;
         snprintf(buf, sizeof buf, "%.*s", (int)(dd - dec), dec);

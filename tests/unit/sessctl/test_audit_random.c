@@ -243,6 +243,11 @@ static void wrappers_unwrapped(void **state)
     audit_random_part("QmFzZTY0RGF0YQ%3D%3D--0123456789abcdef0123456789abcdef01234567", &fmt, &self);
     assert_true(self);
     assert_non_null(strstr(fmt, "Rails"));
+    /* A random base64url ID with "--" in it is no Rails cookie (the
+     * regression: it was cut at the dashes and scored as 10 characters). */
+    p = audit_random_part("Tq2h6P1wVQ--0oE3mP8bE1yXo1w9H5cQ2a7zqKpL0Zs", &fmt, &self);
+    assert_string_equal(fmt, "plain");
+    assert_string_equal(p, "Tq2h6P1wVQ--0oE3mP8bE1yXo1w9H5cQ2a7zqKpL0Zs");
     p = audit_random_part("Tq2h6P1wVQ4n0oE3mP8bE1yXo1w9H5cQ2a7zqKpL0Zs", &fmt, &self);
     assert_string_equal(fmt, "plain");
     assert_false(self);
