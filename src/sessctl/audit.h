@@ -72,6 +72,8 @@ typedef struct audit_random {
     size_t total_bits;        /* decoded varying bits fed to FIPS */
     unsigned fips_blocks;     /* 20,000-bit blocks tested */
     unsigned monobit_fail, poker_fail, runs_fail, long_run_fail;
+    unsigned fips_blocks_failed; /* blocks with any test failed */
+    unsigned fips_worst_block;   /* most tests failed in one block */
     long monobit_x;           /* first block: count of ones */
     double poker_x;           /* first block: poker statistic */
     size_t shared_prefix;     /* characters every sample shares */

@@ -43,8 +43,10 @@
 #include "audit.h"
 
 #define FIPS_BLOCK 20000
-#define BIAS_SIGMA 4.5      /* per-bit z above this is biased (false alarm ~1e-5) */
-#define CHI_SIGMA 6.0       /* per-position chi-square, in standard deviations */
+/* Thresholds chosen so that a whole random sample (up to 1,536 bits and
+ * 256 positions) raises a false alarm less than once in 10,000 runs. */
+#define BIAS_SIGMA 5.0      /* per-bit z above this is biased (two-sided p ~6e-7) */
+#define CHI_SIGMA 5.0       /* per-position chi-square, as a Wilson-Hilferty z */
 #define ID_MAX 4096
 
 typedef struct alphabet {
@@ -186,15 +188,20 @@ static void fips_block(const unsigned char *b, audit_random *r)
             if (runs[v][l] < lo[l] || runs[v][l] > hi[l])
                 runs_ok = false;
 
+    unsigned failed = 0;
     r->fips_blocks++;
     if (!(ones > 9725 && ones < 10275))
-        r->monobit_fail++;
+        r->monobit_fail++, failed++;
     if (!(poker > 2.16 && poker < 46.17))
-        r->poker_fail++;
+        r->poker_fail++, failed++;
     if (!runs_ok)
-        r->runs_fail++;
+        r->runs_fail++, failed++;
     if (longest >= 26)
-        r->long_run_fail++;
+        r->long_run_fail++, failed++;
+    if (failed)
+        r->fips_blocks_failed++;
+    if (failed > r->fips_worst_block)
+        r->fips_worst_block = failed;
     if (r->fips_blocks == 1) {
         r->monobit_x = ones;
         r->poker_x = poker;
@@ -360,8 +367,12 @@ void audit_random_analyse(char **ids, size_t n, time_t now, audit_random *r)
                 double d = cnt[(unsigned char)*s] - e;
                 chi += d * d / e;
             }
-            double df = asize - 1;
-            if (chi > df + CHI_SIGMA * sqrt(2 * df) && distinct > 1)
+            /* Wilson-Hilferty: (chi/df)^(1/3) is nearly normal, which
+             * the normal approximation of chi-square itself is not in the
+             * tail (it raised false alarms about once in a hundred runs). */
+            double df = asize - 1, v = 2.0 / (9.0 * df);
+            double z = (cbrt(chi / df) - (1.0 - v)) / sqrt(v);
+            if (z > CHI_SIGMA && distinct > 1)
                 r->positions_biased++;
         }
     }
@@ -481,15 +492,15 @@ bool audit_random_verdict(const audit_random *r, char *why, size_t cap)
         WHY("characters %zu.. decode to the current time in every sample; ",
             r->clock_offset);
     if (r->fips_blocks) {
-        unsigned lim = r->fips_blocks / 10u;
-        if (r->monobit_fail > lim)
-            WHY("FIPS monobit failed in %u of %u blocks; ", r->monobit_fail, r->fips_blocks);
-        if (r->poker_fail > lim)
-            WHY("FIPS poker failed in %u of %u blocks; ", r->poker_fail, r->fips_blocks);
-        if (r->runs_fail > lim)
-            WHY("FIPS runs failed in %u of %u blocks; ", r->runs_fail, r->fips_blocks);
-        if (r->long_run_fail > lim)
-            WHY("FIPS long run failed in %u of %u blocks; ", r->long_run_fail, r->fips_blocks);
+        /* One test failing in one block happens to random data about
+         * once in 700 blocks (FIPS 140-2 was made for continuous testing),
+         * so the verdict needs more: failures in more than one block (and
+         * more than a twentieth of them), or several tests failing in one. */
+        unsigned lim = r->fips_blocks / 20u > 1 ? r->fips_blocks / 20u : 1;
+        if (r->fips_blocks_failed > lim || r->fips_worst_block >= 2)
+            WHY("FIPS 140-2 failed in %u of %u blocks (monobit %u, poker %u, runs %u, "
+                "long run %u); ", r->fips_blocks_failed, r->fips_blocks, r->monobit_fail,
+                r->poker_fail, r->runs_fail, r->long_run_fail);
     }
     if (r->bits_biased)
         WHY("%zu bit positions are biased (beyond %.1f sigma); ", r->bits_biased, BIAS_SIGMA);
