@@ -204,8 +204,8 @@ static const struct {
     const char *test;
     const char *why;
 } KNOWN[] = {
-    {"0002", "expects a cookie whose Expires (2019) is now in the past (SOURCES.md errata)"},
-    {"0003", "stale date: expects foo2 whose Expires is 2027 (SOURCES.md errata) if run later"},
+    {"0002", "expects a cookie whose Expires (2019) is now in the past (a known erratum of the corpus)"},
+    {"0003", "stale date: expects foo2 whose Expires is 2027 (a known erratum of the corpus) if run later"},
     {"COMMA0006", "expects a cookie whose Expires (2019) is now in the past (same errata)"},
     {"COMMA0007", "expects a cookie whose Expires (2019) is now in the past (same errata)"},
 };
