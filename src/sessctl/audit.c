@@ -234,8 +234,10 @@ static int probe_at(audit_run *r, const char *url, audit_jar *j, const char *con
     if (rc != AUDIT_OK)
         return rc;
     *ok = authed(r, &resp);
+    /* The evidence names the first answer (a 302 to the login page, a
+     * 401), not the login page it led to. */
     if (status)
-        *status = resp.status;
+        *status = resp.first_status;
     if (keep)
         *keep = resp;
     else

@@ -157,6 +157,7 @@ typedef struct audit_jar {
 
 typedef struct audit_resp {
     long status;
+    long first_status;          /* audit_fetch: the status before any redirect */
     char *body;                 /* NUL-terminated, at most AUDIT_BODY_MAX */
     size_t len, cap;
     bool truncated;

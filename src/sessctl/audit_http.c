@@ -452,10 +452,14 @@ int audit_fetch(audit_ctx *a, const char *method, const char *url, const char *b
     snprintf(cur, sizeof cur, "%s", url);
     snprintf(m, sizeof m, "%s", method);
     const char *b = body;
+    long first = 0;
     for (int hop = 0;; hop++) {
         int rc = audit_request(a, m, cur, b, j, hdrs, r);
         if (rc != AUDIT_OK)
             return rc;
+        if (hop == 0)
+            first = r->status;
+        r->first_status = first;
         if (r->status < 300 || r->status > 399 || r->status == 304 || !r->location[0])
             return AUDIT_OK;
         audit_note_location(a, r->location);

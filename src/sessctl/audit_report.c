@@ -9,6 +9,7 @@
  * output is entity-escaped (the report must not run the site's markup).
  */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,8 +278,10 @@ static void html_charts(FILE *o, const audit_random *R)
 {
     size_t nb = R->nbits_pos;
     double w = nb ? 900.0 / (double)nb : 1;
+    /* Red: beyond the bias test's 5 sigma for this sample size. */
+    double lim = R->n ? 5.0 * 0.5 / sqrt((double)R->n) : 0.5;
     fprintf(o, "<h2>Randomness: bit bias</h2>\n<p>Share of ones per decoded bit position "
-            "over %zu IDs (ideal 0.5; grey: constant bits).</p>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
+            "over %zu IDs (ideal 0.5, the middle line; grey: constant bits; red: biased beyond 5 sigma).</p>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
             "width=\"920\" height=\"220\" role=\"img\" aria-label=\"bit bias\">\n"
             "<line x1=\"10\" y1=\"110\" x2=\"910\" y2=\"110\" stroke=\"#888\"/>\n", R->n);
     for (size_t b = 0; b < nb; b++) {
@@ -286,7 +289,7 @@ static void html_charts(FILE *o, const audit_random *R)
         bool constant = p == 0.0 || p == 1.0;
         fprintf(o, "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" fill=\"%s\"/>\n",
                 10 + b * w, p >= 0.5 ? y : 110, w > 1.5 ? w - 0.5 : w, p >= 0.5 ? 110 - y : y - 110,
-                constant ? "#bbb" : (p - 0.5 > 0.1 || 0.5 - p > 0.1) ? "#c33" : "#36c");
+                constant ? "#bbb" : fabs(p - 0.5) > lim ? "#c33" : "#36c");
     }
     fprintf(o, "</svg>\n");
     size_t np = R->npos;
@@ -326,7 +329,7 @@ static void html(const audit_ctx *a, FILE *o)
           "table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:4px 6px;"
           "vertical-align:top;text-align:left}.critical{background:#f8d0d0}.high{background:#fde0d0}"
           ".medium{background:#fff0c8}.low{background:#eef5ff}.info{background:#f4f4f4}"
-          "code{word-break:break-all}</style></head><body>\n", o);
+          "code{word-break:break-all}td:nth-child(2) code{white-space:nowrap;word-break:normal}</style></head><body>\n", o);
     fputs("<h1>Session audit of <code>", o);
     h_esc(o, a->target);
     fprintf(o, "</code></h1>\n%s<p>%zu checks: <strong>%zu passed</strong>, <strong>%zu failed"
@@ -354,6 +357,8 @@ static void html(const audit_ctx *a, FILE *o)
         h_esc(o, refs);
         fputs("</td></tr>\n", o);
     }
+    if (nf == 0)
+        fputs("<tr><td colspan=\"5\">No check failed.</td></tr>\n", o);
     fputs("</table>\n<h2>All checks</h2>\n<table><tr><th>status</th><th>check</th><th>evidence</th></tr>\n", o);
     for (size_t i = 0; i < a->nfindings; i++) {
         const audit_finding *f = &a->findings[i];
