@@ -28,7 +28,7 @@ command -v npm >/dev/null 2>&1 || missing="$missing npm"
 # tests drive Debian's /usr/bin/chromium.
 node_modules() {
     here=$(cd "$(dirname "$0")/.." && pwd)
-    for d in examples/shop tests/e2e tests/tokens; do
+    for d in examples/shop tests/e2e tests/tokens tests/audit/sites/express; do
         lock="$here/$d/package-lock.json"
         [ -f "$lock" ] || continue
         if [ ! -f "$here/$d/node_modules/.package-lock.json" ] ||

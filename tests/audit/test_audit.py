@@ -4,8 +4,9 @@ Every site is a real server: the demo shop (examples/shop: sessiond's
 forward-auth behind nginx, express) in its secure TLS configuration and with
 one deliberate weakness at a time (SHOP_WEAKNESS, examples/shop/README.md),
 the shop in its plain-http development profile, PHP native sessions under
-`php -S` (the tutorial defaults, and done right) and a Flask application with
-Flask's default signed-cookie session.  Each case lists the checks that must
+`php -S` (the tutorial defaults, and done right), a Flask application with
+Flask's default signed-cookie session and an express-session application
+with its defaults.  Each case lists the checks that must
 fail (severity above info); any other failure is a false positive, a missing
 one a false negative.  The counts are printed at the end and must be zero.
 
@@ -16,7 +17,7 @@ printing what was found, and no session ID in any output.
     python3 test_audit.py --sessctl PATH --sessiond PATH [unittest args]
 
 Only the Python standard library; sites whose runtime is missing (php,
-Flask, node, nginx) are skipped, saying so.  docs/audit.md describes the
+Flask, node, nginx, the npm packages) are skipped, saying so.  docs/audit.md describes the
 checks, docs/testing.md this file.
 """
 
@@ -107,6 +108,18 @@ class FlaskSite(Site):
         super().__init__()
         port = free_port()
         self.proc = subprocess.Popen([SYSTEM_PYTHON, os.path.join(HERE, "sites", "flask_app.py"),
+                                      str(port), PASSWORD],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL)
+        wait_port(port, self.proc)
+        self.url = f"http://127.0.0.1:{port}"
+
+
+class ExpressSite(Site):
+    def __init__(self):
+        super().__init__()
+        port = free_port()
+        self.proc = subprocess.Popen(["node", os.path.join(HERE, "sites", "express", "app.js"),
                                       str(port), PASSWORD],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      stdin=subprocess.DEVNULL)
@@ -306,6 +319,27 @@ class TestFlask(AuditCase):
             f = status_of(rep, "id-randomness")
             self.assertEqual(f["status"], "not_applicable")
             self.assertIn("itsdangerous", f["evidence"])
+        finally:
+            site.stop()
+
+
+@unittest.skipUnless(have("node") and os.path.exists(
+    os.path.join(HERE, "sites", "express", "node_modules", "express-session")),
+    "express-session needs node and npm ci in tests/audit/sites/express (scripts/install-deps.sh)")
+class TestExpress(AuditCase):
+    def test_default_session(self):
+        site = ExpressSite()
+        try:
+            # destroy() leaves the cookie, but the redirect to /login hands out a
+            # new anonymous session (saveUninitialized), which replaces it: the
+            # browser no longer holds the old ID, so SE-003 holds here.
+            rep = self.run_case("express-session/default", site, [], 160, {
+                "cookie-samesite", "session-fixation", "csrf-token",
+                "cache-control-authenticated"})
+            f = status_of(rep, "id-length")
+            self.assertIn("express-session", f["evidence"])
+            self.assertIn("192 bits nominal", f["evidence"])
+            self.assertEqual(status_of(rep, "id-randomness")["status"], "pass")
         finally:
             site.stop()
 
