@@ -446,6 +446,44 @@ class TestCommandLine(unittest.TestCase):
         self.assertIn(b"interrupted", buf + err)
 
 
+class TestDocs(unittest.TestCase):
+    def test_every_check_is_documented(self):
+        """docs/audit.md describes every check of the table (the SARIF rules) with its
+        checklist id; the API's check ids are all there."""
+        p = subprocess.run([SESSCTL, "audit", f"http://127.0.0.1:{free_port()}/", "--format",
+                            "sarif", "--quiet"], capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 3)
+        rules = json.loads(p.stdout)["runs"][0]["tool"]["driver"]["rules"]
+        with open(os.path.join(ROOT, "docs", "audit.md")) as f:
+            doc = f.read()
+        for r in rules:
+            self.assertIn(f"`{r['id']}`", doc, f"{r['id']} is not in docs/audit.md")
+            for tag in r["properties"]["tags"]:
+                if not tag.startswith("ASVS"):
+                    self.assertRegex(doc, rf"\| {re.escape(tag)} \|", f"{tag} not in the checklist")
+        for api_id in ("cookie-httponly", "cookie-secure", "cookie-samesite", "cookie-prefix",
+                       "cookie-persistent-session", "id-length", "id-randomness",
+                       "session-fixation", "logout-invalidation", "id-in-url",
+                       "cache-control-authenticated", "csrf-token"):
+            self.assertIn(api_id, {r["id"] for r in rules})
+
+    def test_asvs_ids_exist(self):
+        """Every ASVS id a check cites is an OWASP ASVS 5.0.0 requirement."""
+        td = os.environ.get("SESS_TESTDATA", "")
+        csv_path = os.path.join(td, "owasp-asvs", "ASVS-5.0.0-en.csv")
+        if not td or not os.path.exists(csv_path):
+            self.skipTest("SESS_TESTDATA/owasp-asvs absent: ASVS ids not checked")
+        import csv
+        with open(csv_path, newline="", encoding="utf-8") as f:
+            known = {row["req_id"] for row in csv.DictReader(f)}
+        p = subprocess.run([SESSCTL, "audit", f"http://127.0.0.1:{free_port()}/", "--format",
+                            "sarif", "--quiet"], capture_output=True, timeout=60)
+        for r in json.loads(p.stdout)["runs"][0]["tool"]["driver"]["rules"]:
+            for tag in r["properties"]["tags"]:
+                if tag.startswith("ASVS-5.0-"):
+                    self.assertIn(tag[len("ASVS-5.0-"):], known, r["id"])
+
+
 def main():
     global SESSCTL, SESSIOND
     ap = argparse.ArgumentParser()
