@@ -1,9 +1,10 @@
 /*
  * audit.h - sessctl audit: the internal interface between the auditor's
- * parts (audit.c: input, HTTP, the checks; audit_html.c: form and link
- * extraction with libxml2; audit_random.c: the randomness analysis;
- * audit_report.c: text, JSON, SARIF and HTML output).  docs/audit.md
- * describes every check.
+ * parts: audit.c (command line, login, the checks), audit_http.c (libcurl,
+ * origin rule, budget, rate, cookie jar), audit_html.c (form and link
+ * extraction with libxml2), audit_random.c (the randomness analysis),
+ * audit_checks.c (the table of checks) and audit_report.c (text, JSON,
+ * SARIF and HTML output).  docs/audit.md describes every check.
  */
 #ifndef SESSCTL_AUDIT_H
 #define SESSCTL_AUDIT_H
