@@ -307,6 +307,15 @@ class TestPhp(AuditCase):
         finally:
             site.stop()
 
+    def test_trans_sid(self):
+        """session.use_only_cookies = 0: the ID is taken from the query string."""
+        site = PhpSite("trans-sid")
+        try:
+            rep = self.run_case("php/trans-sid", site, [], 30, {"id-in-url"})
+            self.assertIn("query string", status_of(rep, "id-in-url")["evidence"])
+        finally:
+            site.stop()
+
 
 @unittest.skipUnless(flask_available(), "Flask is missing (apt-get install python3-flask)")
 class TestFlask(AuditCase):

@@ -4,8 +4,17 @@
 // tutorial as people deploy it (PHP's defaults: no session_regenerate_id at
 // login, session.use_strict_mode off, no HttpOnly, no SameSite, no CSRF
 // token, logout without deleting the cookie); SITE_MODE=secure does each of
-// those right.  Users: alice / SITE_PASSWORD.
-$secure = getenv('SITE_MODE') === 'secure';
+// those right; SITE_MODE=trans-sid is secure with URL session IDs allowed.
+// Users: alice / SITE_PASSWORD.
+$mode = getenv('SITE_MODE');
+// SITE_MODE=trans-sid: secure, but with URL session IDs on (the pre-cookie
+// PHP style some legacy sites keep): session.use_only_cookies = 0 accepts
+// ?PHPSESSID=... and session.use_trans_sid = 1 writes it into links.
+$secure = $mode === 'secure' || $mode === 'trans-sid';
+if ($mode === 'trans-sid') {
+    ini_set('session.use_only_cookies', '0');
+    ini_set('session.use_trans_sid', '1');
+}
 if ($secure) {
     ini_set('session.use_strict_mode', '1');
     ini_set('session.cookie_httponly', '1');
