@@ -17,6 +17,7 @@
 #include "sess/keys.h"
 #include "sess/store.h"
 #include "sess/cookie.h"
+#include "sess/set_cookie.h"
 #include "sess/session.h"
 #include "sess/jwt.h"
 #include "sess/cookie_policy.h"

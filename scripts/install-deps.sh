@@ -7,9 +7,9 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config git python3 curl ca-certificates
 libssl-dev liblmdb-dev lmdb-utils libhiredis-dev libhttp-parser-dev libjansson-dev
-libinih-dev libcurl4-openssl-dev libcmocka-dev clang libclang-rt-14-dev valgrind
+libinih-dev libcurl4-openssl-dev libxml2-dev libcmocka-dev clang libclang-rt-14-dev valgrind
 nginx haproxy python3-yaml wrk linux-perf redis-server redis-sentinel redis-tools cppcheck
-nodejs chromium openssl faketime"
+nodejs chromium openssl faketime php-cli python3-flask"
 
 missing=""
 for p in $PACKAGES; do
@@ -29,7 +29,7 @@ command -v npm >/dev/null 2>&1 || missing="$missing npm"
 # tests drive Debian's /usr/bin/chromium.
 node_modules() {
     here=$(cd "$(dirname "$0")/.." && pwd)
-    for d in examples/shop tests/e2e tests/tokens tests/events; do
+    for d in examples/shop tests/e2e tests/tokens tests/events tests/audit/sites/express; do
         lock="$here/$d/package-lock.json"
         [ -f "$lock" ] || continue
         if [ ! -f "$here/$d/node_modules/.package-lock.json" ] ||

@@ -20,6 +20,22 @@ const POLL_MS = Number(process.env.SHOP_POLL_MS || 5000);
 // Only the proxy in front (nginx, on loopback) may tell us the client's address.
 const TRUSTED_PROXIES = (process.env.SHOP_TRUSTED_PROXIES || '127.0.0.1,::1').split(',').map((s) => s.trim());
 const [LISTEN_HOST, LISTEN_PORT] = (process.env.SHOP_LISTEN || '127.0.0.1:8080').split(':');
+// SHOP_WEAKNESS: one deliberate weakness, for the tests of `sessctl audit`
+// (tests/audit/; README.md, "Weakened configurations").  Never in production.
+const WEAKNESSES = ['no-httponly', 'samesite-none', 'persistent', 'cacheable', 'logout-keeps-session', 'id-in-url', 'tracker-before-consent'];
+const WEAKNESS = process.env.SHOP_WEAKNESS || '';
+if (WEAKNESS && !WEAKNESSES.includes(WEAKNESS)) {
+  console.error(`shop: unknown SHOP_WEAKNESS ${WEAKNESS} (one of ${WEAKNESSES.join(', ')})`);
+  process.exit(2);
+}
+if (WEAKNESS) console.error(`shop: WARNING: deliberately weakened (SHOP_WEAKNESS=${WEAKNESS})`);
+// The session Set-Cookie as sessiond built it, weakened when asked.
+function sessionSetCookie(sc) {
+  if (WEAKNESS === 'no-httponly') return sc.replace(/;\s*HttpOnly/i, '');
+  if (WEAKNESS === 'samesite-none') return sc.replace(/;\s*SameSite=\w+/i, '; SameSite=None');
+  if (WEAKNESS === 'persistent') return `${sc}; Max-Age=2592000`;
+  return sc;
+}
 
 // Demo accounts: every one has the password DEMO_PASSWORD.
 const USERS = new Set((process.env.SHOP_USERS || 'alice,bob,carol').split(',').map((s) => s.trim()).filter(Boolean));
@@ -197,6 +213,11 @@ app.use(async (req, res, next) => {
   try {
     if (req.path.startsWith('/static') || req.method !== 'GET') return next();
     const c = cookies(req);
+    if (WEAKNESS === 'tracker-before-consent' && !c._ga) {
+      // The weakness: an analytics cookie before any consent, with the
+      // catalogue's attributes (only the consent rule is broken).
+      res.append('Set-Cookie', `_ga=${ANALYTICS._ga()}; Path=/; Max-Age=34560000; SameSite=Lax${SESSION_COOKIE.startsWith('__Host-') ? '; Secure' : ''}`);
+    }
     if (!c[await consentCookieName()]) return next();
     for (const [name, make] of Object.entries(ANALYTICS)) {
       if (c[name]) continue;
@@ -311,7 +332,7 @@ app.post('/login', sameOrigin, async (req, res, next) => {
     const r = await api('POST', '/v1/sessions', { user_id: user, client: client(req), data: {} });
     if (r.status !== 201) return fail(req, res, 503, 'the session service did not log you in; try again');
     // Set-Cookie exactly as sessiond built it for this environment.
-    res.append('Set-Cookie', r.json.set_cookie);
+    res.append('Set-Cookie', sessionSetCookie(r.json.set_cookie));
     if (r.json.evicted && r.json.evicted.length) console.log(`shop: login of ${user} evicted ${r.json.evicted.length} older session(s)`);
     return res.redirect(303, safeNext(req.body.next));
   } catch (e) { next(e); }
@@ -320,7 +341,10 @@ app.post('/login', sameOrigin, async (req, res, next) => {
 app.post('/logout', requireSession, async (req, res, next) => {
   try {
     const sid = cookies(req)[SESSION_COOKIE];
-    if (sid) {
+    if (WEAKNESS === 'logout-keeps-session') {
+      // The weakness: only the browser forgets; the session lives on in sessiond.
+      res.append('Set-Cookie', `${SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax${SESSION_COOKIE.startsWith('__Host-') ? '; Secure' : ''}`);
+    } else if (sid) {
       const r = await api('POST', '/v1/sessions/destroy', { session_id: sid });
       if (r.status === 200 && r.json.set_cookie) res.append('Set-Cookie', r.json.set_cookie);
     }
@@ -333,11 +357,15 @@ app.get('/account', requireSession, async (req, res, next) => {
   try {
     const { user, handle, csrf } = req.session;
     const l = ledger(user);
+    if (WEAKNESS === 'cacheable') res.set('Cache-Control', 'private, max-age=600');
+    const share = WEAKNESS === 'id-in-url'
+      ? html`<p><a id="share" href="/account?${SESSION_COOKIE}=${encodeURIComponent(cookies(req)[SESSION_COOKIE] || '')}">Link to this page</a></p>` : '';
     const rows = l.transfers.slice(-10).reverse().map((t) => html`<tr><td>${t.to}</td><td>${money(t.amount)}</td><td>${t.memo}</td></tr>`);
     res.type('html').send(page(req, { title: 'Your account', csrf, banner: await bannerFor(req) }, html`
 <p>Logged in as <strong id="account-user">${user}</strong>; this session's handle is <code id="account-handle">${handle}</code>.</p>
 <p>Cookie consent, as forward-auth verified it (X-Cookie-Consent): <code id="account-consent">${req.get('X-Cookie-Consent') || 'essential'}</code></p>
 <p>Balance: <strong id="balance">${money(l.balance)}</strong></p>
+${share}
 <h2>Transfer money</h2>
 <form method="post" action="/transfer" id="transfer-form" data-protected>
 <label>To <input name="to" id="transfer-to" required maxlength="64"></label>

@@ -39,6 +39,7 @@
 #include <jansson.h>
 
 #include "sess.h"
+#include "audit.h"
 
 #define EXIT_USAGE 2
 #define DEFAULT_URL "http://127.0.0.1:7700"
@@ -136,6 +137,8 @@ static void usage(FILE *out)
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  sessctl %-46s %s\n", commands[i].usage,
                 commands[i].help);
+    fprintf(out, "  sessctl %-46s %s\n", "audit URL [options]",
+            "audit a website's session handling (audit --help)");
     fprintf(out,
             "\n\"sessctl revoke\" and \"sessctl revoke-user\" are short for "
             "the sessions commands.\n\noptions:\n"
@@ -987,6 +990,10 @@ int main(int argc, char **argv)
         {"--audience", OPT_VERIFY, offsetof(options, audience)},
         {"--issuer", OPT_VERIFY, offsetof(options, issuer)},
     };
+
+    /* "audit URL ...": its own options (src/sessctl/audit.c, docs/audit.md). */
+    if (argc >= 2 && strcmp(argv[1], "audit") == 0)
+        return sessctl_audit(argc - 1, argv + 1);
 
     bool options_done = false;
     for (int i = 1; i < argc; i++) {
