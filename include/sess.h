@@ -19,5 +19,6 @@
 #include "sess/cookie.h"
 #include "sess/session.h"
 #include "sess/jwt.h"
+#include "sess/forward_auth.h"
 
 #endif /* SESS_H */

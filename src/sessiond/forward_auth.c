@@ -37,7 +37,11 @@
  * request refused for CSRF does not consume a rotation; the next safe
  * request rotates instead.
  *
- * No state, no locking (the event rate limiter in events.c has its own).
+ * The decision itself (candidates, method rule, validate, Origin and CSRF)
+ * is the library's sess_forward_auth_decide, shared with the nginx
+ * module; this file gathers the headers, resolves the forwarding trust rule
+ * and writes the answer.  No state, no locking (the event rate limiter in
+ * events.c has its own).
  */
 #include "forward_auth.h"
 
@@ -46,15 +50,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sess/forward_auth.h"
+
 #include "api.h"
 #include "events.h"
 
 #define XFF_HEADERS_MAX 8   /* X-Forwarded-For header lines looked at */
 #define COOKIE_LINES_MAX 8  /* Cookie header lines looked at */
 #define METHOD_LINES_MAX 4  /* lines of each method header looked at */
-/* Session cookies validated per request: each costs a store read, so a
- * header stuffed with candidates must not multiply the work unboundedly. */
-#define COOKIE_CANDIDATES_MAX 8
 
 /* Bodies say no more than the error code (API.md): the message is the
  * same for every cause, so nothing about the session leaks. */
@@ -209,25 +212,6 @@ static bool request_origin(const sessiond_app *app, const sessiond_http_req *req
     return sess_origin_from_host(https, h, hlen, out) == SESS_OK;
 }
 
-/* Fail closed: unsafe when any line of either method header names
- * anything but a safe method.  An empty value is no method we know. */
-static bool method_unsafe(const sessiond_http_req *req)
-{
-    static const char *const names[] = {"X-Forwarded-Method",
-                                        "X-Original-Method"};
-    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
-        const char *vals[METHOD_LINES_MAX];
-        size_t n = req->header_all(req->conn, names[k], vals,
-                                   METHOD_LINES_MAX);
-        if (n == METHOD_LINES_MAX)
-            return true;   /* more lines than we read: do not guess */
-        for (size_t i = 0; i < n; i++)
-            if (!sess_method_is_safe(vals[i]))
-                return true;
-    }
-    return false;
-}
-
 /* A user id sent as is: visible ASCII without '%' and '\'' (so it can
  * never look like the encoded form), with no leading or trailing space. */
 static bool plain_user(const char *s, size_t len)
@@ -302,58 +286,6 @@ static int add_user_header(sessiond_http_resp *resp, const char *user,
     return sessiond_resp_header(resp, "X-Session-User", enc, (size_t)n);
 }
 
-static void csrf_refused(sessiond_app *app, sessiond_http_resp *resp,
-                         const sess_view *view, const char *ip,
-                         const char *detail)
-{
-    sess_event ev = {
-        .type = SESS_EVENT_CSRF_FAILURE,
-        .at = sess_ctx_now(app->ctx),
-        .handle = view->handle,
-        .user_id = view->user_id,
-        .user_id_len = view->user_id_len,
-        .ip = ip,
-        .detail = detail,
-    };
-    sess_emit_event(app->ctx, &ev);
-    sessiond_resp_static(resp, 403, content_json, body_403);
-}
-
-/* A session cookie found in the request. */
-typedef struct candidate {
-    const char *id;      /* in the connection's header buffer */
-    size_t len;
-} candidate;
-
-/* Collect up to COOKIE_CANDIDATES_MAX session cookies from every Cookie
- * line; returns how many were stored, "*seen" how many there were (lines
- * past COOKIE_LINES_MAX are not read; a line that is not a valid Cookie
- * header is skipped, the others still count). */
-static size_t find_candidates(const sessiond_http_req *req, const char *name,
-                              candidate *out, size_t *seen)
-{
-    const char *lines[COOKIE_LINES_MAX];
-    size_t n_lines = req->header_all(req->conn, "Cookie", lines,
-                                     COOKIE_LINES_MAX);
-    size_t n = 0;
-    *seen = 0;
-    for (size_t l = 0; l < n_lines; l++) {
-        size_t pos = 0, hlen = strlen(lines[l]);
-        const char *v;
-        size_t vlen;
-        while (sess_cookie_next(lines[l], hlen, name, &pos, &v, &vlen) ==
-               SESS_OK) {
-            (*seen)++;
-            if (n < COOKIE_CANDIDATES_MAX) {
-                out[n].id = v;
-                out[n].len = vlen;
-                n++;
-            }
-        }
-    }
-    return n;
-}
-
 /* Several session cookies where the first is not the valid one: someone
  * may be tossing cookies at our users (rate-limited per peer). */
 static void report_tossing(sessiond_app *app, const char *ip, size_t seen,
@@ -373,105 +305,102 @@ static void report_tossing(sessiond_app *app, const char *ip, size_t seen,
 void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
                            sessiond_http_resp *resp)
 {
+    static const char *const method_names[] = {"X-Forwarded-Method",
+                                               "X-Original-Method"};
     const sessiond_config *cfg = app->cfg;
     char ip[SESS_IP_MAX + 1];
-    char cookie[SESS_SET_COOKIE_MAX];
-    candidate cand[COOKIE_CANDIDATES_MAX];
-    size_t seen = 0;
-    long valid = -1;
-    sess_view view;
-    sess_err err;
-    int rc = SESS_REJECTED;
+    const char *cookies[COOKIE_LINES_MAX];
+    const char *methods[2 * METHOD_LINES_MAX];
+    const char *ids[SESS_FA_CANDIDATES_MAX];
+    size_t lens[SESS_FA_CANDIDATES_MAX];
+    size_t n_methods = 0;
+    bool truncated = false;
+    sess_origin self;
+    sess_fa_result r;
 
-    memset(&view, 0, sizeof(view));
-    cookie[0] = '\0';
-    /* The ID's form is checked by sess_validate (an unknown-form ID is
-     * rejected there), so it is not decoded twice on this path. */
-    size_t n = find_candidates(req, cfg->cookie.name, cand, &seen);
-    if (n == 0) {
+    /* The decision is the library's (sess_forward_auth_decide), shared
+     * with the nginx module; here only the headers are gathered and the
+     * answer written. */
+    sess_fa_request fr = {
+        .cookie_lines = cookies,
+        .n_cookie_lines = req->header_all(req->conn, "Cookie", cookies,
+                                          COOKIE_LINES_MAX),
+        .cookie_name = cfg->cookie.name,
+        .method_lines = methods,
+        .user_agent = req->header(req->conn, "User-Agent"),
+        .origin = req->header(req->conn, "Origin"),
+        .sec_fetch_site = req->header(req->conn, "Sec-Fetch-Site"),
+        .csrf_token = req->header(req->conn, "X-CSRF-Token"),
+        .allowed = cfg->allowed_origin,
+        .n_allowed = cfg->n_allowed_origins,
+        .cookie = &cfg->cookie,
+    };
+    size_t seen = 0;
+    size_t n_ids = sess_fa_candidates(&fr, ids, lens, SESS_FA_CANDIDATES_MAX,
+                                      &seen);
+    if (n_ids == 0) {
         sessiond_resp_static(resp, 401, content_json, body_401);
         return;
     }
-
-    sessiond_forward_client_ip(app, req, ip, sizeof(ip));
-    bool check_csrf = cfg->session.csrf_enabled && method_unsafe(req);
-
-    sess_client client = {ip, req->header(req->conn, "User-Agent")};
-    for (size_t i = 0; i < n; i++) {
-        err.code = 0;
-        err.msg[0] = '\0';
-        sess_view_clear(&view);
-        rc = sess_validate(app->ctx, cand[i].id, cand[i].len, &client,
-                           check_csrf ? SESS_VALIDATE_NO_ROTATE : 0, &view,
-                           &err);
-        if (rc == SESS_OK)
-            valid = (long)i;
-        if (rc != SESS_REJECTED && rc != SESS_EINVAL)
-            break;   /* valid, or the store failed: stop either way */
+    for (size_t k = 0; k < sizeof(method_names) / sizeof(method_names[0]); k++) {
+        size_t n = req->header_all(req->conn, method_names[k],
+                                   methods + n_methods, METHOD_LINES_MAX);
+        if (n == METHOD_LINES_MAX)
+            truncated = true;
+        n_methods += n;
     }
+    fr.n_method_lines = n_methods;
+    fr.methods_truncated = truncated;
+    sessiond_forward_client_ip(app, req, ip, sizeof(ip));
+    fr.client_ip = ip;
+    bool trusted = req->peer_unix ||
+                   sessiond_config_is_trusted_proxy(cfg, req->peer_ip);
+    fr.self = request_origin(app, req, trusted, &self) ? &self : NULL;
+
+    sess_fa_outcome oc = sess_forward_auth_decide(
+        app->ctx, cfg->session.csrf_enabled, &fr, &r);
     /* The IDs sit in the connection's header buffer, which we own for
      * this request: wipe them now that the library is done with them. */
-    for (size_t i = 0; i < n; i++)
-        sess_wipe((char *)cand[i].id, cand[i].len);
-    if (seen > 1 && valid != 0 && (rc == SESS_OK || rc == SESS_REJECTED ||
-                                   rc == SESS_EINVAL))
-        report_tossing(app, ip, seen, n, valid,
-                       valid >= 0 ? view.handle : NULL);
+    for (size_t i = 0; i < n_ids; i++)
+        sess_wipe((char *)ids[i], lens[i]);
+    if (r.seen > 1 && r.valid != 0 && oc != SESS_FA_ERROR)
+        report_tossing(app, ip, r.seen, r.tried, r.valid,
+                       r.valid >= 0 ? r.view.handle : NULL);
 
-    if (rc == SESS_REJECTED || rc == SESS_EINVAL) {
+    switch (oc) {
+    case SESS_FA_NO_SESSION:
         sessiond_resp_static(resp, 401, content_json, body_401);
         goto cleanup;
-    }
-    if (rc != SESS_OK) {
-        sessiond_library_error_static(resp, rc, &err, "forward-auth");
+    case SESS_FA_CSRF:
+        sessiond_resp_static(resp, 403, content_json, body_403);
         goto cleanup;
-    }
-
-    if (check_csrf) {
-        sess_origin self;
-        bool trusted = req->peer_unix ||
-                       sessiond_config_is_trusted_proxy(cfg, req->peer_ip);
-        bool known = request_origin(app, req, trusted, &self);
-        if (!sess_same_origin_ok(req->header(req->conn, "Origin"),
-                                 req->header(req->conn, "Sec-Fetch-Site"),
-                                 known ? &self : NULL, cfg->allowed_origin,
-                                 cfg->n_allowed_origins)) {
-            csrf_refused(app, resp, &view, ip, "cross-site origin");
-            goto cleanup;
-        }
-        const char *token = req->header(req->conn, "X-CSRF-Token");
-        if (token == NULL ||
-            !sess_csrf_matches(&view, token, strlen(token))) {
-            csrf_refused(app, resp, &view, ip, "csrf token");
-            goto cleanup;
-        }
+    case SESS_FA_ERROR:
+        if (r.rc == SESS_OK)   /* the successor's cookie did not fit */
+            sessiond_resp_static(resp, 500, content_json, body_500);
+        else
+            sessiond_library_error_static(resp, r.rc, &r.err, "forward-auth");
+        goto cleanup;
+    case SESS_FA_OK:
+        break;
     }
 
     resp->secret = true;   /* X-CSRF-Token, Set-Cookie */
-    const sess_issued *next = view.rotated ? &view.successor : NULL;
-    const char *csrf = next != NULL ? next->csrf_token : view.csrf_token;
-    if (add_user_header(resp, view.user_id, view.user_id_len) != 0 ||
-        sessiond_resp_header(resp, "X-Session-Handle", view.handle,
-                             strlen(view.handle)) != 0 ||
+    if (add_user_header(resp, r.view.user_id, r.view.user_id_len) != 0 ||
+        sessiond_resp_header(resp, "X-Session-Handle", r.view.handle,
+                             strlen(r.view.handle)) != 0 ||
         sessiond_resp_header(resp, "X-Session-Elevated",
-                             view.elevated ? "true" : "false",
-                             view.elevated ? 4 : 5) != 0 ||
-        sessiond_resp_header(resp, "X-CSRF-Token", csrf, strlen(csrf)) != 0)
+                             r.view.elevated ? "true" : "false",
+                             r.view.elevated ? 4 : 5) != 0 ||
+        sessiond_resp_header(resp, "X-CSRF-Token", r.csrf, strlen(r.csrf)) != 0)
         goto cleanup;   /* the response is now a 500 */
-    if (next != NULL) {
-        int len = sess_issued_cookie(app->ctx, &cfg->cookie, next, cookie,
-                                     sizeof(cookie));
-        if (len <= 0) {
-            sessiond_resp_static(resp, 500, content_json, body_500);
-            goto cleanup;
-        }
-        if (sessiond_resp_header(resp, "Set-Cookie", cookie, (size_t)len) != 0 ||
+    if (r.set_cookie_len > 0) {
+        if (sessiond_resp_header(resp, "Set-Cookie", r.set_cookie,
+                                 (size_t)r.set_cookie_len) != 0 ||
             sessiond_resp_header(resp, "X-Session-Rotated", "1", 1) != 0)
             goto cleanup;
     }
     sessiond_resp_static(resp, 200, NULL, NULL);
 
 cleanup:
-    sess_wipe(cookie, sizeof(cookie));
-    sess_view_clear(&view);
+    sess_fa_result_clear(&r);
 }
