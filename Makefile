@@ -68,3 +68,18 @@ bench:
 	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DSESS_TESTS=OFF
 	cmake --build build-release -j$(JOBS) --target sessiond libbench floor
 	python3 bench/run.py --build-dir build-release
+
+# make nginx-module: build/ngx_http_sessiond_module.so for Debian's nginx,
+# configured with the packaged nginx's own flags (nginx-dev's conf_flags,
+# so the module's ABI signature matches) in a copy of /usr/share/nginx/src
+# under build/nginx-src; libsess is linked in statically (PIC objects).
+NGINX_SRC ?= /usr/share/nginx/src
+.PHONY: nginx-module
+nginx-module: SHELL := /bin/bash
+nginx-module: build
+	rm -rf build/nginx-src && cp -r $(NGINX_SRC) build/nginx-src
+	cd build/nginx-src && . ./conf_flags && \
+	  SESSIOND_BUILD=$(CURDIR)/build ./configure "$${NGX_CONF_FLAGS[@]}" \
+	    --add-dynamic-module=$(CURDIR)/nginx >/dev/null && \
+	  $(MAKE) -f objs/Makefile modules
+	cp build/nginx-src/objs/ngx_http_sessiond_module.so build/
