@@ -6,13 +6,17 @@
 #   make run    start sessiond in the foreground on 127.0.0.1:7700 with the
 #               embedded store under ./var/
 #   make fuzz   build the libFuzzer targets (build-fuzz/)
+#   make demo   the demo shop (examples/shop/) behind nginx and sessiond on
+#               loopback; prints the URL, Ctrl-C stops all three (DEMO_ARGS=--tls)
 #   make deps   install missing Debian packages (root)
+#   make nginx-module  build/ngx_http_sessiond_module.so (docs/nginx-module.md)
+#   make deb    the Debian packages into build-deb/ (debian/)
 #   make install PREFIX=/usr/local DESTDIR=
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 CTEST  := ctest --output-on-failure -j$(JOBS)
 
-.PHONY: all deps build test test-plain test-asan test-fuzz fuzz run install clean valgrind
+.PHONY: all deps build test test-plain test-asan test-fuzz fuzz run demo install clean valgrind
 
 all: build
 
@@ -54,6 +58,9 @@ run: build
 	@mkdir -p var
 	./build/sessiond --listen 127.0.0.1:7700 --store lmdb:./var/sessions --keys ./var/keys $(ARGS)
 
+demo: deps build
+	node examples/shop/demo.js --build build $(DEMO_ARGS)
+
 install: build
 	DESTDIR=$(DESTDIR) cmake --install build --prefix $(PREFIX)
 
@@ -66,20 +73,22 @@ clean:
 .PHONY: bench
 bench:
 	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DSESS_TESTS=OFF
-	cmake --build build-release -j$(JOBS) --target sessiond libbench floor
+	cmake --build build-release -j$(JOBS) --target sessiond libbench floor nginx_module
 	python3 bench/run.py --build-dir build-release
 
-# make nginx-module: build/ngx_http_sessiond_module.so for Debian's nginx,
-# configured with the packaged nginx's own flags (nginx-dev's conf_flags,
-# so the module's ABI signature matches) in a copy of /usr/share/nginx/src
-# under build/nginx-src; libsess is linked in statically (PIC objects).
-NGINX_SRC ?= /usr/share/nginx/src
+# make nginx-module: build/ngx_http_sessiond_module.so for Debian's nginx
+# (CMake's nginx_module target: nginx/build-module.sh configures a copy of
+# nginx-dev's /usr/share/nginx/src with the packaged nginx's own flags,
+# conf_flags, so the module's signature matches; libsess is linked in
+# statically).  docs/nginx-module.md.
 .PHONY: nginx-module
-nginx-module: SHELL := /bin/bash
-nginx-module: build
-	rm -rf build/nginx-src && cp -r $(NGINX_SRC) build/nginx-src
-	cd build/nginx-src && . ./conf_flags && \
-	  SESSIOND_BUILD=$(CURDIR)/build ./configure "$${NGX_CONF_FLAGS[@]}" \
-	    --add-dynamic-module=$(CURDIR)/nginx >/dev/null && \
-	  $(MAKE) -f objs/Makefile modules
-	cp build/nginx-src/objs/ngx_http_sessiond_module.so build/
+nginx-module: build/CMakeCache.txt
+	cmake --build build -j$(JOBS) --target nginx_module
+	cp build/nginx-module/ngx_http_sessiond_module.so build/
+
+# make deb: the Debian packages (debian/, debhelper) into build-deb/:
+# sessiond, libsess0, libsess-dev, libnginx-mod-http-sessiond, then
+# lintian on them.  docs/deployment.md, "Debian packages".
+.PHONY: deb
+deb:
+	sh debian/make-deb.sh build-deb

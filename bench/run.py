@@ -217,7 +217,9 @@ class Sessiond:
                 "--store", store, "--keys", keys,
                 "--set", "session.rotate_interval=0",
                 "--set", "session.max_per_user=0",
-                "--set", "log.level=warn"] + list(extra)
+                "--set", "log.level=warn",
+                # signing keys in the run's temp dir (created: development)
+                "--set", "tokens.keys_dir=" + os.path.join(TMP, "sigkeys")] + list(extra)
         self.logf = open(self.logpath, "wb")
         t0 = time.monotonic()
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
@@ -398,6 +400,63 @@ def run_wrk(args, url, mode, ids_path, duration, server_pids, warmup,
     return row
 
 
+def http_post_json(port, path, body):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, json.loads(data) if data else None
+
+
+def token_rows(args, sd_port, ids, keys, used_ports, add_row, D, W, sd, fa_base, pool_path):
+    """Rows token-mint, token-refresh, token-introspect (against the HTTP
+    sessiond, whose tokens.keys_dir is created in development) and
+    auth-token: forward-auth on a second sessiond with
+    forward_auth.token_audience, baseline auth-valid (goal >= 90%)."""
+    url_of = lambda port, path="/": "http://127.0.0.1:%d%s" % (port, path)
+    client = {"ip": "127.0.0.1", "user_agent": UA}
+    n = min(len(ids), 2000 if args.quick else 20000)
+    rts, ats = [], []
+    log("minting %d token pairs for the refresh and introspect rows" % n)
+    for sid in ids[:n]:
+        st, j = http_post_json(sd_port, "/v1/tokens",
+                               {"session_id": sid, "client": client, "audience": "api.bench"})
+        if st != 200:
+            raise RuntimeError("POST /v1/tokens answered %d" % st)
+        rts.append(j["refresh_token"])
+        ats.append(j["access_token"])
+    rt_path, at_path = os.path.join(TMP, "refresh.tokens"), os.path.join(TMP, "access.tokens")
+    for path, lines in ((rt_path, rts), (at_path, ats)):
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+    log("HTTP token introspect")
+    add_row("token-introspect", "sessiond POST /v1/tokens/introspect",
+            run_wrk(args, url_of(sd_port), "token_introspect", at_path, D, sd.pids, W),
+            "validate", "access tokens (signature verify + session lookup by handle)")
+    log("HTTP token mint")
+    add_row("token-mint", "sessiond POST /v1/tokens (mint)",
+            run_wrk(args, url_of(sd_port), "token_mint", pool_path, D, sd.pids, W),
+            "validate", "validate + new refresh token (a store write) + Ed25519 signature")
+    log("HTTP token refresh")
+    add_row("token-refresh", "sessiond POST /v1/tokens/refresh",
+            run_wrk(args, url_of(sd_port), "token_refresh", rt_path, D, sd.pids, 0),
+            "validate", "%d refresh tokens, each spent once per thread slice; once a slice "
+            "runs out, reuse answers 401 (non-2xx): read the row with its non-2xx" % n)
+    port = free_port(used_ports)
+    log("starting sessiond with forward_auth.token_audience on 127.0.0.1:%d" % port)
+    tsd = Sessiond(args.sessiond, port, "lmdb:" + os.path.join(TMP, "store-http"), keys,
+                   "http-tokens", ("--set", "forward_auth.token_audience=api.bench"))
+    try:
+        log("HTTP forward-auth, valid cookie, with token propagation")
+        add_row("auth-token", "sessiond GET /v1/auth, valid cookie, with a bearer token",
+                run_wrk(args, url_of(port, "/v1/auth"), "auth_valid", pool_path, D, tsd.pids, W),
+                "auth-valid", "forward_auth.token_audience set: token cached per session "
+                "(goal: at least 90% of auth-valid)")
+    finally:
+        tsd.stop()
+
+
 # ---- libbench and floor --------------------------------------------------
 
 def run_json(binary, *argv):
@@ -440,7 +499,7 @@ def redis_command(port, *words):
 
 
 def run_redis(args, res, used_ports, keys):
-    """The DESIGN targets with Redis: an L1 hit against LMDB's validate
+    """The targets (docs/performance.md) with Redis: an L1 hit against LMDB's validate
     (alternating pairs, library level and, with wrk, forward-auth over
     HTTP), and an L1 miss against one raw GET round trip (bench/floor.c)
     on the same redis-server."""
@@ -594,7 +653,8 @@ def versions(args):
         "sessiond": first([args.sessiond, "--version"]),
         "nginx": first([args.nginx, "-v"]).replace("nginx version: ", "") if args.nginx else "not installed",
         "wrk": first([args.wrk, "-v"]).split(" Copyright")[0] if args.wrk else "not installed",
-        "libmicrohttpd": pc("libmicrohttpd"),
+        # http_parser has no pkg-config file; Debian's package version.
+        "http_parser": first(["dpkg-query", "-W", "-f=${Version}", "libhttp-parser2.9"]),
         "LMDB": pc("lmdb"),
         "OpenSSL": first(["openssl", "version"]),
         "redis-server": (first(["redis-server", "--version"]).split(" sha=")[0]
@@ -874,7 +934,7 @@ def report(args, res):
                      ", ".join(fmt_ratio(x, 1.0) for x in sp["lib"]) or "-",
                      fmt_ratio(sp["lib_median"], 1.0)))
     L.append("")
-    L.append("## Targets (DESIGN.md)")
+    L.append("## Targets (docs/performance.md)")
     L.append("")
     for t in res["targets"]:
         L.append("- %s %s" % ({True: "MET", False: "MISSED", None: "n/a", "info": "info:"}[t[0]], t[1]))
@@ -1267,6 +1327,14 @@ def main():
             add_row("create", "sessiond POST /v1/sessions (create)",
                     run_wrk(args, url_of(sd_port), "create", None, D, sd.pids, W), "nginx-204",
                     "one new user per request, durability=process (LMDB commit, no fsync)")
+            # Tokens (docs/tokens.md): mint, refresh, introspect over HTTP,
+            # and forward-auth with token propagation next to without.
+            try:
+                token_rows(args, sd_port, ids, keys, used_ports, add_row, D, W, sd, fa_base,
+                           pool_path)
+            except (RuntimeError, OSError) as e:
+                log("token rows skipped: %s" % e)
+                add_skip("token-mint", "sessiond POST /v1/tokens (mint)", str(e)[:200])
             # The machine is shared and drifts: alternate short baseline and
             # forward-auth runs and take the median of the per-pair ratios.
             if ng and args.pairs > 0:

@@ -1,7 +1,11 @@
 -- sessiond.lua - wrk script for the sessiond rows of bench/run.py.
 --
 -- Environment (set by the runner):
---   BENCH_MODE    auth_valid | auth_invalid | validate | create | destroy
+--   BENCH_MODE    auth_valid | auth_invalid | validate | create | destroy |
+--                 token_mint | token_refresh | token_introspect
+--                 (token_*: BENCH_IDS holds session IDs for token_mint,
+--                 refresh tokens for token_refresh, access tokens for
+--                 token_introspect)
 --   BENCH_IDS     file of session IDs, one a line (auth_valid, validate,
 --                 destroy); made by POST /v1/sessions or libbench populate
 --   BENCH_UA      User-Agent: must equal the one the sessions were made
@@ -33,7 +37,9 @@ local client_json = '"client":{"ip":"127.0.0.1","user_agent":"' .. ua .. '"}'
 function init(args)
    if path ~= nil and mode ~= "create" and mode ~= "auth_invalid" then
       for line in io.lines(path) do
-         if #line == 43 then n = n + 1; ids[n] = line end
+         if #line == 43 or (mode:sub(1, 6) == "token_" and #line > 0) then
+            n = n + 1; ids[n] = line
+         end
       end
       if n == 0 then error("no session IDs in " .. path) end
    end
@@ -45,7 +51,8 @@ function init(args)
       -- well formed (43 base64url characters) but unknown: a store miss
       headers["Cookie"] = cname .. "=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
    end
-   if mode == "validate" or mode == "create" or mode == "destroy" then
+   if mode == "validate" or mode == "create" or mode == "destroy" or
+      mode:sub(1, 6) == "token_" then
       headers["Content-Type"] = "application/json"
    end
 end
@@ -71,5 +78,19 @@ function request()
       counter = counter + 1
       return wrk.format("POST", "/v1/sessions/destroy", headers,
          '{"session_id":"' .. ids[i] .. '"}')
+   elseif mode == "token_mint" then
+      return wrk.format("POST", "/v1/tokens", headers,
+         '{"session_id":"' .. ids[math.random(n)] .. '",' .. client_json ..
+         ',"audience":"api.bench"}')
+   elseif mode == "token_refresh" then
+      -- like destroy: each thread spends its own slice once (a token used
+      -- again is a grace replay, then a theft: the runner reports non-2xx)
+      local i = ((tid or 0) + counter * T) % n + 1
+      counter = counter + 1
+      return wrk.format("POST", "/v1/tokens/refresh", headers,
+         '{"refresh_token":"' .. ids[i] .. '"}')
+   elseif mode == "token_introspect" then
+      return wrk.format("POST", "/v1/tokens/introspect", headers,
+         '{"token":"' .. ids[math.random(n)] .. '"}')
    end
 end

@@ -19,6 +19,7 @@
 #include "sess/cookie.h"
 #include "sess/session.h"
 #include "sess/jwt.h"
+#include "sess/cookie_policy.h"
 #include "sess/forward_auth.h"
 
 #endif /* SESS_H */

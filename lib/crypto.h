@@ -2,7 +2,7 @@
  * crypto.h - sealing of session records at rest (AES-256-GCM with a key id)
  * and the keyring's internal view.
  *
- * Sealed blob, format version 1 (DESIGN invariant 3):
+ * Sealed blob, format version 1 (docs/security.md invariant 3):
  *
  *   u8  format            SESS__SEAL_V1
  *   u8  kid_len           1..SESS_KID_MAX

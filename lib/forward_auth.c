@@ -13,12 +13,202 @@
  * (cross-site request forgery: Sec-Fetch-Site and a full-origin Origin
  * comparison) and the session's CSRF token, compared in constant time.
  *
+ * The forwarding trust rule (sess_fa_client_ip, sess_fa_self_origin) and
+ * the user id's header form (sess_fa_user_value) live here too, so that
+ * the daemon and the module cannot drift apart on either.
+ *
  * No state, no locking, no allocation beyond sess_validate's.
  */
 #include "sess/forward_auth.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+
+/* ---- the forwarding trust rule ------------------------------------------ */
+
+/* Copy "len" bytes of "s" to "out" if they are a textual IP address. */
+static bool take_ip(const char *s, size_t len, char *out, size_t cap)
+{
+    char buf[SESS_IP_MAX + 1];
+    unsigned char bin[16];
+    if (s == NULL || len == 0 || len > SESS_IP_MAX || len >= cap)
+        return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    if (inet_pton(AF_INET, buf, bin) != 1 &&
+        inet_pton(AF_INET6, buf, bin) != 1)
+        return false;
+    memcpy(out, buf, len + 1);
+    return true;
+}
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/*
+ * Walk the X-Forwarded-For entries from the right.  Returns 1 with the
+ * client in "out", 0 when there were none, -1 when an entry is not an IP
+ * address (a forged or broken chain: the caller then tries X-Real-IP,
+ * then the peer).
+ */
+static int from_xff(const sess_fa_forwarded *f, char *out, size_t cap)
+{
+    bool any = false;
+    for (size_t i = f->n_xff_lines; i-- > 0;) {
+        const char *s = f->xff_lines[i];
+        size_t end = s != NULL ? strlen(s) : 0;
+        while (end > 0) {
+            size_t start = end;
+            while (start > 0 && s[start - 1] != ',')
+                start--;
+            size_t a = start;
+            size_t b = end;
+            while (a < b && is_ows(s[a]))
+                a++;
+            while (b > a && is_ows(s[b - 1]))
+                b--;
+            end = start > 0 ? start - 1 : 0;
+            if (a == b)
+                continue;
+            if (!take_ip(s + a, b - a, out, cap))
+                return -1;
+            any = true;
+            if (f->trusted == NULL || !f->trusted(f->trusted_arg, out))
+                return 1;
+            /* A trusted hop: keep walking left.  If every hop is trusted
+             * the leftmost one stays in "out". */
+        }
+    }
+    return any ? 1 : 0;
+}
+
+void sess_fa_client_ip(const sess_fa_forwarded *f, char *out, size_t cap)
+{
+    if (f->peer_trusted) {
+        if (from_xff(f, out, cap) == 1)
+            return;
+        if (f->real_ip != NULL &&
+            take_ip(f->real_ip, strlen(f->real_ip), out, cap))
+            return;
+    }
+    if (f->peer_ip == NULL ||
+        !take_ip(f->peer_ip, strlen(f->peer_ip), out, cap)) {
+        /* A local peer (Unix socket) without forwarding headers. */
+        (void)take_ip("127.0.0.1", 9, out, cap);
+    }
+}
+
+/* The rightmost comma-separated entry of the last line (the one the
+ * nearest hop - a trusted proxy - wrote), OWS trimmed. */
+static bool last_entry(const char *const *lines, size_t n, const char **out,
+                       size_t *len)
+{
+    if (n == 0 || lines[n - 1] == NULL)
+        return false;
+    const char *v = lines[n - 1];
+    size_t e = strlen(v);
+    while (e > 0 && is_ows(v[e - 1]))
+        e--;
+    size_t b = e;
+    while (b > 0 && v[b - 1] != ',')
+        b--;
+    while (b < e && is_ows(v[b]))
+        b++;
+    if (b == e)
+        return false;
+    *out = v + b;
+    *len = e - b;
+    return true;
+}
+
+bool sess_fa_self_origin(const sess_fa_forwarded *f, sess_origin *out)
+{
+    bool https = f->https;
+    const char *h = NULL;
+    size_t hlen = 0;
+    if (f->peer_trusted) {
+        const char *p;
+        size_t plen;
+        if (last_entry(f->proto_lines, f->n_proto_lines, &p, &plen)) {
+            if (plen == 5 && strncasecmp(p, "https", 5) == 0)
+                https = true;
+            else if (plen == 4 && strncasecmp(p, "http", 4) == 0)
+                https = false;
+            else
+                return false;
+        }
+        (void)last_entry(f->fhost_lines, f->n_fhost_lines, &h, &hlen);
+    }
+    if (h == NULL) {
+        if (f->host == NULL)
+            return false;
+        h = f->host;
+        hlen = strlen(h);
+    }
+    return sess_origin_from_host(https, h, hlen, out) == SESS_OK;
+}
+
+/* ---- the user id as a header value ---------------------------------------- */
+
+/* A user id sent as is: visible ASCII without '%' and '\'' (so it can
+ * never look like the encoded form), with no leading or trailing space. */
+static bool plain_user(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x21 || c > 0x7E || c == '%' || c == '\'')
+            return false;
+    }
+    return true;
+}
+
+/* RFC 8187 section 3.2.1 attr-char: sent as is inside an ext-value. */
+static bool attr_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || (c != 0 && strchr("!#$&+-.^_`|~", c));
+}
+
+int sess_fa_user_value(const char *user, size_t len, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    static const char prefix[] = "utf-8''";
+    size_t o = 0;
+
+    if (plain_user(user, len)) {
+        if (len >= cap)
+            return -1;
+        memcpy(out, user, len);
+        out[len] = '\0';
+        return (int)len;
+    }
+    if (cap < sizeof(prefix))
+        return -1;
+    memcpy(out, prefix, sizeof(prefix) - 1);
+    o = sizeof(prefix) - 1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)user[i];
+        if (o + 4 > cap)
+            return -1;
+        if (attr_char(c)) {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
+/* ---- the decision --------------------------------------------------------- */
 
 size_t sess_fa_candidates(const sess_fa_request *req, const char **ids,
                           size_t *lens, size_t cap, size_t *seen)
@@ -55,7 +245,8 @@ static bool method_unsafe(const sess_fa_request *req)
         if (req->method_lines[i] != NULL &&
             !sess_method_is_safe(req->method_lines[i]))
             return true;
-    return false;
+    return req->n_method_lines == 0 && req->own_method != NULL &&
+           !sess_method_is_safe(req->own_method);
 }
 
 static sess_fa_outcome csrf_refused(sess_ctx *ctx, const sess_fa_request *req,
@@ -132,8 +323,9 @@ sess_fa_outcome sess_forward_auth_decide(sess_ctx *ctx, bool csrf_enabled,
         int len = sess_issued_cookie(ctx, req->cookie, next, out->set_cookie,
                                      sizeof(out->set_cookie));
         if (len <= 0) {
-            out->rc = len < 0 ? len : SESS_ETOOBIG;
-            out->err.code = out->rc;
+            /* rc stays SESS_OK: the session is valid, the answer is an
+             * internal error (500), not the store's. */
+            out->err.code = len < 0 ? len : SESS_ETOOBIG;
             snprintf(out->err.msg, sizeof(out->err.msg), "%s",
                      "successor cookie does not fit");
             out->outcome = SESS_FA_ERROR;

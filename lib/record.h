@@ -2,7 +2,7 @@
  * record.h - the plaintext session record and its versioned binary
  * encoding.  Records are only ever stored sealed (crypto.h); this module
  * turns the struct into bytes and back, and nothing else: no general
- * object serialiser ever touches a record (DESIGN invariant 3).
+ * object serialiser ever touches a record (docs/security.md invariant 3).
  *
  * Encoding, version 1, little-endian, every length bounded on decode:
  *
@@ -12,7 +12,18 @@
  *   16 handle | 32 csrf | ip (4 bytes for IPv4, 16 for IPv6) | 32 ua_hash
  *   if sections & PREV: u64 prev_csrf_until | 32 prev_csrf
  *   if sections & SUCC: u64 grace_until | 32 succ_key | SESS__WRAP_BYTES
+ *   if sections & TOKEN (version 2 only):
+ *       u64 rt_expires_at | rt_prev_until | at_iat | at_exp
+ *       32 rt_hash | 32 rt_prev_hash | SESS__WRAP_BYTES rt_succ_wrap |
+ *       16 at_jti | u16 aud_len | aud
  *   u16 user_len | user | u16 ua_len | ua | u32 data_len | data
+ *
+ * Version 2 is version 1 plus the TOKEN section (the refresh token of
+ * docs/tokens.md): a record without a refresh token is still written as
+ * version 1, byte for byte, so every v1 golden vector and every store
+ * written before tokens existed reads unchanged, and a record with one
+ * says version 2, which an older build refuses cleanly instead of
+ * misreading.
  *
  * The optional sections exist only when used (a previous CSRF token after
  * a rotation; the successor in a rotation tombstone), which keeps the
@@ -29,6 +40,7 @@
 #include "sess/session.h"
 
 #define SESS__RECORD_V1 1
+#define SESS__RECORD_V2 2
 
 typedef enum sess__state {
     SESS__ACTIVE = 1,   /* a live session */
@@ -67,6 +79,19 @@ typedef struct sess__record {
     char ua[SESS_UA_MAX];
     const char *data;             /* not owned: points into the decode
                                    * buffer or the caller's data */
+    /* TOKEN section (record version 2), all zero when rt_expires_at is 0:
+     * the refresh token of docs/tokens.md, stored hashed like the ID. */
+    uint64_t rt_expires_at;       /* current refresh token valid until */
+    uint64_t rt_prev_until;       /* previous token: its successor is
+                                   * handed out again until then */
+    uint64_t at_iat, at_exp;      /* the access token issued with it */
+    uint8_t rt_hash[32];          /* SHA-256(label, secret) of current */
+    uint8_t rt_prev_hash[32];     /* ... of the previous (spent) one */
+    uint8_t rt_succ_wrap[SESS__WRAP_BYTES]; /* current secret wrapped
+                                   * under the previous one */
+    uint8_t at_jti[16];
+    uint16_t aud_len;
+    char aud[SESS_TOKEN_AUD_MAX]; /* JSON text of the "aud" claim */
 } sess__record;
 
 /* Bytes needed to encode "r". */

@@ -2,15 +2,15 @@
  * session.c - the session lifecycle over a store: create, validate (with
  * coalesced touch and periodic rotation), regenerate, data update,
  * destroy, CSRF, listing and revocation.  This is where the security
- * invariants of DESIGN.md live; backends below only keep bytes atomically.
+ * invariants of docs/security.md live; backends below only keep bytes atomically.
  *
  * Keys of a session.  The client holds ID (43 chars, 256 random bits).
  * The store key is SHA-256(ID); the handle is derived from the store key
  * of the ID issued at login (or at the last regenerate) and survives
  * periodic rotation; the user index key is a labelled SHA-256 of the user
- * id.  None of these lets anyone rebuild an ID (invariant 2).
+ * id.  None of these lets anyone rebuild an ID (docs/security.md invariant 2).
  *
- * Rotation (invariant 5).  When the ID is older than rotate_interval, the
+ * Rotation (docs/security.md invariant 5).  When the ID is older than rotate_interval, the
  * first request to notice writes, in one atomic store operation, the new
  * record under the new key and a ROTATED tombstone under the old key.  The
  * tombstone holds the successor ID encrypted under a key derived from the
@@ -372,7 +372,7 @@ const char *sess_event_name(sess_event_type t)
     static const char *const names[] = {
         "binding_mismatch", "reuse_after_grace", "csrf_failure",
         "limit_eviction",   "limit_denied",      "revoke",
-        "corrupt_record"};
+        "corrupt_record",   "token_reuse"};
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "unknown";
 }
 
@@ -816,7 +816,7 @@ static int reject(sess_reason *out, sess_reason r)
     return SESS_REJECTED;
 }
 
-/* Checks of a live record in DESIGN order: absolute, idle, revoked, binding.
+/* Checks of a live record in the documented order (docs/architecture.md): absolute, idle, revoked, binding.
  * "client" NULL skips binding (calls that carry no client). */
 static sess_reason check_record(sess_ctx *ctx, const sess__record *r,
                                 const sess_client *client, uint64_t now)
@@ -830,7 +830,7 @@ static sess_reason check_record(sess_ctx *ctx, const sess__record *r,
     if (!client)
         return SESS_REASON_NONE;
 
-    /* Binding (invariant 6): exact, component by component. */
+    /* Binding (docs/security.md invariant 6): exact, component by component. */
     const char *what = NULL;
     uint8_t fam, ip[16];
     if (!parse_ip(client->ip, &fam, ip) || fam != r->ip_family) {
@@ -1381,6 +1381,13 @@ int sess_regenerate(sess_ctx *ctx, const char *id, size_t id_len,
         handle_of(ctx, nkey, next.handle);
         memset(next.prev_csrf, 0, 32);
         next.prev_csrf_until = 0;
+        /* The refresh token dies too (its handle is gone anyway): a
+         * privilege change starts a new token family. */
+        next.rt_expires_at = next.rt_prev_until = 0;
+        next.aud_len = 0;
+        sess__wipe(next.rt_hash, sizeof next.rt_hash);
+        sess__wipe(next.rt_prev_hash, sizeof next.rt_prev_hash);
+        sess__wipe(next.rt_succ_wrap, sizeof next.rt_succ_wrap);
         next.issued_at = next.last_seen_at = now;
         next.idle_expires_at = min_u64(now + idle_for(ctx, &next), next.abs_expires_at);
         if (elevated == 0)
@@ -1728,4 +1735,381 @@ int sess_get_store_stats(sess_ctx *ctx, sess_store_stats *out)
     if (m->version < 3 || m->stats == NULL)
         return SESS_NOTFOUND;
     return m->stats(ctx->store, out) == SESS_OK ? SESS_OK : SESS_NOTFOUND;
+}
+
+/* ---- refresh tokens (docs/tokens.md) --------------------------------------- */
+
+#define RT_PREFIX "rt1."
+#define RT_LABEL "sess refresh token"
+
+/* Split "rt1.<handle>.<secret>" into its raw parts.  Only the form is
+ * checked here; whether it is a token of ours is the hash's business. */
+static bool rt_parse(const char *rt, size_t len, uint8_t handle[SESS_STORE_HANDLE_BYTES],
+                     uint8_t secret[32])
+{
+    if (!rt || len != SESS_REFRESH_TOKEN_LEN || memcmp(rt, RT_PREFIX, 4) != 0 ||
+        rt[4 + SESS_HANDLE_LEN] != '.')
+        return false;
+    return sess__b64url_decode(rt + 4, SESS_HANDLE_LEN, handle,
+                               SESS_STORE_HANDLE_BYTES) == SESS_OK &&
+           sess__b64url_decode(rt + 5 + SESS_HANDLE_LEN, 43, secret, 32) == SESS_OK;
+}
+
+static void rt_format(const uint8_t *handle_raw, const uint8_t secret[32],
+                      char out[SESS_REFRESH_TOKEN_LEN + 1])
+{
+    memcpy(out, RT_PREFIX, 4);
+    handle_text(handle_raw, out + 4);
+    out[4 + SESS_HANDLE_LEN] = '.';
+    sess__b64url_encode(secret, 32, out + 5 + SESS_HANDLE_LEN);
+    out[SESS_REFRESH_TOKEN_LEN] = '\0';
+}
+
+static void rt_hash(const uint8_t secret[32], uint8_t out[32])
+{
+    sess__sha256_labeled(RT_LABEL, secret, 32, out);
+}
+
+/* The grant described by record "r" (its access claims and audience). */
+static void grant_of(const sess__record *r, sess_token_grant *g)
+{
+    sess__b64url_encode(r->at_jti, sizeof r->at_jti, g->jti);
+    g->iat = r->at_iat;
+    g->exp = r->at_exp;
+    g->refresh_expires_at = r->rt_expires_at;
+    memcpy(g->audience, r->aud, r->aud_len);
+    g->audience[r->aud_len] = '\0';
+    g->audience_len = r->aud_len;
+}
+
+/* Fill "r"'s token section with a new refresh secret (into "secret") and
+ * new access claims; the previous-token fields are the caller's. */
+static int token_fresh(sess__record *r, const sess_token_policy *pol,
+                       uint64_t now, uint8_t secret[32])
+{
+    if (sess__random(secret, 32) != SESS_OK || sess__random(r->at_jti, 16) != SESS_OK)
+        return SESS_ERANDOM;
+    rt_hash(secret, r->rt_hash);
+    r->rt_expires_at = min_u64(now + (pol->refresh_ttl ? pol->refresh_ttl : 1),
+                               r->abs_expires_at);
+    r->at_iat = now;
+    /* Never beyond the session's own life (idle or absolute). */
+    r->at_exp = min_u64(now + pol->access_ttl,
+                        min_u64(r->abs_expires_at, r->idle_expires_at));
+    return SESS_OK;
+}
+
+/* Load the live record with handle "raw" into S->a.  SESS_OK,
+ * SESS_REJECTED (reason), or an error. */
+static int load_by_handle(sess_ctx *ctx, scratch *S, const uint8_t *raw, uint64_t now,
+                          const sess_client *client, sess_reason *reason, sess_err *err)
+{
+    int rc = ctx->store->methods->find_handle(ctx->store, raw, now, S->a.key, err);
+    if (rc == SESS_NOTFOUND)
+        return reject(reason, SESS_REASON_UNKNOWN);
+    if (rc != SESS_OK)
+        return rc;
+    rc = load(ctx, S, &S->a, err);
+    if (rc == SESS_NOTFOUND)
+        return reject(reason, SESS_REASON_UNKNOWN);
+    if (rc != SESS_OK)
+        return rc;
+    sess_reason r = check_record(ctx, &S->a.rec, client, now);
+    return r == SESS_REASON_NONE ? SESS_OK : reject(reason, r);
+}
+
+static int view_with_data(const sess__record *r, uint64_t now, sess_view *v, sess_err *err)
+{
+    fill_view(r, now, v);
+    v->data = malloc((size_t)r->data_len + 1);
+    if (!v->data)
+        return sess__fail(err, SESS_ENOMEM, "out of memory copying data");
+    memcpy(v->data, r->data, r->data_len);
+    v->data[r->data_len] = '\0';
+    v->data_len = r->data_len;
+    return SESS_OK;
+}
+
+/* The record of S->a written back as "r" (compare-and-swap on the blob
+ * read).  SESS_CONFLICT when another request wrote first. */
+static int write_back(sess_ctx *ctx, scratch *S, const sess__record *r, uint64_t now,
+                      sess_err *err)
+{
+    sess_entry e;
+    int rc = seal_record(ctx, S, r, S->a.key, &S->seal[0], &e, err);
+    if (rc == SESS_OK)
+        rc = ctx->store->methods->update(ctx->store, &e, S->a.entry.blob,
+                                         S->a.entry.blob_len, now, err);
+    return rc;
+}
+
+int sess_token_issue(sess_ctx *ctx, const char *id, size_t id_len,
+                     const sess_client *client, const char *aud, size_t aud_len,
+                     const sess_token_policy *pol, sess_view *view,
+                     sess_token_grant *out, sess_err *err)
+{
+    uint8_t raw[SESS_STORE_HANDLE_BYTES], secret[32];
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    if (!pol || !aud || aud_len == 0 || aud_len > SESS_TOKEN_AUD_MAX) {
+        memset(view, 0, sizeof *view);
+        return sess__fail(err, SESS_EINVAL, "audience missing or longer than %u bytes",
+                          SESS_TOKEN_AUD_MAX);
+    }
+    rc = sess_validate(ctx, id, id_len, client, SESS_VALIDATE_WANT_DATA, view, err);
+    if (rc != SESS_OK)
+        return rc;
+    scratch *S = thread_scratch();
+    uint64_t now = sess_ctx_now(ctx);
+    if (!S)
+        return sess__fail(err, SESS_ENOMEM, "out of memory");
+    if (sess__b64url_decode(view->handle, SESS_HANDLE_LEN, raw, sizeof raw) != SESS_OK)
+        return sess__fail(err, SESS_EINTERNAL, "bad handle");
+    for (int attempt = 0; attempt < SESS__ATTEMPTS; attempt++) {
+        sess_reason reason = SESS_REASON_NONE;
+        rc = load_by_handle(ctx, S, raw, now, NULL, &reason, err);
+        if (rc == SESS_REJECTED)
+            view->reason = reason;
+        if (rc != SESS_OK)
+            break;
+        sess__record r = S->a.rec;
+        rc = token_fresh(&r, pol, now, secret);
+        if (rc != SESS_OK) {
+            sess__wipe(&r, sizeof r);
+            rc = sess__fail(err, rc, "getrandom failed");
+            break;
+        }
+        /* A new token replaces the old one outright: not "spent", so no
+         * grace and no theft alarm for it. */
+        r.rt_prev_until = 0;
+        memset(r.rt_prev_hash, 0, sizeof r.rt_prev_hash);
+        memset(r.rt_succ_wrap, 0, sizeof r.rt_succ_wrap);
+        memcpy(r.aud, aud, aud_len);
+        r.aud_len = (uint16_t)aud_len;
+        rc = write_back(ctx, S, &r, now, err);
+        if (rc == SESS_OK) {
+            rt_format(raw, secret, out->refresh_token);
+            grant_of(&r, out);
+        }
+        sess__wipe(&r, sizeof r);
+        if (rc != SESS_CONFLICT && rc != SESS_NOTFOUND)
+            break;
+    }
+    sess__wipe(secret, sizeof secret);
+    if (rc == SESS_CONFLICT || rc == SESS_NOTFOUND)
+        rc = sess__fail(err, SESS_EINTERNAL, "token issue kept conflicting");
+    if (rc != SESS_OK) {
+        bool rejected = rc == SESS_REJECTED;
+        sess_reason reason = view->reason;
+        sess_view_clear(view);
+        memset(view, 0, sizeof *view);
+        view->reason = rejected ? reason : SESS_REASON_NONE;
+        sess__wipe(out, sizeof *out);
+    }
+    return rc;
+}
+
+/* A spent refresh token presented after its grace: theft or a badly
+ * stale client, which we cannot tell apart, so the session ends. */
+static int token_reuse(sess_ctx *ctx, const sess__record *r, const sess_client *client,
+                       uint64_t now, sess_reason *reason, sess_err *err)
+{
+    int rc = end_by_handle(ctx, r->handle, now, err);
+    emit(ctx, SESS_EVENT_TOKEN_REUSE, r, NULL, client ? client->ip : NULL,
+         rc == SESS_OK         ? "session revoked"
+         : rc == SESS_NOTFOUND ? "no live session"
+                               : "session revoke failed");
+    if (rc != SESS_OK && rc != SESS_NOTFOUND)
+        return rc;
+    return reject(reason, SESS_REASON_REVOKED);
+}
+
+int sess_token_refresh(sess_ctx *ctx, const char *rt, size_t rt_len,
+                       const sess_client *client, const sess_token_policy *pol,
+                       sess_view *view, sess_token_grant *out, sess_err *err)
+{
+    scratch *S = thread_scratch();
+    uint64_t now = sess_ctx_now(ctx);
+    uint8_t raw[SESS_STORE_HANDLE_BYTES], secret[32], h[32], next[32];
+    sess_reason reason = SESS_REASON_NONE;
+    int rc = SESS_REJECTED;
+
+    memset(view, 0, sizeof *view);
+    memset(out, 0, sizeof *out);
+    if (!S || !pol)
+        return sess__fail(err, S ? SESS_EINVAL : SESS_ENOMEM, "no policy or memory");
+    if (!rt_parse(rt, rt_len, raw, secret)) {
+        view->reason = SESS_REASON_UNKNOWN;
+        return sess__fail(err, SESS_REJECTED, "not a refresh token");
+    }
+    rt_hash(secret, h);
+    for (int attempt = 0; attempt < SESS__ATTEMPTS; attempt++) {
+        rc = load_by_handle(ctx, S, raw, now, client, &reason, err);
+        if (rc != SESS_OK)
+            break;
+        const sess__record *cur = &S->a.rec;
+        if (!cur->rt_expires_at) {
+            rc = reject(&reason, SESS_REASON_UNKNOWN);
+            break;
+        }
+        if (sess__ct_equal(h, cur->rt_hash, 32)) {
+            if (now >= cur->rt_expires_at) {
+                rc = reject(&reason, SESS_REASON_EXPIRED_ABSOLUTE);
+                break;
+            }
+            /* Spend it: the successor's secret is kept wrapped under the
+             * spent one, so only its holder can be handed it again. */
+            sess__record r = *cur;
+            memcpy(r.rt_prev_hash, h, 32);
+            r.rt_prev_until = now + pol->refresh_grace;
+            rc = token_fresh(&r, pol, now, next);
+            if (rc == SESS_OK)
+                rc = sess__wrap32(secret, 32, r.handle, sizeof r.handle, next,
+                                  r.rt_succ_wrap);
+            if (rc != SESS_OK) {
+                sess__wipe(&r, sizeof r);
+                rc = sess__fail(err, SESS_ECRYPTO, "issuing the successor failed");
+                break;
+            }
+            /* A refresh is use of the session: move its idle deadline. */
+            r.last_seen_at = now;
+            r.idle_expires_at = min_u64(now + idle_for(ctx, &r), r.abs_expires_at);
+            rc = write_back(ctx, S, &r, now, err);
+            if (rc == SESS_OK) {
+                rt_format(raw, next, out->refresh_token);
+                grant_of(&r, out);
+                S->a.rec = r;
+                rc = view_with_data(&S->a.rec, now, view, err);
+            }
+            sess__wipe(&r, sizeof r);
+            if (rc != SESS_CONFLICT && rc != SESS_NOTFOUND)
+                break;
+            /* Another refresh won: re-read, the grace path answers. */
+            continue;
+        }
+        if (cur->rt_prev_until && sess__ct_equal(h, cur->rt_prev_hash, 32)) {
+            if (now >= cur->rt_prev_until) {
+                rc = token_reuse(ctx, cur, client, now, &reason, err);
+                break;
+            }
+            if (sess__unwrap32(secret, 32, cur->handle, sizeof cur->handle,
+                               cur->rt_succ_wrap, next) != SESS_OK) {
+                rc = reject(&reason, SESS_REASON_UNKNOWN);
+                break;
+            }
+            rt_format(raw, next, out->refresh_token);
+            grant_of(cur, out);
+            out->replay = true;
+            rc = view_with_data(cur, now, view, err);
+            break;
+        }
+        rc = reject(&reason, SESS_REASON_UNKNOWN);
+        break;
+    }
+    sess__wipe(secret, sizeof secret);
+    sess__wipe(next, sizeof next);
+    if (rc == SESS_CONFLICT || rc == SESS_NOTFOUND)
+        rc = sess__fail(err, SESS_EINTERNAL, "refresh kept conflicting");
+    if (rc != SESS_OK) {
+        sess_view_clear(view);
+        memset(view, 0, sizeof *view);
+        sess__wipe(out, sizeof *out);
+        if (rc == SESS_REJECTED) {
+            view->reason = reason;
+            if (err && err->code == SESS_OK)
+                sess__fail(err, SESS_REJECTED, "refresh token not valid (%s)",
+                           sess_reason_name(reason));
+        }
+    }
+    return rc;
+}
+
+int sess_token_session(sess_ctx *ctx, const char *handle, size_t handle_len,
+                       const char *rt, size_t rt_len, sess_view *view,
+                       sess_token_grant *out, sess_err *err)
+{
+    scratch *S = thread_scratch();
+    uint64_t now = sess_ctx_now(ctx);
+    uint8_t raw[SESS_STORE_HANDLE_BYTES], rraw[SESS_STORE_HANDLE_BYTES], secret[32], h[32];
+    sess_reason reason = SESS_REASON_NONE;
+    int rc;
+
+    memset(view, 0, sizeof *view);
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!S)
+        return sess__fail(err, SESS_ENOMEM, "out of memory");
+    if (!handle || handle_len != SESS_HANDLE_LEN ||
+        sess__b64url_decode(handle, handle_len, raw, sizeof raw) != SESS_OK) {
+        view->reason = SESS_REASON_UNKNOWN;
+        return SESS_REJECTED;
+    }
+    if (rt && (!rt_parse(rt, rt_len, rraw, secret) || !sess__ct_equal(raw, rraw, sizeof raw))) {
+        sess__wipe(secret, sizeof secret);
+        view->reason = SESS_REASON_UNKNOWN;
+        return SESS_REJECTED;
+    }
+    rc = load_by_handle(ctx, S, raw, now, NULL, &reason, err);
+    if (rc == SESS_OK && rt) {
+        rt_hash(secret, h);
+        if (!S->a.rec.rt_expires_at || now >= S->a.rec.rt_expires_at ||
+            !sess__ct_equal(h, S->a.rec.rt_hash, 32))
+            rc = reject(&reason, SESS_REASON_UNKNOWN);
+    }
+    sess__wipe(secret, sizeof secret);
+    if (rc == SESS_REJECTED)
+        view->reason = reason;
+    if (rc != SESS_OK)
+        return rc;
+    if (out)
+        grant_of(&S->a.rec, out);
+    return view_with_data(&S->a.rec, now, view, err);
+}
+
+int sess_token_revoke(sess_ctx *ctx, const char *rt, size_t rt_len, bool end_session,
+                      sess_err *err)
+{
+    scratch *S = thread_scratch();
+    uint64_t now = sess_ctx_now(ctx);
+    uint8_t raw[SESS_STORE_HANDLE_BYTES], secret[32], h[32];
+    sess_reason reason;
+    int rc = SESS_NOTFOUND;
+
+    if (!S)
+        return sess__fail(err, SESS_ENOMEM, "out of memory");
+    if (!rt_parse(rt, rt_len, raw, secret))
+        return SESS_NOTFOUND;
+    rt_hash(secret, h);
+    sess__wipe(secret, sizeof secret);
+    for (int attempt = 0; attempt < SESS__ATTEMPTS; attempt++) {
+        rc = load_by_handle(ctx, S, raw, now, NULL, &reason, err);
+        if (rc == SESS_REJECTED)
+            return SESS_NOTFOUND;
+        if (rc != SESS_OK)
+            return rc;
+        const sess__record *cur = &S->a.rec;
+        bool is_cur = cur->rt_expires_at && sess__ct_equal(h, cur->rt_hash, 32);
+        bool is_prev = cur->rt_prev_until && now < cur->rt_prev_until &&
+                       sess__ct_equal(h, cur->rt_prev_hash, 32);
+        if (!is_cur && !is_prev)
+            return SESS_NOTFOUND;
+        if (end_session) {
+            rc = end_by_handle(ctx, cur->handle, now, err);
+            if (rc == SESS_OK)
+                emit(ctx, SESS_EVENT_REVOKE, NULL, raw, NULL, "refresh token");
+            return rc;
+        }
+        sess__record r = *cur;
+        r.rt_expires_at = r.rt_prev_until = 0;
+        sess__wipe(r.rt_hash, sizeof r.rt_hash);
+        sess__wipe(r.rt_prev_hash, sizeof r.rt_prev_hash);
+        sess__wipe(r.rt_succ_wrap, sizeof r.rt_succ_wrap);
+        r.aud_len = 0;
+        rc = write_back(ctx, S, &r, now, err);
+        sess__wipe(&r, sizeof r);
+        if (rc != SESS_CONFLICT && rc != SESS_NOTFOUND)
+            return rc;
+    }
+    return sess__fail(err, SESS_EINTERNAL, "token revoke kept conflicting");
 }

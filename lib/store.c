@@ -30,8 +30,9 @@
 #else
 #define STORE_OPTIONAL_BUILTINS 0
 #endif
-/* "fault" (the test wrapper, store_fault.c) counts as optional too. */
-#define STORE_MAX_BACKENDS (16 + 1 + STORE_OPTIONAL_BUILTINS)
+/* "fault" (the test wrapper, store_fault.c) counts as optional too, and
+ * "migrate" (store_migrate.c) is one more built-in. */
+#define STORE_MAX_BACKENDS (16 + 1 + 1 + STORE_OPTIONAL_BUILTINS)
 #define SCHEME_MAX 32 /* longest scheme accepted, for messages and lookup */
 
 static const sess_store_methods *registry[STORE_MAX_BACKENDS];
@@ -93,6 +94,7 @@ static void register_builtins(void)
     (void)register_locked(&sess__store_memory_methods);
     (void)register_locked(&sess__store_lmdb_methods);
     (void)register_locked(&sess__store_fault_methods);
+    (void)register_locked(&sess__store_migrate_methods);
 #ifdef SESS_WITH_REDIS
     (void)register_locked(&sess__store_redis_methods);
     (void)register_locked(&sess__store_redis_sentinel_methods);
@@ -165,7 +167,8 @@ int sess_store_open(const char *url, const sess_store_options *opt,
         return rc;
     }
     /* A backend may give a store a variant of its table (the fault store
-     * mirrors its inner store's optional methods), but of its own scheme
+     * mirrors its inner store's optional methods; the migration store has
+     * one with and one without route), but of its own scheme
      * and complete. */
     if (!*out || ((*out)->methods != m &&
                   !(methods_valid((*out)->methods) &&

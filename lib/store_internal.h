@@ -19,6 +19,7 @@
 
 extern const sess_store_methods sess__store_memory_methods;
 extern const sess_store_methods sess__store_lmdb_methods;
+extern const sess_store_methods sess__store_migrate_methods;
 extern const sess_store_methods sess__store_fault_methods;
 
 /* ---- the fault store (store_fault.c), for tests ---------------------------

@@ -2,7 +2,7 @@
  * util.c - random bytes from the kernel, SHA-256, base64url, constant-time
  * comparison, wiping and UTF-8 validation for the rest of libsess.
  *
- * Randomness comes only from getrandom(2) (DESIGN invariant 1); it blocks
+ * Randomness comes only from getrandom(2) (docs/security.md invariant 1); it blocks
  * until the kernel pool is initialised and never falls back to anything
  * weaker.  Hashing and comparison use OpenSSL, never home-made code.
  */

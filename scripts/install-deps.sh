@@ -6,21 +6,11 @@
 set -eu
 
 PACKAGES="build-essential cmake pkg-config git python3 curl ca-certificates
-libssl-dev liblmdb-dev lmdb-utils libhiredis-dev libmicrohttpd-dev libjansson-dev
+libssl-dev liblmdb-dev lmdb-utils libhiredis-dev libhttp-parser-dev libjansson-dev
 libinih-dev libcurl4-openssl-dev libcmocka-dev clang libclang-rt-14-dev valgrind
-nginx wrk linux-perf redis-server redis-sentinel redis-tools cppcheck
-nodejs"
-
-# npm jose for the token interoperability test (tests/tokens/interop.mjs),
-# installed from the committed lock file, once (npm comes with the nodejs
-# build on this machine; on stock Debian add the "npm" package).
-npm_deps() {
-    here=$(cd "$(dirname "$0")/.." && pwd)
-    if [ ! -d "$here/tests/tokens/node_modules/jose" ] && command -v npm >/dev/null 2>&1; then
-        (cd "$here/tests/tokens" && npm ci --no-audit --no-fund --silent) ||
-            echo "install-deps: npm ci in tests/tokens failed (the jose test will skip)" >&2
-    fi
-}
+nginx nginx-dev haproxy python3-yaml wrk linux-perf redis-server redis-sentinel redis-tools cppcheck
+debhelper dpkg-dev fakeroot lintian
+nodejs chromium openssl"
 
 missing=""
 for p in $PACKAGES; do
@@ -28,7 +18,29 @@ for p in $PACKAGES; do
         missing="$missing $p"
     fi
 done
-[ -z "$missing" ] && { npm_deps; exit 0; }
+# npm: Debian's npm package, unless the installed nodejs already brings npm
+# (NodeSource's nodejs does, and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
+
+# The node modules of the demo shop, the browser tests and the token
+# interoperability test (npm jose), exactly as locked in
+# their package-lock.json (npm ci), whenever the lock file is newer than the
+# installed tree.  Playwright's own browser download is never used: the
+# tests drive Debian's /usr/bin/chromium.
+node_modules() {
+    here=$(cd "$(dirname "$0")/.." && pwd)
+    for d in examples/shop tests/e2e tests/tokens; do
+        lock="$here/$d/package-lock.json"
+        [ -f "$lock" ] || continue
+        if [ ! -f "$here/$d/node_modules/.package-lock.json" ] ||
+           [ "$lock" -nt "$here/$d/node_modules/.package-lock.json" ]; then
+            echo "install-deps: npm ci in $d" >&2
+            (cd "$here/$d" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error >&2)
+        fi
+    done
+}
+
+if [ -z "$missing" ]; then node_modules; exit 0; fi
 
 echo "install-deps: installing:$missing" >&2
 SUDO=""
@@ -40,4 +52,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
-npm_deps
+node_modules

@@ -2,7 +2,7 @@
  * sess/cookie.h - session cookies: profiles per environment, Set-Cookie
  * formatting, and a bounded parser for the Cookie request header.
  *
- * Profiles (DESIGN invariant 9): production and staging use the __Host-
+ * Profiles (docs/security.md invariant 9): production and staging use the __Host-
  * prefix, Secure, HttpOnly, SameSite=Lax, Path=/, no Domain, and no
  * Max-Age (a browser-session cookie) unless remember-me.  development drops
  * Secure and the prefix so plain http://localhost works.  A profile that a
@@ -145,7 +145,7 @@ bool sess_origin_equal(const sess_origin *a, const sess_origin *b);
 SESS_NODISCARD int sess_origin_format(const sess_origin *o, char *buf, size_t cap);
 
 /*
- * Cross-site request check for unsafe methods (DESIGN invariant 8):
+ * Cross-site request check for unsafe methods (docs/security.md invariant 8):
  * refuses "Sec-Fetch-Site: cross-site", and an Origin that is not a full
  * origin equal (scheme, host and port) to "self" (the request's own
  * origin; NULL when unknown) or to one of the "n" origins of "allowed".

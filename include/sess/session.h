@@ -88,7 +88,7 @@ typedef struct sess_ctx sess_ctx;
 /* Clock in Unix seconds. */
 typedef uint64_t (*sess_clock_fn)(void *user);
 
-/* Security events (DESIGN invariant 13).  Strings are valid only during the
+/* Security events (docs/security.md invariant 13).  Strings are valid only during the
  * call; they never contain IDs or tokens. */
 typedef enum sess_event_type {
     SESS_EVENT_BINDING_MISMATCH,
@@ -97,7 +97,10 @@ typedef enum sess_event_type {
     SESS_EVENT_LIMIT_EVICTION,
     SESS_EVENT_LIMIT_DENIED,
     SESS_EVENT_REVOKE,
-    SESS_EVENT_CORRUPT_RECORD
+    SESS_EVENT_CORRUPT_RECORD,
+    /* A spent refresh token presented after its grace (docs/tokens.md):
+     * the session is revoked; detail says what happened to it. */
+    SESS_EVENT_TOKEN_REUSE
 } sess_event_type;
 
 typedef struct sess_event {
@@ -340,6 +343,86 @@ SESS_NODISCARD int sess_purge_expired(sess_ctx *ctx, size_t max, size_t *removed
 
 /* SESS_OK when the store answers. */
 SESS_NODISCARD int sess_ping(sess_ctx *ctx, sess_err *err);
+
+/* ---- refresh tokens (docs/tokens.md) --------------------------------------
+ *
+ * A refresh token is "rt1.<handle>.<43 characters: base64url of 32 random
+ * bytes>".  The handle is not secret (it is the access token's "sid"); the
+ * secret is stored only as SHA-256("sess refresh token", secret) in the
+ * session's record, so the token is found through the store's handle
+ * index and dies with its session on every node: destroy, revoke and
+ * regenerate (a new handle) end it at once.  One refresh token lives per
+ * session: issuing another replaces it.  Each refresh spends the token and
+ * issues a successor; the spent one is answered with that same successor
+ * (and the same access token claims) for "refresh_grace" seconds, so tabs
+ * refreshing at once all get one pair; after that, its use is theft
+ * (RFC 9700 section 4.14.2): the session is revoked and
+ * SESS_EVENT_TOKEN_REUSE reported.  Concurrent refreshes are serialised by
+ * the store's compare-and-swap. */
+
+#define SESS_REFRESH_TOKEN_LEN (4 + SESS_HANDLE_LEN + 1 + 43)
+#define SESS_TOKEN_AUD_MAX 1024   /* bytes of the "aud" claim's JSON text */
+#define SESS_JTI_LEN 22           /* 128 bits, base64url */
+
+typedef struct sess_token_policy {
+    uint32_t access_ttl;     /* access token lifetime, seconds */
+    uint32_t refresh_ttl;    /* refresh token lifetime (capped by the
+                                session's absolute deadline) */
+    uint32_t refresh_grace;  /* a spent token returns its successor */
+} sess_token_policy;
+
+/* What the access token issued with a refresh token carries.  Secret
+ * part: refresh_token; sess_wipe() it. */
+typedef struct sess_token_grant {
+    char refresh_token[SESS_REFRESH_TOKEN_LEN + 1];  /* "" when none */
+    char jti[SESS_JTI_LEN + 1];
+    uint64_t iat, exp;                 /* exp never past the session's */
+    uint64_t refresh_expires_at;
+    char audience[SESS_TOKEN_AUD_MAX + 1];  /* JSON text, as issued */
+    size_t audience_len;
+    bool replay;                       /* the spent token's successor again */
+} sess_token_grant;
+
+/*
+ * Validate "id" exactly as sess_validate (timeouts, binding, rotation;
+ * "view" as there, always with data) and issue a fresh refresh token and
+ * the claims of an access token for "aud" (JSON text of a string or an
+ * array of strings, at most SESS_TOKEN_AUD_MAX bytes).  SESS_OK,
+ * SESS_REJECTED (view->reason), or an error.
+ */
+SESS_NODISCARD int sess_token_issue(sess_ctx *ctx, const char *id, size_t id_len,
+                     const sess_client *client, const char *aud, size_t aud_len,
+                     const sess_token_policy *pol, sess_view *view,
+                     sess_token_grant *out, sess_err *err);
+
+/*
+ * Spend refresh token "rt": SESS_OK with the successor in "out" (and the
+ * session in "view", data included), SESS_REJECTED for a token that is
+ * malformed, unknown, expired, replaced, or whose session is gone
+ * (view->reason; reuse after the grace revokes the session), or an error.
+ * "client" NULL skips the binding check.
+ */
+SESS_NODISCARD int sess_token_refresh(sess_ctx *ctx, const char *rt, size_t rt_len,
+                       const sess_client *client, const sess_token_policy *pol,
+                       sess_view *view, sess_token_grant *out, sess_err *err);
+
+/*
+ * The live session with handle "handle" (an access token's "sid"), with
+ * its data, without touching it.  With "rt" not NULL the session must
+ * also hold that refresh token, current and unexpired ("out" then gets
+ * its expiry; out may be NULL).  SESS_OK, SESS_REJECTED, or an error.
+ */
+SESS_NODISCARD int sess_token_session(sess_ctx *ctx, const char *handle, size_t handle_len,
+                       const char *rt, size_t rt_len, sess_view *view,
+                       sess_token_grant *out, sess_err *err);
+
+/*
+ * Revoke refresh token "rt" (RFC 7009): with "end_session" the whole
+ * session ends, else only the token.  SESS_OK, SESS_NOTFOUND (no such
+ * live token: RFC 7009 answers both alike), or an error.
+ */
+SESS_NODISCARD int sess_token_revoke(sess_ctx *ctx, const char *rt, size_t rt_len,
+                      bool end_session, sess_err *err);
 
 /* Report an event found outside the library (say a forward-auth request
  * refused for a cross-site Origin): it is counted and handed to the event

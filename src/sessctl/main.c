@@ -1,5 +1,5 @@
 /*
- * sessctl - the command-line tool of sessiond (API.md, "sessctl").
+ * sessctl - the command-line tool of sessiond (docs/api.md, "sessctl").
  *
  * First cut: the admin calls that talk to a running sessiond over its JSON
  * API (list a user's sessions, revoke one session, revoke all of a user's

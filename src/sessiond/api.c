@@ -1,5 +1,5 @@
 /*
- * api.c - the JSON management API and the health endpoints (API.md).
+ * api.c - the JSON management API and the health endpoints (docs/api.md).
  *
  * Each handler parses its body with request.c (400/413 with a message
  * naming the field), calls one libsess function, and maps the result:
@@ -463,7 +463,7 @@ void sessiond_api_csrf_verify(sessiond_app *app, const sessiond_http_req *req,
                             "(https://host[:port])");
         goto cleanup;
     }
-    /* Cross-site request forgery from another origin (DESIGN invariant 8):
+    /* Cross-site request forgery from another origin (docs/security.md invariant 8):
      * the application passes the browser's Origin / Sec-Fetch-Site. */
     if ((r.origin != NULL || r.sec_fetch_site != NULL) &&
         !sess_same_origin_ok(r.origin, r.sec_fetch_site,

@@ -1,6 +1,6 @@
 /*
  * api.h - handlers of the JSON management API and the health endpoints
- * (API.md, "HTTP API").  Each has the sessiond_handler signature and is
+ * (docs/api.md, "HTTP API").  Each has the sessiond_handler signature and is
  * referenced from the route table in routes.c.
  */
 #ifndef SESSIOND_API_H

@@ -1,5 +1,5 @@
 /*
- * apikeys.c - API keys of the management API (DESIGN invariant 11).
+ * apikeys.c - API keys of the management API (docs/security.md invariant 11).
  *
  * Only SHA-256 digests of the keys are kept; the raw file text is wiped
  * as soon as it is parsed.  A presented key is hashed and compared with

@@ -1,5 +1,5 @@
 /*
- * apikeys.h - API keys of the management API (DESIGN invariant 11).
+ * apikeys.h - API keys of the management API (docs/security.md invariant 11).
  */
 #ifndef SESSIOND_APIKEYS_H
 #define SESSIOND_APIKEYS_H

@@ -20,6 +20,7 @@ typedef struct sessiond_app {
     /* cfg->allowed_origins as the pointer array sess_same_origin_ok takes */
     const char *allowed_origins[SESSIOND_ORIGINS_MAX];
     size_t n_allowed_origins;
+    struct sessiond_tokens *tokens;   /* tokens.c; NULL until its init */
 } sessiond_app;
 
 #endif /* SESSIOND_APP_H */

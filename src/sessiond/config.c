@@ -55,6 +55,7 @@
 #include <ini.h>
 
 #include "listen.h"
+#include "sess/store_migrate.h"
 
 #define CONFIG_FILE_MAX (1024 * 1024)   /* bytes of one config file */
 #define ECHO_MAX 64                     /* characters of a value echoed */
@@ -112,6 +113,13 @@ static const char *const same_site_names[] = {"Strict", "Lax", "None", NULL};
 static const char *const level_names[] = {"error", "warn", "info", "debug",
                                           NULL};
 static const char *const format_names[] = {"text", "json", NULL};
+static const char *const token_alg_names[] = {"EdDSA", "Ed25519", "ES256",
+                                              "RS256", NULL};
+static const char *const failure_names[] = {"closed", "tokens_only", NULL};
+_Static_assert(SESSIOND_TOKEN_EDDSA == 0 && SESSIOND_TOKEN_RS256 == 3,
+               "token_alg_names order");
+_Static_assert(SESSIOND_FAILURE_CLOSED == 0 &&
+               SESSIOND_FAILURE_TOKENS_ONLY == 1, "failure_names order");
 
 _Static_assert(SESS_ENV_DEVELOPMENT == 0 && SESS_ENV_STAGING == 1 &&
                SESS_ENV_PRODUCTION == 2, "env_names order");
@@ -147,9 +155,11 @@ _Static_assert(sizeof(sess_environment) == sizeof(int) &&
 
 static int check_listen(const char *v, char *msg, size_t msglen);
 static int check_store_url(const char *v, char *msg, size_t msglen);
+static int check_migration_mode(const char *v, char *msg, size_t msglen);
 static int check_cookie_name(const char *v, char *msg, size_t msglen);
 static int check_cookie_path(const char *v, char *msg, size_t msglen);
 static int check_cookie_domain(const char *v, char *msg, size_t msglen);
+static int check_policy_version(const char *v, char *msg, size_t msglen);
 
 #define FIELD(f) offsetof(sessiond_config, f), sizeof(((sessiond_config *)0)->f)
 
@@ -171,10 +181,35 @@ static const cfg_key keys[] = {
      "Worker threads; 0 means one per CPU core."},
     {"server", "connection_timeout", KT_U32, FIELD(connection_timeout), 1,
      86400, "whole seconds", NULL, NULL, "60", 0, NULL, NULL,
-     "Idle keep-alive connections are closed after this many seconds."},
+     "Idle keep-alive connections are closed after this many seconds "
+     "(also the bound on writing one response to a slow reader)."},
     {"server", "max_connections", KT_U32, FIELD(max_connections), 1,
      1048576, "a number of connections", NULL, NULL, "4096", 0, NULL, NULL,
-     "Most connections served at once."},
+     "Most connections served at once; past it a new connection gets 503 "
+     "and is closed."},
+    {"server", "max_connections_per_ip", KT_U32,
+     FIELD(max_connections_per_ip), 0, 1048576, "a number of connections",
+     NULL, NULL, "256", 0, NULL, NULL,
+     "Most connections served at once from one client address; past it a "
+     "new connection gets 503 and is closed. 0 means no limit. Loopback "
+     "and binding.trusted_proxies are exempt unless server.limit_loopback "
+     "or server.limit_trusted_proxies say otherwise."},
+    {"server", "limit_loopback", KT_BOOL, FIELD(limit_loopback), 0, 0, NULL,
+     NULL, NULL, "false", 0, NULL, NULL,
+     "Apply server.max_connections_per_ip to loopback peers too (127.0.0.0/8, "
+     "::1)."},
+    {"server", "limit_trusted_proxies", KT_BOOL, FIELD(limit_trusted_proxies),
+     0, 0, NULL, NULL, NULL, "false", 0, NULL, NULL,
+     "Apply server.max_connections_per_ip to binding.trusted_proxies too."},
+    {"server", "header_timeout", KT_U32, FIELD(header_timeout), 1, 3600,
+     "whole seconds", NULL, NULL, "10", 0, NULL, NULL,
+     "A request line and headers must arrive in full within this many "
+     "seconds of their first byte, however slowly they trickle; else 408 "
+     "and the connection is closed."},
+    {"server", "body_timeout", KT_U32, FIELD(body_timeout), 1, 3600,
+     "whole seconds", NULL, NULL, "30", 0, NULL, NULL,
+     "A request body must arrive in full within this many seconds of the "
+     "end of its headers; else 408 and the connection is closed."},
     {"server", "env", KT_ENUM, FIELD(env), 0, 0, NULL, env_names, NULL,
      "development", 0, "SESSIOND_ENV", "--env",
      "Environment: development, staging or production. Chooses the cookie "
@@ -192,6 +227,17 @@ static const cfg_key keys[] = {
      check_store_url, "lmdb:./var/sessions", K_NONEMPTY, "SESSIOND_STORE",
      "--store", "Session store: lmdb:PATH, memory:, redis://HOST:PORT[/DB], "
      "redis+sentinel://H1:P1,H2:P2/MASTER[/DB] or redis+cluster://H1:P1,H2:P2."},
+    {"migration", "from", KT_STR, FIELD(migration_from), 0, 0, NULL, NULL,
+     check_store_url, "", 0, NULL, NULL,
+     "Store URL sessions move from (docs/migration.md); with migration.to "
+     "set, it replaces store.url."},
+    {"migration", "to", KT_STR, FIELD(migration_to), 0, 0, NULL, NULL,
+     check_store_url, "", 0, NULL, NULL,
+     "Store URL sessions move to (any backend of store.url)."},
+    {"migration", "mode", KT_STR, FIELD(migration_mode), 0, 0, NULL, NULL,
+     check_migration_mode, "off", 0, NULL, NULL,
+     "off, shadow, dual, route:N (0-100), read-through or new; SIGHUP "
+     "re-reads it, PUT /v1/admin/migration changes it."},
     {"store", "durability", KT_ENUM, FIELD(durability), 0, 0, NULL,
      durability_names, NULL, "process", 0, NULL, NULL,
      "process: an acknowledged write survives the process dying (kill -9); "
@@ -247,6 +293,11 @@ static const cfg_key keys[] = {
      "refuse exits 1 naming the damage; reset renames data.mdb aside "
      "(data.mdb.damaged-TIME) and starts an empty store, losing every "
      "session."},
+    {"store", "group_access", KT_BOOL, FIELD(store_group_access), 0, 0, NULL,
+     NULL, NULL, "false", 0, NULL, NULL,
+     "LMDB: share the store with the directory's group (nginx workers "
+     "running ngx_http_sessiond_module, docs/nginx-module.md): data.mdb "
+     "and lock.mdb get group read and write, the directory group search."},
 
     {"session", "idle_timeout", KT_U32, FIELD(session.idle_timeout), 1,
      SECONDS_MAX, "whole seconds", NULL, NULL, "1800", 0, NULL, NULL,
@@ -340,6 +391,27 @@ static const cfg_key keys[] = {
      "may send unsafe requests besides the request's own origin; compared "
      "whole (scheme, host, port)."},
 
+    {"cookie_policy", "version", KT_STR, FIELD(cookies.version), 0, 0,
+     NULL, NULL, check_policy_version, "", 0, NULL, NULL,
+     "Version of the cookie policy carried by consent cookies; a consent "
+     "given for another version counts as none. Empty: a hash of the "
+     "catalogue as served, so every change asks for consent again."},
+    {"cookie_policy", "consent_cookie", KT_STR, FIELD(cookies.consent_name),
+     0, 0, NULL, NULL, check_cookie_name, "", 0, NULL, NULL,
+     "Name of the signed consent cookie; empty: sessiond_consent in "
+     "development, __Host-sessiond_consent elsewhere."},
+    {"cookie_policy", "consent_max_age", KT_I64,
+     FIELD(cookies.consent_max_age), 1, 400 * 86400, "whole seconds", NULL,
+     NULL, "15552000", 0, NULL, NULL,
+     "How long a consent answer is kept (and honoured): 180 days by "
+     "default, at most 400 days (RFC 6265bis)."},
+    {"cookie_policy", "session_purpose", KT_STR,
+     FIELD(cookies.session_purpose), 0, 0, NULL, NULL, NULL,
+     "Keeps you signed in (the session).", K_NONEMPTY, NULL, NULL,
+     "Purpose of the session cookie shown in the policy (it is always "
+     "there, as essential). The catalogue's cookies are [cookies.NAME] "
+     "sections (docs/cookies.md)."},
+
     {"log", "level", KT_ENUM, FIELD(log_level), 0, 0, NULL, level_names,
      NULL, "info", 0, NULL, NULL,
      "Least severe message logged: error, warn, info or debug."},
@@ -349,14 +421,84 @@ static const cfg_key keys[] = {
     {"log", "security_events", KT_STR, FIELD(security_events), 0, 0, NULL,
      NULL, NULL, "stderr", K_NONEMPTY, NULL, NULL,
      "Where security events go as JSON lines: stderr or a file path."},
+    {"store", "failure", KT_ENUM, FIELD(store_failure), 0, 0, NULL,
+     failure_names, NULL, "closed", 0, NULL, NULL,
+     "While the store is unreachable: closed answers 503 to forward-auth; "
+     "tokens_only lets forward-auth with accept_bearer accept a valid "
+     "bearer token without checking its session (a revoked session keeps "
+     "working until its token expires, at most tokens.access_ttl)."},
+
+    {"tokens", "issuer", KT_STR, FIELD(tokens.issuer), 0, 0, NULL, NULL,
+     NULL, "", 0, NULL, NULL,
+     "The iss claim and the base of jwks_uri in the metadata (an https URL "
+     "in production); empty means http://<server.listen>."},
+    {"tokens", "keys_dir", KT_STR, FIELD(tokens.keys_dir), 0, 0, NULL, NULL,
+     NULL, "./var/sigkeys", K_NONEMPTY, NULL, NULL,
+     "Directory of token signing keys (sessctl keys generate --use sig), "
+     "separate from the record keys; created with a fresh key in "
+     "development."},
+    {"tokens", "alg", KT_ENUM, FIELD(tokens.alg), 0, 0, NULL,
+     token_alg_names, NULL, "EdDSA", 0, NULL, NULL,
+     "Signing algorithm: EdDSA or Ed25519 (both Ed25519 keys; the name the "
+     "tokens carry), ES256 (P-256) or RS256; the current key must be of "
+     "that type."},
+    {"tokens", "access_ttl", KT_U32, FIELD(tokens.access_ttl), 10, 86400,
+     "whole seconds", NULL, NULL, "300", 0, NULL, NULL,
+     "Lifetime of an access token, never beyond its session's."},
+    {"tokens", "refresh_ttl", KT_U32, FIELD(tokens.refresh_ttl), 60,
+     SECONDS_MAX, "whole seconds", NULL, NULL, "86400", 0, NULL, NULL,
+     "Lifetime of a refresh token, never beyond its session's absolute "
+     "deadline."},
+    {"tokens", "refresh_grace", KT_U32, FIELD(tokens.refresh_grace), 0, 600,
+     "whole seconds", NULL, NULL, "30", 0, NULL, NULL,
+     "A spent refresh token returns its successor for this long (tabs "
+     "refreshing at once); later use revokes the session (token_reuse)."},
+    {"tokens", "claims", KT_STR, FIELD(tokens.claims), 0, 0, NULL, NULL,
+     NULL, "", 0, NULL, NULL,
+     "Comma-separated members of the session data copied into access "
+     "tokens (e.g. roles,permissions); registered claim names are refused."},
+    {"tokens", "leeway", KT_U32, FIELD(tokens.leeway), 0, 300,
+     "whole seconds", NULL, NULL, "30", 0, NULL, NULL,
+     "Clock skew allowed when sessiond itself verifies a token "
+     "(introspection, accept_bearer)."},
+    {"tokens", "jwks_max_age", KT_U32, FIELD(tokens.jwks_max_age), 0, 86400,
+     "whole seconds", NULL, NULL, "300", 0, NULL, NULL,
+     "Cache-Control max-age of the JWKS; a next key must be published this "
+     "long before sessctl keys rotate makes it sign."},
+    {"tokens", "revoke_session_with_refresh", KT_BOOL,
+     FIELD(tokens.revoke_session_with_refresh), 0, 0, NULL, NULL, NULL,
+     "false", 0, NULL, NULL,
+     "POST /v1/tokens/revoke of a refresh token also ends its session."},
+
+    {"forward_auth", "token_audience", KT_STR,
+     FIELD(tokens.fa_audience), 0, 0, NULL, NULL, NULL, "", 0, NULL, NULL,
+     "When set, GET /v1/auth adds an access token for this audience to its "
+     "200 (minted once per session, reused until a minute before expiry)."},
+    {"forward_auth", "token_header", KT_STR, FIELD(tokens.fa_header), 0, 0,
+     NULL, NULL, NULL, "Authorization", K_NONEMPTY, NULL, NULL,
+     "Response header carrying \"Bearer <token>\" for the upstream."},
+    {"forward_auth", "accept_bearer", KT_BOOL, FIELD(tokens.accept_bearer),
+     0, 0, NULL, NULL, NULL, "false", 0, NULL, NULL,
+     "Authorise a request with Authorization: Bearer and no session cookie "
+     "by its access token (signature, aud = token_audience, exp, and its "
+     "session still live)."},
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])
-_Static_assert(sizeof keys / sizeof keys[0] <= 64, "key masks are 64 bits");
+/* Key masks: KEY_WORDS 64-bit words, one bit per row. */
+#define KEY_WORDS 2
+_Static_assert(sizeof keys / sizeof keys[0] <= 64 * KEY_WORDS,
+               "raise KEY_WORDS");
 
-static const char *const sections[] = {"server", "store", "session",
+static const char *const sections[] = {"server", "store", "migration", "session",
                                        "binding", "cookie", "csrf", "log",
-                                       NULL};
+                                       "cookie_policy", "tokens",
+                                       "forward_auth", NULL};
+
+/* [cookies.NAME]: one section per cookie of the catalogue, read by the
+ * library (sess_cookie_catalogue_set), not by the key table. */
+#define CATALOGUE_PREFIX "cookies."
+#define CATALOGUE_PREFIX_LEN (sizeof CATALOGUE_PREFIX - 1)
 
 /* ---- messages ----------------------------------------------------------- */
 
@@ -535,7 +677,26 @@ static int check_listen(const char *v, char *msg, size_t msglen)
         return 0;
     const char *text = strncmp(m, prefix, sizeof prefix - 1) == 0
                            ? m + sizeof prefix - 1 : m;
-    snprintf(msg, msglen, "%s", text);
+    /* Cut to "msglen" on purpose (snprintf here trips -Wformat-truncation
+     * in Release builds). */
+    size_t n = strlen(text);
+    if (msglen == 0)
+        return -1;
+    if (n >= msglen)
+        n = msglen - 1;
+    memcpy(msg, text, n);
+    msg[n] = '\0';
+    return -1;
+}
+
+static int check_migration_mode(const char *v, char *msg, size_t msglen)
+{
+    sess_migrate_kind k;
+    unsigned pct;
+    if (sess_migrate_mode_parse(v, &k, &pct, NULL) == SESS_OK)
+        return 0;
+    snprintf(msg, msglen, "expected off, shadow, dual, route:N (0-100), "
+             "read-through or new");
     return -1;
 }
 
@@ -573,6 +734,17 @@ static int check_cookie_name(const char *v, char *msg, size_t msglen)
 static int check_cookie_path(const char *v, char *msg, size_t msglen)
 {
     return lib_check(sess_cookie_path_check, v, msg, msglen);
+}
+
+static int check_policy_version(const char *v, char *msg, size_t msglen)
+{
+    for (const char *p = v; *p; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_') {
+            snprintf(msg, msglen, "only letters, digits, '-' and '_'");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int check_cookie_domain(const char *v, char *msg, size_t msglen)
@@ -772,6 +944,9 @@ static const cfg_key *find_key(const char *section, const char *name)
 
 static bool known_section(const char *s, size_t len)
 {
+    if (len > CATALOGUE_PREFIX_LEN &&
+        memcmp(s, CATALOGUE_PREFIX, CATALOGUE_PREFIX_LEN) == 0)
+        return true;
     for (size_t i = 0; sections[i] != NULL; i++)
         if (strlen(sections[i]) == len && memcmp(sections[i], s, len) == 0)
             return true;
@@ -782,8 +957,8 @@ static bool known_section(const char *s, size_t len)
 
 typedef struct loader {
     sessiond_config *cfg;
-    uint64_t seen;          /* keys set by the current source */
-    uint64_t explicit_env;  /* K_ENV_DEFAULT keys set by any source */
+    uint64_t seen[KEY_WORDS];         /* keys set by the current source */
+    uint64_t explicit_env[KEY_WORDS]; /* K_ENV_DEFAULT keys set by any source */
     bool env_given;         /* server.env set by any source */
     char *errbuf;
     size_t errlen;
@@ -809,7 +984,7 @@ static void loader_init(loader *ld, sessiond_config *cfg, char *errbuf,
 /* Start a new source: keys may again be set once each. */
 static void loader_source(loader *ld)
 {
-    ld->seen = 0;
+    memset(ld->seen, 0, sizeof ld->seen);
 }
 
 static int loader_apply(loader *ld, const cfg_key *k, const char *value,
@@ -817,7 +992,7 @@ static int loader_apply(loader *ld, const cfg_key *k, const char *value,
 {
     size_t idx = (size_t)(k - keys);
     bool list = k->type == KT_CIDRS || k->type == KT_ORIGINS;
-    bool again = (ld->seen >> idx) & 1u;
+    bool again = (ld->seen[idx / 64] >> (idx % 64)) & 1u;
     int rc;
 
     if (again && !list)
@@ -829,9 +1004,9 @@ static int loader_apply(loader *ld, const cfg_key *k, const char *value,
     rc = set_value(ld->cfg, k, value, again, o, ld->errbuf, ld->errlen);
     if (rc != SESS_OK)
         return rc;
-    ld->seen |= UINT64_C(1) << idx;
+    ld->seen[idx / 64] |= UINT64_C(1) << (idx % 64);
     if (k->flags & K_ENV_DEFAULT)
-        ld->explicit_env |= UINT64_C(1) << idx;
+        ld->explicit_env[idx / 64] |= UINT64_C(1) << (idx % 64);
     if (k->offset == offsetof(sessiond_config, env))
         ld->env_given = true;
     return SESS_OK;
@@ -862,7 +1037,7 @@ static int loader_finish(loader *ld)
     memcpy(saved, ld->cfg, sizeof *saved);
     env_defaults(ld->cfg);
     for (size_t i = 0; i < N_KEYS; i++)
-        if ((ld->explicit_env >> i) & 1u)
+        if ((ld->explicit_env[i / 64] >> (i % 64)) & 1u)
             memcpy((char *)ld->cfg + keys[i].offset,
                    (const char *)saved + keys[i].offset, keys[i].size);
     free(saved);
@@ -956,6 +1131,14 @@ static int on_key(void *user, const char *section, const char *name,
 
     if (ld->failed)
         return 0;
+    if (strncmp(section, CATALOGUE_PREFIX, CATALOGUE_PREFIX_LEN) == 0) {
+        sess_err err = {0};
+        if (sess_cookie_catalogue_set(&ld->cfg->cookies,
+                                      section + CATALOGUE_PREFIX_LEN, name,
+                                      value, &err) != SESS_OK)
+            return loader_fail_line(ld, "%s", err.msg);
+        return 1;
+    }
     k = find_key(section, name);
     if (k == NULL) {
         echo_value(section, es, sizeof es);
@@ -1321,6 +1504,41 @@ int sessiond_config_parse_ini(sessiond_config *cfg, const char *text,
     return loader_finish(&ld);
 }
 
+/* tokens.claims: comma-separated data member names, none of them a
+ * claim sessiond sets itself (a session's data must not be able to
+ * forge "sub" or "exp" in a token). */
+static int check_claims(const char *v, char *msg, size_t msglen)
+{
+    static const char *const registered[] = {
+        "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "sid",
+        "auth_time", "acr", "client_id", "scope", "cnf", NULL};
+    const char *p = v;
+    while (*p != '\0') {
+        size_t n = strcspn(p, ",");
+        size_t a = 0, b = n;
+        while (a < b && (p[a] == ' ' || p[a] == '\t'))
+            a++;
+        while (b > a && (p[b - 1] == ' ' || p[b - 1] == '\t'))
+            b--;
+        if (a == b) {
+            snprintf(msg, msglen, "an empty member name");
+            return -1;
+        }
+        for (size_t i = 0; registered[i] != NULL; i++) {
+            if (strlen(registered[i]) == b - a &&
+                memcmp(registered[i], p + a, b - a) == 0) {
+                snprintf(msg, msglen, "\"%s\" is a claim sessiond sets "
+                         "itself", registered[i]);
+                return -1;
+            }
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
 int sessiond_config_validate(sessiond_config *cfg, char *errbuf,
                              size_t errlen)
 {
@@ -1348,6 +1566,22 @@ int sessiond_config_validate(sessiond_config *cfg, char *errbuf,
         return fail(errbuf, errlen, NULL, NULL, "%s (server.env = %s)",
                     err.msg[0] ? err.msg : sess_strerror(err.code),
                     env_names[cfg->env]);
+    memset(&err, 0, sizeof err);
+    if (sess_cookie_catalogue_check(&cfg->cookies, cfg->env, &cfg->cookie,
+                                    &err) != SESS_OK)
+        return fail(errbuf, errlen, NULL, NULL, "%s",
+                    err.msg[0] ? err.msg : sess_strerror(err.code));
+    if (cfg->tokens.accept_bearer && cfg->tokens.fa_audience[0] == '\0')
+        return fail(errbuf, errlen, find_key("forward_auth", "accept_bearer"),
+                    NULL, "needs forward_auth.token_audience (the aud a "
+                    "bearer token must carry)");
+    if (cfg->store_failure == SESSIOND_FAILURE_TOKENS_ONLY &&
+        !cfg->tokens.accept_bearer)
+        return fail(errbuf, errlen, find_key("store", "failure"), NULL,
+                    "tokens_only needs forward_auth.accept_bearer = true");
+    if (check_claims(cfg->tokens.claims, msg, sizeof msg) != 0)
+        return fail(errbuf, errlen, find_key("tokens", "claims"), NULL, "%s",
+                    msg);
     return SESS_OK;
 }
 

@@ -3,7 +3,7 @@
  * type, default, setter, help) from which the INI reader, the environment
  * reader, --set, validation, --help and docs/configuration.md all come.
  *
- * Precedence (API.md): --set and other flags > environment > config file >
+ * Precedence (docs/api.md): --set and other flags > environment > config file >
  * defaults.  Unknown keys and bad values are errors that name the key.
  */
 #ifndef SESSIOND_CONFIG_H
@@ -32,6 +32,30 @@ typedef enum { SESSIOND_LOG_ERROR, SESSIOND_LOG_WARN, SESSIOND_LOG_INFO,
                SESSIOND_LOG_DEBUG } sessiond_log_level;
 typedef enum { SESSIOND_LOG_TEXT, SESSIOND_LOG_JSON } sessiond_log_format;
 
+typedef enum { SESSIOND_TOKEN_EDDSA, SESSIOND_TOKEN_ED25519,
+               SESSIOND_TOKEN_ES256, SESSIOND_TOKEN_RS256 } sessiond_token_alg;
+typedef enum { SESSIOND_FAILURE_CLOSED, SESSIOND_FAILURE_TOKENS_ONLY }
+    sessiond_store_failure;
+
+#define SESSIOND_CLAIMS_MAX 512
+
+/* [tokens] and the token keys of [forward_auth] (docs/tokens.md). */
+typedef struct sessiond_tokens_config {
+    char issuer[SESSIOND_PATH_MAX];     /* "" = http://<listen> */
+    char keys_dir[SESSIOND_PATH_MAX];   /* "./var/sigkeys" */
+    sessiond_token_alg alg;             /* EdDSA */
+    uint32_t access_ttl;                /* 300 */
+    uint32_t refresh_ttl;               /* 86400 */
+    uint32_t refresh_grace;             /* 30 */
+    char claims[SESSIOND_CLAIMS_MAX];   /* "roles,permissions" */
+    uint32_t leeway;                    /* 30 */
+    uint32_t jwks_max_age;              /* 300 */
+    bool revoke_session_with_refresh;   /* false */
+    char fa_audience[SESSIOND_ORIGIN_MAX]; /* forward_auth.token_audience */
+    char fa_header[64];                 /* forward_auth.token_header */
+    bool accept_bearer;                 /* forward_auth.accept_bearer */
+} sessiond_tokens_config;
+
 typedef struct sessiond_config {
     /* [server] */
     char listen[SESSIOND_PATH_MAX];     /* "HOST:PORT", "[v6]:PORT" or "unix:PATH" */
@@ -39,12 +63,22 @@ typedef struct sessiond_config {
     uint32_t threads;                   /* 0 = number of cores */
     uint32_t connection_timeout;        /* idle keep-alive seconds, 60 */
     uint32_t max_connections;           /* 4096 */
+    uint32_t max_connections_per_ip;    /* 256, 0 = no limit */
+    bool limit_loopback;                /* false: loopback is exempt */
+    bool limit_trusted_proxies;         /* false: trusted proxies exempt */
+    uint32_t header_timeout;            /* request head deadline, 10 s */
+    uint32_t body_timeout;              /* request body deadline, 30 s */
     sess_environment env;               /* development */
     char keys_dir[SESSIOND_PATH_MAX];   /* "./var/keys" */
     char api_keys_file[SESSIOND_PATH_MAX]; /* "" = none */
 
     /* [store] */
     char store_url[SESSIOND_PATH_MAX];  /* "lmdb:./var/sessions" */
+    /* [migration] (docs/migration.md): both set = serve from the
+     * migration store over the two, in "mode". */
+    char migration_from[SESSIOND_PATH_MAX];
+    char migration_to[SESSIOND_PATH_MAX];
+    char migration_mode[32];            /* "off" */
     sess_durability durability;         /* process */
     uint64_t map_size;                  /* LMDB map size, bytes (4 GiB) */
     uint32_t purge_interval;            /* seconds between purges, 60 */
@@ -58,6 +92,7 @@ typedef struct sessiond_config {
     uint32_t store_l1_max_entries;      /* 100000 */
     sess_store_unavailable store_on_unavailable; /* fail_closed */
     sess_store_damage store_on_damage;            /* refuse */
+    bool store_group_access;                      /* false */
 
     /* [session] and [binding] and [csrf] enabled: the library's policy */
     sess_config session;
@@ -75,6 +110,12 @@ typedef struct sessiond_config {
     char allowed_origins[SESSIOND_ORIGINS_MAX][SESSIOND_ORIGIN_MAX];
     sess_origin allowed_origin[SESSIOND_ORIGINS_MAX];  /* the same, parsed */
     size_t n_allowed_origins;
+
+    /* [cookie_policy] and the [cookies.NAME] catalogue (docs/cookies.md);
+     * checked and versioned by sessiond_config_validate(). */
+    sess_cookie_catalogue cookies;
+    sessiond_store_failure store_failure;         /* closed */
+    sessiond_tokens_config tokens;
 
     /* [log] */
     sessiond_log_level log_level;       /* info */

@@ -2,13 +2,17 @@
  * events.c - the ordinary log and the security event stream.
  *
  * Ordinary log lines go to stderr, as text ("sessiond: info: ...") or as
- * JSON objects ({"ts","level","msg"}), filtered by [log] level.  There is
+ * JSON objects ({"ts","level","msg","trace_id","span_id"} and, written
+ * while a request runs, its "route" pattern and "status" once known),
+ * filtered by [log] level.  The trace context is the thread's current one
+ * (trace.h); outside a request trace_id and span_id are null.  There is
  * no access log: cookies, bodies and URLs (which may carry a user id) are
  * never logged.
  *
- * Security events (DESIGN invariant 13) arrive through the library's
+ * Security events (docs/security.md invariant 13) arrive through the library's
  * event callback, from any thread.  Each becomes one JSON line with ts
- * (RFC 3339, UTC), event, handle, user_id, ip and detail - the library
+ * (RFC 3339, UTC), event, handle, user_id, ip, detail, trace_id and
+ * span_id (null when the event did not come from a request thread) - the library
  * never hands us an ID or token, and we add none.  Each line is written
  * with a single write() while holding "sink_lock", so lines from
  * concurrent threads never interleave, even in a file shared with other
@@ -27,6 +31,7 @@
  * and are read-only afterwards.
  */
 #include "events.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -93,6 +98,23 @@ static void write_all(int fd, const char *buf, size_t len)
     }
 }
 
+/* The thread's trace context into "o": trace_id and span_id (null outside
+ * a request) and, for log lines, the route pattern and status if known. */
+static void add_trace(json_t *o, bool with_route)
+{
+    const sessiond_trace *t = sessiond_trace_current();
+    json_object_set_new(o, "trace_id",
+                        t != NULL ? json_string(t->trace_hex) : json_null());
+    json_object_set_new(o, "span_id",
+                        t != NULL ? json_string(t->span_hex) : json_null());
+    if (!with_route || t == NULL)
+        return;
+    if (t->route != NULL)
+        json_object_set_new(o, "route", json_string(t->route));
+    if (t->status != 0)
+        json_object_set_new(o, "status", json_integer(t->status));
+}
+
 void sessiond_log(sessiond_log_level level, const char *fmt, ...)
 {
     if (!sessiond_log_enabled(level))
@@ -110,6 +132,8 @@ void sessiond_log(sessiond_log_level level, const char *fmt, ...)
         rfc3339(time(NULL), ts, sizeof(ts));
         json_t *o = json_pack("{s:s, s:s, s:s}", "ts", ts, "level",
                               level_names[level], "msg", msg);
+        if (o != NULL)
+            add_trace(o, true);
         char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (text == NULL)
@@ -119,8 +143,13 @@ void sessiond_log(sessiond_log_level level, const char *fmt, ...)
             n = snprintf(line, sizeof(line), "%s\n", text);
         free(text);
     } else {
-        n = snprintf(line, sizeof(line), "sessiond: %s: %s\n",
-                     level_names[level], msg);
+        const sessiond_trace *t = sessiond_trace_current();
+        if (t != NULL)
+            n = snprintf(line, sizeof(line), "sessiond: %s: %s (trace_id=%s)\n",
+                         level_names[level], msg, t->trace_hex);
+        else
+            n = snprintf(line, sizeof(line), "sessiond: %s: %s\n",
+                         level_names[level], msg);
     }
     if (n < 0)
         return;
@@ -184,6 +213,7 @@ char *sessiond_events_format(const sess_event *ev)
                         ev->ip ? strlen(ev->ip) : 0));
     json_object_set_new(o, "detail", str_or_null(ev->detail,
                         ev->detail ? strlen(ev->detail) : 0));
+    add_trace(o, false);
     char *text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (text == NULL)
@@ -272,6 +302,7 @@ char *sessiond_events_peer_format(sessiond_peer_event kind, uint64_t at,
     json_object_set_new(o, peer_event_text[kind], str_or_null(text,
                         text ? strlen(text) : 0));
     json_object_set_new(o, "suppressed", json_integer((json_int_t)suppressed));
+    add_trace(o, false);
     char *line = json_dumps(o, JSON_COMPACT);
     json_decref(o);
     if (line == NULL)

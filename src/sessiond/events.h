@@ -1,6 +1,6 @@
 /*
  * events.h - the daemon's two outputs besides HTTP: the ordinary log
- * (start, stop, reload, errors) and the security event stream (DESIGN
+ * (start, stop, reload, errors) and the security event stream (docs/security.md
  * invariant 13: one JSON line per event, with the handle, never the ID).
  */
 #ifndef SESSIOND_EVENTS_H

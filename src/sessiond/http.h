@@ -1,6 +1,6 @@
 /*
  * http.h - the request and response that handlers see, independent of the
- * HTTP server library underneath (server.c adapts libmicrohttpd to it).
+ * connection layer underneath (server.c and http_conn.c fill it in).
  *
  * A sessiond_http_req is read-only for handlers; every pointer in it is
  * valid for the duration of the handler call only.  A sessiond_http_resp
@@ -31,8 +31,9 @@
 /* Gets the value of a request header (case-insensitive name), or NULL. */
 typedef const char *(*sessiond_header_fn)(void *conn, const char *name);
 
-/* Gets up to "max" values of a header that may repeat, in request order;
- * returns how many were stored. */
+/* Gets up to "max" values of a header that may repeat, one per header
+ * line, in request order (the last "max" when there are more); returns
+ * how many were stored. */
 typedef size_t (*sessiond_header_all_fn)(void *conn, const char *name,
                                          const char **out, size_t max);
 

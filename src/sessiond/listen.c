@@ -1,11 +1,11 @@
 /*
  * listen.c - the listening socket (see listen.h).
  *
- * We create the socket ourselves and hand it to libmicrohttpd
- * (MHD_OPTION_LISTEN_SOCKET) so that TCP and Unix sockets, port 0 and the
- * loopback check all work the same way.  A Unix socket gets mode 0660:
+ * We create the socket here and hand it to the connection layer
+ * (server.c) so that TCP and Unix sockets, port 0 and the loopback check
+ * all work the same way.  A Unix socket gets mode 0660:
  * whoever can connect to it can use the management API without a key
- * (invariant 11), so access is left to the file system.  The umask is
+ * (docs/security.md invariant 11), so access is left to the file system.  The umask is
  * changed around bind(); this runs at start-up before any thread exists.
  */
 #include "listen.h"

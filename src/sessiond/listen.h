@@ -1,6 +1,6 @@
 /*
  * listen.h - the listening socket: parsing server.listen, deciding whether
- * it is loopback-only (DESIGN invariant 11), and creating the socket.
+ * it is loopback-only (docs/security.md invariant 11), and creating the socket.
  */
 #ifndef SESSIOND_LISTEN_H
 #define SESSIOND_LISTEN_H

@@ -1,7 +1,7 @@
 /*
  * main.c - sessiond's start-up, signal handling, purge thread and stop.
  *
- * Exit codes (API.md): 0 normal stop, 1 runtime failure (store cannot be
+ * Exit codes (docs/api.md): 0 normal stop, 1 runtime failure (store cannot be
  * opened, socket cannot be bound, server cannot start), 2 bad usage or
  * configuration (config loader errors, API key file, keys directory,
  * a public listen address without API keys).
@@ -34,10 +34,13 @@
 
 #include "apikeys.h"
 #include "app.h"
+#include "tokens.h"
 #include "config.h"
+#include "cookies.h"
 #include "events.h"
 #include "listen.h"
 #include "metrics.h"
+#include "migration.h"
 #include "request.h"
 #include "sess.h"
 #include "server.h"
@@ -189,10 +192,17 @@ static void reload(sessiond_app *app)
         snprintf(newest, sizeof(newest), "%s",
                  n > 0 ? sess_keyring_kid(kr, 0) : "");
         rc = sess_ctx_reload_keys(app->ctx, kr, false, &err);
-        if (rc == SESS_OK)
+        if (rc == SESS_OK) {
             sessiond_log(SESSIOND_LOG_INFO,
                          "reloaded %zu record keys from %s (newest %s)", n,
                          cfg->keys_dir, newest);
+            /* The consent MAC keys follow the keyring the context took
+             * (still alive: only this thread replaces it). */
+            char cmsg[160];
+            if (sessiond_cookies_keys(kr, cmsg, sizeof(cmsg)) != 0)
+                sessiond_log(SESSIOND_LOG_WARN, "%s (keeping the old ones)",
+                             cmsg);
+        }
     }
     if (rc != SESS_OK)
         sessiond_log(SESSIOND_LOG_ERROR,
@@ -344,7 +354,7 @@ int main(int argc, char **argv)
         status = EXIT_CONFIG;
         goto cleanup;
     }
-    /* DESIGN invariant 11: the management API is open only to this
+    /* invariant 11: the management API is open only to this
      * machine unless API keys protect it. */
     if (!sessiond_apikeys_enabled(app.apikeys) &&
         !sessiond_listen_is_loopback(&spec)) {
@@ -406,8 +416,17 @@ int main(int argc, char **argv)
         .l1_max_entries = cfg.store_l1_max_entries,
         .on_unavailable = cfg.store_on_unavailable,
         .on_damage = cfg.store_on_damage,
+        .group_access = cfg.store_group_access ? 1 : 0,
     };
-    rc = sess_store_open(cfg.store_url, &opt, &store, &err);
+    char mig_url[3 * SESSIOND_PATH_MAX + 64];
+    int mig = sessiond_migration_url(&cfg, mig_url, sizeof mig_url);
+    if (mig < 0) {
+        fail("migration: from and to are too long together");
+        goto cleanup;
+    }
+    rc = sess_store_open(mig > 0 ? mig_url : cfg.store_url, &opt, &store, &err);
+    if (rc == SESS_OK && mig > 0)
+        sessiond_migration_attach(store, cfg.migration_from, cfg.migration_to);
     /* The store keeps its own copy; this one goes now. */
     sess_wipe(password, sizeof(password));
     if (rc != SESS_OK) {
@@ -424,6 +443,11 @@ int main(int argc, char **argv)
     }
     if (strncmp(cfg.store_url, "lmdb:", 5) == 0)
         report_set_aside(cfg.store_url + 5, started);
+    /* The consent cookie's MAC keys come from the same key files. */
+    if (sessiond_cookies_keys(keys, msg, sizeof(msg)) != 0) {
+        fail(msg);
+        goto cleanup;
+    }
     /* sess_ctx_new owns the store and keys from here, even on failure. */
     rc = sess_ctx_new(&cfg.session, store, keys, &app.ctx, &err);
     store = NULL;
@@ -439,6 +463,11 @@ int main(int argc, char **argv)
 
     int fd = sessiond_listen_open(&spec, url, sizeof(url), msg, sizeof(msg));
     if (fd < 0) {
+        fail(msg);
+        goto cleanup;
+    }
+    msg[0] = '\0';
+    if (sessiond_tokens_init(&app, url, msg, sizeof(msg)) != 0) {
         fail(msg);
         goto cleanup;
     }
@@ -477,6 +506,8 @@ int main(int argc, char **argv)
         if (sig == SIGHUP) {
             sessiond_log(SESSIOND_LOG_INFO, "SIGHUP: reloading keys");
             reload(&app);
+            sessiond_migration_reload(cfg.config_file);
+            sessiond_tokens_reload(&app);
             continue;
         }
         sessiond_log(SESSIOND_LOG_INFO, "%s: stopping",
@@ -489,6 +520,7 @@ cleanup:
     sessiond_server_stop(srv, STOP_GRACE_MS);
     if (purge_started)
         purger_stop(&purge);
+    sessiond_tokens_free(&app);
     if (app.ctx != NULL)
         sess_ctx_free(app.ctx);
     if (store != NULL)
@@ -496,6 +528,7 @@ cleanup:
     if (keys != NULL)
         sess_keyring_free(keys);
     sessiond_apikeys_free(app.apikeys);
+    sessiond_cookies_shutdown();
     if (status == 0 && !cfg.check_config)
         sessiond_log(SESSIOND_LOG_INFO, "stopped");
     sessiond_events_close();

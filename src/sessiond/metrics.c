@@ -11,6 +11,7 @@
  * Session counters come from sess_get_stats() at scrape time.
  */
 #include "metrics.h"
+#include "migration.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -22,6 +23,7 @@
 #include <time.h>
 
 #include "events.h"
+#include "http_conn.h"
 #include "routes.h"
 
 /* Statuses we answer with; anything else counts as "other". */
@@ -47,6 +49,27 @@ typedef struct route_metrics {
 } route_metrics;
 
 static route_metrics routes_m[N_ROUTE];
+
+/* Refusals of the HTTP layer (server.c, http_conn.c), by reason; the
+ * label values, indexed by sessiond_refusal_reason. */
+static const char *const refusal_names[SESSIOND_REFUSE_N] = {
+    [SESSIOND_REFUSE_BAD_REQUEST] = "bad_request",
+    [SESSIOND_REFUSE_HEAD_TOO_LARGE] = "head_too_large",
+    [SESSIOND_REFUSE_BODY_TOO_LARGE] = "body_too_large",
+    [SESSIOND_REFUSE_NOT_IMPLEMENTED] = "not_implemented",
+    [SESSIOND_REFUSE_VERSION] = "http_version",
+    [SESSIOND_REFUSE_EXPECTATION] = "expectation",
+    [SESSIOND_REFUSE_TIMEOUT] = "timeout",
+    [SESSIOND_REFUSE_CONN_LIMIT] = "max_connections",
+    [SESSIOND_REFUSE_PER_IP_LIMIT] = "max_connections_per_ip",
+};
+static atomic_uint_fast64_t refused_m[SESSIOND_REFUSE_N];
+
+void sessiond_metrics_refused(unsigned reason)
+{
+    if (reason < SESSIOND_REFUSE_N)
+        atomic_fetch_add_explicit(&refused_m[reason], 1, memory_order_relaxed);
+}
 static double start_time;
 
 void sessiond_metrics_init(void)
@@ -127,6 +150,14 @@ static unsigned long long load(atomic_uint_fast64_t *a)
 static void render_http(strbuf *sb)
 {
     size_t nroutes = sessiond_routes_count() + 1;
+
+    sb_printf(sb, "# HELP sessiond_http_refused_total Connections and "
+                  "requests the HTTP layer refused before any route, by "
+                  "reason.\n"
+                  "# TYPE sessiond_http_refused_total counter\n");
+    for (size_t r = 0; r < SESSIOND_REFUSE_N; r++)
+        sb_printf(sb, "sessiond_http_refused_total{reason=\"%s\"} %llu\n",
+                  refusal_names[r], load(&refused_m[r]));
 
     sb_printf(sb, "# HELP sessiond_http_requests_total HTTP requests "
                   "answered, by route and status.\n"
@@ -384,6 +415,18 @@ void sessiond_metrics_handler(sessiond_app *app, const sessiond_http_req *req,
     if (sess_get_store_stats(app->ctx, &ss) == SESS_OK)
         ssp = &ss;
     char *text = sessiond_metrics_render_store(rc == SESS_OK ? &st : NULL, ssp, &len);
+    /* The migration store's counters, when one is configured. */
+    size_t mlen = 0;
+    char *mig = text ? sessiond_migration_metrics(&mlen) : NULL;
+    if (mig && mlen) {
+        char *both = realloc(text, len + mlen + 1);
+        if (both) {
+            memcpy(both + len, mig, mlen + 1);
+            text = both;
+            len += mlen;
+        }
+    }
+    free(mig);
     if (text == NULL) {
         sessiond_resp_error(resp, 500, "internal_error", "out of memory");
         return;

@@ -18,6 +18,10 @@ void sessiond_metrics_init(void);
  * which took "nanos" nanoseconds.  Lock-free; any thread. */
 void sessiond_metrics_observe(size_t route, unsigned status, uint64_t nanos);
 
+/* Count one connection or request refused by the HTTP layer, "reason"
+ * a sessiond_refusal_reason (http_conn.h).  Lock-free; any thread. */
+void sessiond_metrics_refused(unsigned reason);
+
 /* GET /metrics. */
 void sessiond_metrics_handler(sessiond_app *app, const sessiond_http_req *req,
                               sessiond_http_resp *resp);

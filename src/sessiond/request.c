@@ -46,7 +46,7 @@ typedef struct kind_spec {
     field fields[FIELDS_MAX];
 } kind_spec;
 
-/* The request bodies of API.md, one row per kind. */
+/* The request bodies of docs/api.md, one row per kind. */
 static const kind_spec kinds[SESSIOND_REQ_KIND_COUNT] = {
     [SESSIOND_REQ_CREATE] = {"create", {
         {"user_id", F_USER_ID, true},

@@ -1,8 +1,9 @@
 /*
  * routes.c - the one route table of the HTTP API, and the dispatcher.
  *
- * Each row names a method, a path pattern (literal segments and "{name}"
- * parameters that match one non-empty segment), the handler, whether the
+ * Each row names a method ("*": any), a path pattern (literal segments,
+ * "{name}" parameters that match one non-empty segment, and a final "{*}"
+ * that matches the rest of the path), the handler, whether the
  * route needs the API key and takes a JSON body, and its metric label.
  * Matching prefers the most literal pattern: "/v1/sessions/validate"
  * belongs to the validate route, never to "/v1/sessions/{handle}".  An
@@ -10,7 +11,7 @@
  * an Allow header listing the methods it has (HEAD comes with GET).
  *
  * The dispatcher applies, in order: URL length (414), route (404/405),
- * API key (401, DESIGN invariant 11; GET /v1/auth, /healthz and /readyz
+ * API key (401, invariant 11; GET /v1/auth, /healthz and /readyz
  * stay open), body size (413) and Content-Type (415) for body routes,
  * then the handler.  A refused key writes a rate-limited auth_failure
  * event (peer, route pattern, missing/unknown; never the key), and a peer
@@ -28,9 +29,12 @@
 #include <time.h>
 
 #include "api.h"
+#include "cookies.h"
 #include "events.h"
 #include "forward_auth.h"
 #include "metrics.h"
+#include "migration.h"
+#include "tokens.h"
 
 #define KEY SESSIOND_ROUTE_API_KEY
 #define BODY SESSIOND_ROUTE_BODY
@@ -52,10 +56,36 @@ static const sessiond_route routes[] = {
      "revoke_user_sessions"},
     {"DELETE", "/v1/sessions/{handle}", sessiond_api_revoke_handle, KEY,
      "revoke_session"},
-    {"GET", "/v1/auth", sessiond_forward_auth, 0, "auth"},
+    /* Forward-auth answers any method (Envoy's and Istio's ext_authz send
+     * the client's own method, and a path under the prefix: "/v1/auth"
+     * + the request's path); nginx and Traefik send GET with
+     * X-Forwarded-Method. */
+    {"*", "/v1/auth", sessiond_forward_auth, 0, "auth"},
+    {"*", "/v1/auth/{*}", sessiond_forward_auth, 0, "auth_prefixed"},
+    /* The policy is what a banner renders: open like /v1/auth. */
+    {"GET", "/v1/cookies/policy", sessiond_cookies_policy, 0,
+     "cookies_policy"},
+    {"POST", "/v1/cookies/consent", sessiond_cookies_consent, KEY | BODY,
+     "cookies_consent"},
+    {"POST", "/v1/cookies/set", sessiond_cookies_set, KEY | BODY,
+     "cookies_set"},
     {"GET", "/healthz", sessiond_api_healthz, 0, "healthz"},
     {"GET", "/readyz", sessiond_api_readyz, 0, "readyz"},
     {"GET", "/metrics", sessiond_metrics_handler, KEY, "metrics"},
+    {"GET", "/v1/admin/migration", sessiond_migration_get, KEY, "migration_get"},
+    {"PUT", "/v1/admin/migration", sessiond_migration_put, KEY | BODY, "migration_put"},
+    /* Tokens (docs/tokens.md): the management routes need the API key;
+     * the key set and metadata are public by design. */
+    {"POST", "/v1/tokens", sessiond_tokens_mint, KEY | BODY, "token_mint"},
+    {"POST", "/v1/tokens/refresh", sessiond_tokens_refresh, KEY | BODY,
+     "token_refresh"},
+    {"POST", "/v1/tokens/introspect", sessiond_tokens_introspect, KEY | BODY,
+     "token_introspect"},
+    {"POST", "/v1/tokens/revoke", sessiond_tokens_revoke, KEY | BODY,
+     "token_revoke"},
+    {"GET", "/.well-known/jwks.json", sessiond_tokens_jwks, 0, "jwks"},
+    {"GET", "/.well-known/oauth-authorization-server",
+     sessiond_tokens_metadata, 0, "oauth_metadata"},
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -121,6 +151,11 @@ static int match_pattern(const char *pattern, const char *path,
             seg_end = end;
         size_t plen = (size_t)(pseg_end - pp);
         size_t slen = (size_t)(seg_end - p);
+        if (plen == 3 && memcmp(pp, "{*}", 3) == 0) {
+            /* The rest of the path, whatever it holds (last segment of a
+             * pattern only): not a parameter. */
+            return literals;
+        }
         if (plen > 0 && pp[0] == '{') {
             if (slen == 0 || *n_params >= SESSIOND_ROUTE_PARAMS_MAX)
                 return -1;
@@ -140,7 +175,7 @@ static int match_pattern(const char *pattern, const char *path,
 
 static bool method_matches(const char *route_method, const char *method)
 {
-    if (strcmp(route_method, method) == 0)
+    if (strcmp(route_method, method) == 0 || strcmp(route_method, "*") == 0)
         return true;
     /* HEAD is GET without the body (RFC 9110 section 9.3.2). */
     return strcmp(route_method, "GET") == 0 && strcmp(method, "HEAD") == 0;

@@ -29,7 +29,7 @@ typedef struct sessiond_route {
 } sessiond_route;
 
 /* Upper bound of the table size; metrics size their arrays with it. */
-#define SESSIOND_ROUTES_MAX 24
+#define SESSIOND_ROUTES_MAX 32
 
 /* Number of routes, and route "i".  Index sessiond_routes_count() stands
  * for requests that matched no route (metric name "unmatched"). */

@@ -13,7 +13,7 @@ Every black-box test file imports this module.  It gives:
              (--wrap runs the daemon under CMD, e.g. valgrind.)
 
 Only the Python 3.11 standard library is used.  The contract under test is
-/work/shared/API.md; the security invariants are those of DESIGN.md.
+docs/api.md; the security invariants are those of docs/security.md.
 """
 
 import argparse
@@ -311,7 +311,7 @@ class Sessiond:
             issued = list(self.issued_ids)
         leaked = [i for i in issued if i in text]
         if leaked:
-            raise AssertionError("%d session ID(s) appear in %s (invariant 2), e.g. %s..."
+            raise AssertionError("%d session ID(s) appear in %s (docs/security.md invariant 2), e.g. %s..."
                                  % (len(leaked), where, leaked[0][:6]))
 
     # ---- HTTP ------------------------------------------------------------
@@ -480,7 +480,7 @@ class SessiondTestCase(unittest.TestCase):
         self.assertEqual(r.status, status, msg or ("unexpected response %r" % (r,)))
 
     def assertError(self, r, status, code=None):
-        """An error response of API.md: status, JSON body {"error", "message"},
+        """An error response of docs/api.md: status, JSON body {"error", "message"},
         Content-Type application/json."""
         self.assertEqual(r.status, status, "want %d, got %r" % (status, r))
         ct = (r.header("Content-Type") or "").split(";")[0].strip().lower()

@@ -1,6 +1,6 @@
-"""test_bad_input.py - every error path of API.md, data-driven from
+"""test_bad_input.py - every error path of docs/api.md, data-driven from
 cases/bad_input.json (one case per line: method, path, headers, body, expected
-status and, where API.md names it, the error code).
+status and, where docs/api.md names it, the error code).
 
 Invariant 12: every bad input gets a clear 4xx with the JSON error body, nothing
 crashes, and nothing stored is lost or changed by a rejected request.  So a

@@ -1,4 +1,4 @@
-"""test_config.py - the command line and configuration of API.md: --check-config
+"""test_config.py - the command line and configuration of docs/api.md: --check-config
 (0 or 2, naming the key), bad values and profiles refused at start-up with exit
 2, precedence flag > environment > file > default, --version and --help."""
 

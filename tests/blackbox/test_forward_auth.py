@@ -1,5 +1,5 @@
 """test_forward_auth.py - GET /v1/auth as nginx auth_request, Traefik forwardAuth
-and Envoy ext_authz call it (API.md "Forward-auth"): the cookie, the client
+and Envoy ext_authz call it (docs/api.md "Forward-auth"): the cookie, the client
 address (peer, or X-Forwarded-For from a trusted proxy), CSRF for unsafe
 methods, cross-site refusal, rotation through Set-Cookie, keep-alive."""
 

@@ -1,4 +1,4 @@
-"""test_lifecycle.py - the session lifecycle through the JSON API (API.md):
+"""test_lifecycle.py - the session lifecycle through the JSON API (docs/api.md):
 create, validate, regenerate, data with versions, destroy, CSRF verify, list,
 revoke by handle and by user, health, readiness and metrics; and two sessiond
 processes on one LMDB store, each refusing at once what the other revoked."""
@@ -240,7 +240,7 @@ class SessionTest(SessiondTestCase):
         self.assertError(r, 401, "invalid_session")
         self.assertIn(r.json.get("reason"), ("unknown", "revoked"))
         self.assertEqual(self.d.list_sessions("alice").json["sessions"], [])
-        # A second logout: API.md does not say.  Either idempotent (200 with a
+        # A second logout: docs/api.md does not say.  Either idempotent (200 with a
         # clearing cookie, so a client can always log out) or a clean 401/404.
         r = self.d.destroy(j["session_id"])
         self.assertIn(r.status, (200, 401, 404), r)

@@ -1,4 +1,4 @@
-"""test_security.py - the security invariants of DESIGN.md seen from outside:
+"""test_security.py - the security invariants of docs/security.md seen from outside:
 timeouts, rotation with a grace window, regenerate without grace, binding,
 the per-user limit under races, security events, API keys, fixation.
 
@@ -131,7 +131,7 @@ class RotationTest(SessiondTestCase):
         self.assertError(d.validate(j["session_id"]), 401, "invalid_session")
         self.assertNotEqual(new, j["session_id"])
         # Reuse of an old ID after its grace window is a security event
-        # (invariant 13): someone replays a cookie that was replaced.
+        # (docs/security.md invariant 13): someone replays a cookie that was replaced.
         deadline = time.monotonic() + 3
         text = ""
         while time.monotonic() < deadline and "reuse" not in text:

@@ -2,7 +2,7 @@
 
 On each topology (standalone, Sentinel, Cluster) - issue 4, items 3, 4 and 7:
 
-  * revocation is immediate on every node (DESIGN invariant 14): create on A,
+  * revocation is immediate on every node (docs/security.md invariant 14): create on A,
     validate on B twice (the second is served by B's L1 cache), revoke on A,
     validate on B at once -> 401, every time, over ROUNDS rounds; for
     POST /v1/sessions/destroy, DELETE /v1/sessions/{handle},

@@ -149,6 +149,56 @@ static void test_record_encoding_v1(void **state)
     check_record(record_b, "record_b");
 }
 
+/* Version 2 (docs/architecture.md, "On-disk formats"): v1 plus the TOKEN
+ * section.  No golden file yet: the layout is checked by a round trip and
+ * by the rules that keep one encoding per record - a record without a
+ * refresh token stays v1, the section needs v2, v2 needs the section, and
+ * only an active record carries it. */
+static void test_record_encoding_v2(void **state)
+{
+    static uint8_t buf[MAXV], again[MAXV];
+    sess__record r, d;
+    (void)state;
+    record_a(&r);
+    sess__record_encode(&r, buf);
+    assert_int_equal(buf[0], 1);                 /* no token: still v1 */
+    r.rt_expires_at = 1700090000;
+    r.rt_prev_until = 1700000030;
+    r.at_iat = 1700000000;
+    r.at_exp = 1700000300;
+    seq(r.rt_hash, 0xB1, 32);
+    seq(r.rt_prev_hash, 0xC1, 32);
+    seq(r.rt_succ_wrap, 0xD1, SESS__WRAP_BYTES);
+    seq(r.at_jti, 0xE1, 16);
+    r.aud_len = 17;
+    memcpy(r.aud, "\"api.example.com\"", 17);
+    size_t n = sess__record_size(&r);
+    sess__record_encode(&r, buf);
+    assert_int_equal(buf[0], 2);
+    assert_int_equal(buf[4] & 0x4, 0x4);
+    assert_int_equal(sess__record_decode(buf, n, &d), SESS_OK);
+    assert_int_equal(d.rt_expires_at, r.rt_expires_at);
+    assert_int_equal(d.at_exp, r.at_exp);
+    assert_memory_equal(d.rt_hash, r.rt_hash, 32);
+    assert_memory_equal(d.rt_succ_wrap, r.rt_succ_wrap, SESS__WRAP_BYTES);
+    assert_int_equal(d.aud_len, 17);
+    assert_memory_equal(d.aud, r.aud, 17);
+    assert_int_equal(d.data_len, r.data_len);
+    sess__record_encode(&d, again);
+    assert_memory_equal(again, buf, n);
+    /* The section under version 1: an older layout must not read it. */
+    buf[0] = 1;
+    assert_int_equal(sess__record_decode(buf, n, &d), SESS_ECORRUPT);
+    /* Version 2 without the section. */
+    buf[0] = 2;
+    buf[4] &= (uint8_t)~0x4u;
+    assert_int_equal(sess__record_decode(buf, n, &d), SESS_ECORRUPT);
+    /* Every truncation fails cleanly. */
+    buf[4] |= 0x4u;
+    for (size_t cut = 0; cut < n; cut++)
+        assert_int_equal(sess__record_decode(buf, cut, &d), SESS_ECORRUPT);
+}
+
 static void test_key_derivations_v1(void **state)
 {
     (void)state;
@@ -367,6 +417,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_encoding_v1),
+        cmocka_unit_test(test_record_encoding_v2),
         cmocka_unit_test(test_key_derivations_v1),
         cmocka_unit_test(test_sealed_v1),
         cmocka_unit_test(test_lmdb_store_of_release_0_1_0),

@@ -1,0 +1,181 @@
+/*
+ * trace.c - W3C Trace Context per request (trace.h).
+ *
+ * The parser is strict (the spec's section 3.2): a traceparent that is
+ * not exactly version-00 shaped, uses uppercase hex, or has an all-zero
+ * trace id or parent id is ignored and a new trace starts, so a caller
+ * cannot make us log or export malformed ids (log injection: the ids end
+ * up in JSON lines and in nginx's log through X-Trace-Id, so they are
+ * only ever our own lowercase hex).
+ *
+ * New ids come from getrandom(2) (the kernel CSPRNG, as the library's
+ * own random helper uses; trace ids are not secrets, but guessable ones
+ * would let one client's spans be mixed into another's trace).  To keep
+ * forward-auth's hot path cheap each thread draws them from a small
+ * per-thread pool refilled with one getrandom call per 10 requests; no
+ * allocation, no lock.
+ */
+#include "trace.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define POOL_BYTES 240          /* 10 requests of 16 + 8 bytes */
+
+static _Thread_local sessiond_trace *current;
+static _Thread_local uint8_t pool[POOL_BYTES];
+static _Thread_local size_t pool_left;
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;                  /* uppercase is invalid (spec 3.2.2) */
+}
+
+/* "n" bytes of lowercase hex at "s" into "out"; false on a bad digit. */
+static bool unhex(const char *s, size_t n, uint8_t *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
+bool sessiond_traceparent_parse(const char *s, size_t len,
+                                uint8_t trace_id[16], uint8_t parent_id[8],
+                                uint8_t *flags)
+{
+    uint8_t ver, fl, tid[16], pid[8];
+    if (s == NULL || len < SESSIOND_TRACEPARENT_LEN)
+        return false;
+    if (s[2] != '-' || s[35] != '-' || s[52] != '-')
+        return false;
+    if (!unhex(s, 1, &ver) || ver == 0xff)
+        return false;
+    /* Version 00 has exactly these fields; a later version may append
+     * more, after a '-' (spec 3.2.4). */
+    if (ver == 0 ? len != SESSIOND_TRACEPARENT_LEN
+                 : (len > SESSIOND_TRACEPARENT_LEN &&
+                    s[SESSIOND_TRACEPARENT_LEN] != '-'))
+        return false;
+    if (!unhex(s + 3, 16, tid) || !unhex(s + 36, 8, pid) ||
+        !unhex(s + 53, 1, &fl))
+        return false;
+    if (all_zero(tid, sizeof(tid)) || all_zero(pid, sizeof(pid)))
+        return false;
+    memcpy(trace_id, tid, sizeof(tid));
+    memcpy(parent_id, pid, sizeof(pid));
+    *flags = fl;
+    return true;
+}
+
+bool sessiond_tracestate_valid(const char *s, size_t len)
+{
+    size_t members = 1;
+    if (s == NULL || len == 0 || len > SESSIOND_TRACESTATE_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        /* Printable ASCII only: the value is passed on, never echoed into
+         * a header of ours, but keep control bytes out of everything. */
+        if (c < 0x20 || c > 0x7e)
+            return false;
+        if (c == ',' && ++members > 32)
+            return false;
+    }
+    return true;
+}
+
+void sessiond_trace_hex(const uint8_t *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* "n" random bytes from the thread's pool. */
+static void random_bytes(uint8_t *out, size_t n)
+{
+    if (pool_left < n) {
+        size_t got = 0;
+        while (got < sizeof(pool)) {
+            ssize_t r = getrandom(pool + got, sizeof(pool) - got, 0);
+            if (r < 0) {
+                if (errno == EINTR)
+                    continue;
+                break;
+            }
+            got += (size_t)r;
+        }
+        if (got < sizeof(pool)) {
+            /* getrandom cannot fail after boot on Linux >= 3.17; should it,
+             * trace ids only need to be distinct, so mix the clock in. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            for (size_t i = got; i < sizeof(pool); i++)
+                pool[i] = (uint8_t)((uint64_t)ts.tv_nsec >> (i % 8 * 8)) ^
+                          (uint8_t)i;
+        }
+        pool_left = sizeof(pool);
+    }
+    memcpy(out, pool + sizeof(pool) - pool_left, n);
+    pool_left -= n;
+}
+
+void sessiond_trace_begin(sessiond_trace *t, const char *traceparent,
+                          size_t n_traceparent, const char *tracestate)
+{
+    memset(t, 0, sizeof(*t));
+    /* Several traceparent fields are invalid (spec 3.2: treat as absent). */
+    if (n_traceparent == 1 && traceparent != NULL &&
+        sessiond_traceparent_parse(traceparent, strlen(traceparent),
+                                   t->trace_id, t->parent_id, &t->flags)) {
+        t->has_parent = true;
+        /* tracestate only means something with a valid traceparent. */
+        if (tracestate != NULL &&
+            sessiond_tracestate_valid(tracestate, strlen(tracestate))) {
+            t->tracestate = tracestate;
+            t->tracestate_len = strlen(tracestate);
+        }
+    }
+    if (!t->has_parent) {
+        do
+            random_bytes(t->trace_id, sizeof(t->trace_id));
+        while (all_zero(t->trace_id, sizeof(t->trace_id)));
+    }
+    do
+        random_bytes(t->span_id, sizeof(t->span_id));
+    while (all_zero(t->span_id, sizeof(t->span_id)));
+    sessiond_trace_hex(t->trace_id, sizeof(t->trace_id), t->trace_hex);
+    sessiond_trace_hex(t->span_id, sizeof(t->span_id), t->span_hex);
+    current = t;
+}
+
+sessiond_trace *sessiond_trace_current(void)
+{
+    return current;
+}
+
+void sessiond_trace_end(void)
+{
+    current = NULL;
+}
