@@ -13,6 +13,8 @@
 # writes into its tree) and ngx_http_sessiond_module.so.  LIBSESS_A is
 # the PIC static libsess the module links (build/libsess.a).  CC_OPT and
 # LD_OPT are added to nginx's (the ASan build passes -fsanitize=...).
+# CC (default cc): the compiler libsess was built with, so a sanitizer
+# build links the runtime libsess expects.
 set -euo pipefail
 out=$1
 libsess=$2
@@ -27,7 +29,8 @@ fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 tree=$out/nginx-src
-stamp="$src|$libsess|$cc_opt|$ld_opt|$(cksum < "$here/config")"
+cc=${CC:-cc}
+stamp="$src|$libsess|$cc|$cc_opt|$ld_opt|$(cksum < "$here/config")"
 # Configure once per set of inputs (nginx's configure takes a while);
 # the module's sources are rebuilt by make whenever they change.
 if [ ! -f "$tree/objs/Makefile" ] || [ "$(cat "$tree/.sessiond-stamp" 2>/dev/null)" != "$stamp" ]; then
@@ -36,7 +39,7 @@ if [ ! -f "$tree/objs/Makefile" ] || [ "$(cat "$tree/.sessiond-stamp" 2>/dev/nul
     # shellcheck disable=SC1091
     . "$tree/conf_flags"
     (cd "$tree" && SESSIOND_LIBSESS=$libsess ./configure "${NGX_CONF_FLAGS[@]}" \
-        --with-cc-opt="-fPIC $cc_opt" --with-ld-opt="$ld_opt" \
+        --with-cc="$cc" --with-cc-opt="-fPIC $cc_opt" --with-ld-opt="$ld_opt" \
         --add-dynamic-module="$here" >"$out/nginx-configure.log" 2>&1) || {
         echo "build-module.sh: nginx configure failed; see $out/nginx-configure.log" >&2
         tail -20 "$out/nginx-configure.log" >&2

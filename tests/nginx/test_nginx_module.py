@@ -524,6 +524,43 @@ class DecisionsTest(Comparison):
         m = self.st.request("GET", "/mod/x", headers={"Cookie": bad})
         self.assertEqual(m.status, 401)
 
+    def lines(self, method, path, headers, body=None):
+        """One request with repeated header lines ([(name, value)])."""
+        c = http.client.HTTPConnection("127.0.0.1", self.st.port, timeout=harness.REQUEST_TIMEOUT)
+        try:
+            c.putrequest(method, path)
+            for k, v in [("User-Agent", UA)] + headers:
+                c.putheader(k, v)
+            if body is not None:
+                c.putheader("Content-Length", str(len(body)))
+            c.endheaders(body)
+            r = c.getresponse()
+            return harness.Response(r.status, r.reason, r.getheaders(), r.read())
+        finally:
+            c.close()
+
+    def test_repeated_header_lines(self):
+        """Every Cookie line is searched (a tossed cookie on its own line);
+        X-Original-Method lines fail closed, as many as sessiond reads
+        making the request unsafe; the same on both paths."""
+        bad = self.name + "=" + "D" * 43
+        tok = self.s["csrf_token"]
+        cases = [
+            ("GET", [("Cookie", bad), ("Cookie", "x=1; " + self.cookie)], 200),
+            ("GET", [("Cookie", bad), ("Cookie", "x=1")], 401),
+            ("GET", [("Cookie", self.cookie), ("X-Original-Method", "GET"),
+                     ("X-Original-Method", "PUT")], 403),
+            ("GET", [("Cookie", self.cookie)] + [("X-Original-Method", "GET")] * 3, 200),
+            ("GET", [("Cookie", self.cookie)] + [("X-Original-Method", "GET")] * 4, 403),
+            ("GET", [("Cookie", self.cookie), ("X-CSRF-Token", tok)]
+             + [("X-Original-Method", "GET")] * 4, 200),
+        ]
+        for method, hdrs, want in cases:
+            with self.subTest(hdrs=[h[0] for h in hdrs]):
+                m = self.lines(method, "/mod/x", hdrs)
+                a = self.lines(method, "/ar/x", hdrs)
+                self.assertEqual((m.status, a.status), (want, want), (m, a))
+
     def test_binding(self):
         m, a = self.both("GET", self.cookie, {"User-Agent": "curl/8.0"})
         self.assertEqual(m.status, 401, m)
@@ -641,6 +678,25 @@ class DecisionsTest(Comparison):
             self.assertEqual(r.status, 401, r)
             seen.add(r.header("X-Worker"))
         self.assertEqual(self.st.request("GET", "/ar/x", self.cookie).status, 401)
+
+    def test_sessiond_restart(self):
+        """The workers read the store themselves: while sessiond is down
+        sessions still validate (and forged ones do not); a sessiond
+        started again on the same store shares it with the running workers
+        (a destroy through it is refused at once)."""
+        self.assertEqual(self.st.request("GET", "/mod/x", self.cookie).status, 200)
+        self.st.d.stop()
+        for _ in range(10):
+            self.assertEqual(self.st.request("GET", "/mod/x", self.cookie).status, 200)
+        self.assertEqual(self.st.request("GET", "/mod/x", self.name + "=" + "E" * 43).status,
+                         401)
+        self.st.d.start()
+        s2, _, c2 = self.st.session("bob")
+        self.assertEqual(self.st.request("GET", "/mod/x", c2).status, 200)
+        self.assertEqual(self.st.d.destroy(self.s["session_id"]).status, 200)
+        for _ in range(10):
+            self.assertEqual(self.st.request("GET", "/mod/x", self.cookie).status, 401)
+        self.assertEqual(self.st.request("GET", "/mod/x", c2).status, 200)
 
     def test_login_redirect_error_page_and_off(self):
         r = self.st.request("GET", "/redirect/a?b=1")
