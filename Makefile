@@ -9,6 +9,8 @@
 #   make demo   the demo shop (examples/shop/) behind nginx and sessiond on
 #               loopback; prints the URL, Ctrl-C stops all three (DEMO_ARGS=--tls)
 #   make deps   install missing Debian packages (root)
+#   make nginx-module  build/ngx_http_sessiond_module.so (docs/nginx-module.md)
+#   make deb    the Debian packages into build-deb/ (debian/)
 #   make install PREFIX=/usr/local DESTDIR=
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
@@ -71,5 +73,22 @@ clean:
 .PHONY: bench
 bench:
 	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DSESS_TESTS=OFF
-	cmake --build build-release -j$(JOBS) --target sessiond libbench floor jwtbench
+	cmake --build build-release -j$(JOBS) --target sessiond libbench floor jwtbench nginx_module
 	python3 bench/run.py --build-dir build-release
+
+# make nginx-module: build/ngx_http_sessiond_module.so for Debian's nginx
+# (CMake's nginx_module target: nginx/build-module.sh configures a copy of
+# nginx-dev's /usr/share/nginx/src with the packaged nginx's own flags,
+# conf_flags, so the module's signature matches; libsess is linked in
+# statically).  docs/nginx-module.md.
+.PHONY: nginx-module
+nginx-module: build/CMakeCache.txt
+	cmake --build build -j$(JOBS) --target nginx_module
+	cp build/nginx-module/ngx_http_sessiond_module.so build/
+
+# make deb: the Debian packages (debian/, debhelper) into build-deb/:
+# sessiond, libsess0, libsess-dev, libnginx-mod-http-sessiond, then
+# lintian on them.  docs/deployment.md, "Debian packages".
+.PHONY: deb
+deb:
+	sh debian/make-deb.sh build-deb

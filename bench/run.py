@@ -480,6 +480,150 @@ def token_rows(args, res, sd_port, ids, keys, used_ports, add_row, D, W, sd, fa_
 
 # ---- libbench and floor --------------------------------------------------
 
+NGINX_MODULE_CONF = """
+%(user)s
+worker_processes %(workers)d;
+daemon off;
+pid %(prefix)s/nginx.pid;
+error_log %(prefix)s/nginx-error.log warn;
+load_module %(module)s;
+events { worker_connections 4096; use epoll; }
+http {
+    access_log off;
+    keepalive_timeout 65;
+    keepalive_requests 10000000;
+    client_body_temp_path %(prefix)s/client_body;
+    proxy_temp_path %(prefix)s/proxy;
+    fastcgi_temp_path %(prefix)s/fastcgi;
+    uwsgi_temp_path %(prefix)s/uwsgi;
+    scgi_temp_path %(prefix)s/scgi;
+    sessiond_config %(ini)s;
+    upstream sessiond { server 127.0.0.1:%(sd_port)d; keepalive 64; }
+    # The same small file three ways (every request path serves it).
+    server {
+        listen 127.0.0.1:%(p_open)d reuseport;
+        root %(prefix)s/html;
+        location / { try_files /small.html =404; }
+    }
+    server {
+        listen 127.0.0.1:%(p_mod)d reuseport;
+        root %(prefix)s/html;
+        location / { sessiond on; try_files /small.html =404; }
+    }
+    server {
+        listen 127.0.0.1:%(p_ar)d reuseport;
+        root %(prefix)s/html;
+        location / { auth_request /_sessiond_auth; try_files /small.html =404; }
+        location = /_sessiond_auth {
+            internal;
+            proxy_pass http://sessiond/v1/auth;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Forwarded-Method $request_method;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }
+    }
+}
+"""
+
+
+def nginx_module_rows(args, used_ports, add_row, add_skip, D, W):
+    """nginx serving a small static file unprotected, through
+    ngx_http_sessiond_module (docs/nginx-module.md) and through
+    auth_request -> sessiond: the same wrk requests (a session cookie
+    per request) on the same nginx.  Goal: the module >= 80% of the
+    unprotected req/s at <= 1.5x its CPU per request.  The module comes
+    from the build directory (CMake's nginx_module target: make bench
+    builds it); without it, or without nginx, the rows are skipped."""
+    names = (("nginx-static-open", "nginx static file, unprotected"),
+             ("nginx-static-module", "nginx static file, ngx_http_sessiond_module"),
+             ("nginx-static-auth-request", "nginx static file, auth_request -> sessiond"))
+    module = os.path.join(os.path.dirname(os.path.abspath(args.sessiond)), "nginx-module",
+                          "ngx_http_sessiond_module.so")
+    why = None if args.nginx else "nginx not installed"
+    if why is None and not os.path.exists(module):
+        why = "module not built (%s; cmake --build ... --target nginx_module)" % module
+    if why:
+        for k, n in names:
+            add_skip(k, n, why)
+        return
+    prefix = os.path.join(TMP, "nginx-module")
+    os.makedirs(os.path.join(prefix, "html"), exist_ok=True)
+    with open(os.path.join(prefix, "html", "small.html"), "w") as f:
+        f.write("<!doctype html><title>ok</title><p>" + "x" * 512 + "</p>\n")
+    store = "lmdb:" + os.path.join(TMP, "store-nginx-module")
+    keys = os.path.join(TMP, "keys-nginx-module")
+    ini = os.path.join(prefix, "sessiond.ini")
+    with open(ini, "w") as f:
+        f.write("[server]\nkeys_dir = %s\n[store]\nurl = %s\ngroup_access = true\n"
+                "[session]\nrotate_interval = 0\nmax_per_user = 0\n"
+                "[binding]\ntrusted_proxies = 127.0.0.1\n" % (keys, store))
+    sd_port, p_open, p_mod, p_ar = (free_port(used_ports) for _ in range(4))
+    sd = Sessiond(args.sessiond, sd_port, store, keys, "nginx-module", ("--config", ini))
+    proc = logf = None
+    try:
+        ids = http_create_pool(sd_port, args.pool)
+        pool_path = os.path.join(TMP, "pool-nginx-module.ids")
+        write_ids(pool_path, ids)
+        conf = os.path.join(prefix, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write(NGINX_MODULE_CONF % {
+                "user": "user root root;" if os.geteuid() == 0 else "", "workers": NCPU,
+                "prefix": prefix, "module": module, "ini": ini, "sd_port": sd_port,
+                "p_open": p_open, "p_mod": p_mod, "p_ar": p_ar})
+        logf = open(os.path.join(prefix, "stderr.log"), "wb")
+        proc = subprocess.Popen([args.nginx, "-p", prefix, "-c", conf, "-e",
+                                 os.path.join(prefix, "nginx-error.log")],
+                                stdin=subprocess.DEVNULL, stdout=logf, stderr=logf)
+        PROCS.append(("nginx", proc))
+        if not wait_port(p_mod, 10, proc):
+            raise RuntimeError("nginx with the module did not start: see " + prefix)
+        time.sleep(0.2)
+        ng_pids = lambda: [proc.pid] + children_of(proc.pid)
+        both = lambda: ng_pids() + sd.pids()
+        url = lambda port: "http://127.0.0.1:%d/v1/auth" % port
+        # Alternate the three (the machine drifts); the rows are the last
+        # round, the note the median ratios over every round.
+        rounds = 1 if args.quick else 3
+        ratios = []
+        for i in range(rounds):
+            log("HTTP nginx static: unprotected / module / auth_request, round %d/%d" % (i + 1, rounds))
+            a = run_wrk(args, url(p_open), "auth_valid", pool_path, D, ng_pids, W)
+            b = run_wrk(args, url(p_mod), "auth_valid", pool_path, D, ng_pids, W)
+            c = run_wrk(args, url(p_ar), "auth_valid", pool_path, D, both, W)
+            if a["rps"] and b["rps"] and a["cpu_us"] and b["cpu_us"]:
+                ratios.append((b["rps"] / a["rps"], b["cpu_us"] / a["cpu_us"],
+                               c["rps"] / a["rps"] if c["rps"] else 0.0))
+        if ratios:
+            rps_r = statistics.median(r[0] for r in ratios)
+            cpu_r = statistics.median(r[1] for r in ratios)
+            ar_r = statistics.median(r[2] for r in ratios)
+            verdict = "met" if rps_r >= 0.8 and cpu_r <= 1.5 else "NOT met"
+            note = ("goal >= 80%% of nginx-static-open req/s at <= 1.5x its CPU/request: %s "
+                    "(median of %d round(s): %s req/s, %.2fx CPU; auth_request: %s req/s)" % (
+                        verdict, len(ratios), fmt_ratio(rps_r, 1.0), cpu_r, fmt_ratio(ar_r, 1.0)))
+        else:
+            note = "no ratio: a row failed"
+        add_row(names[0][0], names[0][1], a, None,
+                "baseline of the two rows below: the same wrk requests (a session cookie per request)")
+        add_row(names[1][0], names[1][1], b, names[0][0], note)
+        add_row(names[2][0], names[2][1], c, names[0][0], "server CPU = nginx + sessiond")
+    except (RuntimeError, OSError) as e:
+        log("nginx module rows skipped: %s" % e)
+        for k, n in names:
+            add_skip(k, n, str(e)[:200])
+    finally:
+        if proc is not None:
+            stop(proc)
+        if logf is not None:
+            logf.close()
+        sd.stop()
+
+
 def run_json(binary, *argv):
     """Run one of the C bench programs; its last stdout line is JSON."""
     r = subprocess.run([binary] + [str(a) for a in argv],
@@ -1397,6 +1541,9 @@ def main():
             add_row("create", "sessiond POST /v1/sessions (create)",
                     run_wrk(args, url_of(sd_port), "create", None, D, sd.pids, W), "nginx-204",
                     "one new user per request, durability=process (LMDB commit, no fsync)")
+            # nginx validating inside its worker (the module) next to
+            # unprotected and auth_request (docs/nginx-module.md).
+            nginx_module_rows(args, used_ports, add_row, add_skip, D, W)
             # Tokens (docs/tokens.md): mint, refresh, introspect over HTTP,
             # and forward-auth with token propagation next to without.
             try:

@@ -21,5 +21,6 @@
 #include "sess/session.h"
 #include "sess/jwt.h"
 #include "sess/cookie_policy.h"
+#include "sess/forward_auth.h"
 
 #endif /* SESS_H */

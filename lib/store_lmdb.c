@@ -2,7 +2,10 @@
  * store_lmdb.c - the embedded durable store ("lmdb:PATH"), the default.
  *
  * PATH is a directory (created 0700 when missing) holding LMDB's data.mdb
- * and lock.mdb (0600).  Four named databases:
+ * and lock.mdb (0600; with group_access 0750 and 0660, so the nginx
+ * module's workers in that group can open the same environment: they
+ * read and write data.mdb and take reader slots in lock.mdb).  Four named
+ * databases:
  *   sessions  key32                     -> header || blob
  *             header = handle16 | user32 | created_at u64le |
  *                      expires_at u64le | flags u32le    (HDR_LEN bytes)
@@ -818,13 +821,13 @@ static int wbegin(struct lmdb_store *st, MDB_txn **txn, uint64_t room,
  * the file).  Probed on
  * the data file itself (created empty when new, which LMDB takes for a
  * new environment), without changing its size. */
-static bool can_reserve(const char *dir)
+static bool can_reserve(const char *dir, mode_t mode)
 {
     char path[4096];
     bool ok = false;
     if (snprintf(path, sizeof path, "%s/data.mdb", dir) >= (int)sizeof path)
         return false;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode);
     if (fd < 0)
         return false;
     struct statvfs vs;
@@ -919,7 +922,7 @@ static bool file_exists(const char *dir, const char *name)
  * meta page the last page number and the page size; then the read probe
  * runs on it.  SESS_OK, or SESS_ECORRUPT naming the damage, with
  * "*damaged" set, or another error. */
-static int preflight(const char *dir, bool *damaged, sess_err *err)
+static int preflight(const char *dir, mode_t mode, bool *damaged, sess_err *err)
 {
     char path[4096];
     struct stat sb;
@@ -947,7 +950,7 @@ static int preflight(const char *dir, bool *damaged, sess_err *err)
         return lmdb_fail(err, mrc, "env create");
     if ((mrc = mdb_env_set_maxdbs(env, 4)) != 0 ||
         (mrc = mdb_env_set_maxreaders(env, LMDB_MAX_READERS)) != 0 ||
-        (mrc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, 0600)) != 0) {
+        (mrc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD, mode)) != 0) {
         if (mrc == MDB_INVALID || mrc == MDB_VERSION_MISMATCH) {
             *damaged = true;
             rc = sess__fail(err, SESS_ECORRUPT, "data.mdb (%lld bytes) is not a "
@@ -1085,6 +1088,26 @@ static int format_check(MDB_txn *txn, sess_err *err)
     return SESS_OK;
 }
 
+/* group_access: give the group read and write on the files and search on
+ * the directory, where this process owns them (files are created through
+ * the umask, and a store may predate the option).  Only ever adds the
+ * group's bits; others get nothing.  The group never gets write on the
+ * directory: it cannot replace or remove the files. */
+static void widen_for_group(const char *dir)
+{
+    static const char *const names[] = {"data.mdb", "lock.mdb"};
+    char path[4096];
+    struct stat sb;
+    if (stat(dir, &sb) == 0 && sb.st_uid == geteuid())
+        (void)chmod(dir, (sb.st_mode & 07777) | 0050);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (snprintf(path, sizeof path, "%s/%s", dir, names[i]) >= (int)sizeof path)
+            continue;
+        if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid())
+            (void)chmod(path, (sb.st_mode & 07777) | 0060);
+    }
+}
+
 static int lmdb_open(const char *url, const sess_store_options *opt,
                      sess_store **out, sess_err *err)
 {
@@ -1112,7 +1135,8 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
     if (slots_key_rc != 0)
         return sess__fail(err, SESS_ENOMEM, "lmdb store: no thread key");
 
-    if (sess__mkdir_p(path, 0700) != 0)
+    mode_t fmode = opt->group_access ? 0660 : 0600;
+    if (sess__mkdir_p(path, opt->group_access ? 0750 : 0700) != 0)
         return sess__fail(err, SESS_EIO,
                           "lmdb store: cannot create directory: %s",
                           strerror_r(errno, ebuf, sizeof ebuf));
@@ -1124,7 +1148,7 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
 
     bool damaged = false;
     sess_err perr = {0};
-    rc = preflight(path, &damaged, &perr);
+    rc = preflight(path, fmode, &damaged, &perr);
     if (rc != SESS_OK && damaged && opt->on_damage == SESS_DAMAGE_RESET)
         rc = set_aside(path, err);
     else if (rc != SESS_OK && damaged)
@@ -1142,7 +1166,7 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
     pthread_mutex_init(&st->grow_lock, NULL);
     /* With durability = fsync the disk flush is the cost (about 3,000
      * creates/s here either way, the map 6% slower): keep pwrite there. */
-    st->writemap = opt->durability == SESS_DURABILITY_PROCESS && can_reserve(path);
+    st->writemap = opt->durability == SESS_DURABILITY_PROCESS && can_reserve(path, fmode);
 
     unsigned int flags = MDB_NOTLS | MDB_NORDAHEAD;
     if (st->writemap)
@@ -1160,10 +1184,12 @@ static int lmdb_open(const char *url, const sess_store_options *opt,
         rc = lmdb_fail(err, mrc, "env setup");
         goto cleanup;
     }
-    if ((mrc = mdb_env_open(st->env, path, flags, 0600)) != 0) {
+    if ((mrc = mdb_env_open(st->env, path, flags, fmode)) != 0) {
         rc = lmdb_fail(err, mrc, "env open");
         goto cleanup;
     }
+    if (opt->group_access)
+        widen_for_group(path);
     {
         MDB_envinfo info;
         MDB_stat ms;

@@ -8,7 +8,8 @@ set -eu
 PACKAGES="build-essential cmake pkg-config git python3 curl ca-certificates
 libssl-dev liblmdb-dev lmdb-utils libhiredis-dev libhttp-parser-dev libjansson-dev
 libinih-dev libcurl4-openssl-dev libxml2-dev libcmocka-dev clang libclang-rt-14-dev valgrind
-nginx haproxy python3-yaml wrk linux-perf redis-server redis-sentinel redis-tools cppcheck
+nginx nginx-dev haproxy python3-yaml wrk linux-perf redis-server redis-sentinel redis-tools cppcheck
+debhelper dpkg-dev fakeroot lintian
 nodejs chromium openssl faketime php-cli python3-flask"
 
 missing=""

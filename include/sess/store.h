@@ -151,6 +151,11 @@ typedef struct sess_store_options {
 
     /* ---- embedded store (LMDB) ---- */
     sess_store_damage on_damage;
+    /* 1: the store is shared with a group (the nginx module's workers,
+     * docs/nginx-module.md): data.mdb and lock.mdb get group read and
+     * write, the directory group search (never group write), also on a
+     * store opened before; 0: 0600 and 0700, nobody else can open it. */
+    int group_access;
 } sess_store_options;
 
 /* Latency buckets of sess_store_stats, upper bounds in microseconds; the

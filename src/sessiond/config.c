@@ -339,6 +339,11 @@ static const cfg_key keys[] = {
      "refuse exits 1 naming the damage; reset renames data.mdb aside "
      "(data.mdb.damaged-TIME) and starts an empty store, losing every "
      "session."},
+    {"store", "group_access", KT_BOOL, FIELD(store_group_access), 0, 0, NULL,
+     NULL, NULL, "false", 0, NULL, NULL,
+     "LMDB: share the store with the directory's group (nginx workers "
+     "running ngx_http_sessiond_module, docs/nginx-module.md): data.mdb "
+     "and lock.mdb get group read and write, the directory group search."},
 
     {"session", "idle_timeout", KT_U32, FIELD(session.idle_timeout), 1,
      SECONDS_MAX, "whole seconds", NULL, NULL, "1800", 0, NULL, NULL,

@@ -113,6 +113,7 @@ typedef struct sessiond_config {
     uint32_t store_l1_max_entries;      /* 100000 */
     sess_store_unavailable store_on_unavailable; /* fail_closed */
     sess_store_damage store_on_damage;            /* refuse */
+    bool store_group_access;                      /* false */
 
     /* [session] and [binding] and [csrf] enabled: the library's policy */
     sess_config session;

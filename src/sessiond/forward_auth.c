@@ -37,14 +37,18 @@
  * request refused for CSRF does not consume a rotation; the next safe
  * request rotates instead.
  *
- * No state, no locking (the event rate limiter in events.c has its own).
+ * The decision itself (candidates, method rule, validate, Origin and CSRF),
+ * the forwarding trust rule and the X-Session-User encoding are the
+ * library's (sess/forward_auth.h), shared with the nginx module; this file
+ * gathers the headers and writes the answer.  No state, no locking (the event rate limiter in
+ * events.c has its own).
  */
 #include "forward_auth.h"
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
+
+#include "sess/forward_auth.h"
 
 #include "api.h"
 #include "cookies.h"
@@ -53,10 +57,7 @@
 
 #define XFF_HEADERS_MAX 8   /* X-Forwarded-For header lines looked at */
 #define COOKIE_LINES_MAX 8  /* Cookie header lines looked at */
-#define METHOD_LINES_MAX 4  /* lines of each method header looked at */
-/* Session cookies validated per request: each costs a store read, so a
- * header stuffed with candidates must not multiply the work unboundedly. */
-#define COOKIE_CANDIDATES_MAX 8
+#define METHOD_LINES_MAX SESS_FA_METHOD_LINES_MAX
 
 /* Bodies say no more than the error code (docs/api.md): the message is the
  * same for every cause, so nothing about the session leaks. */
@@ -68,235 +69,63 @@ static const char body_500[] =
     "{\"error\":\"internal_error\",\"message\":\"internal error\"}";
 static const char content_json[] = "application/json";
 
-/* Copy "len" bytes of "s" to "out" if they are a textual IP address. */
-static bool take_ip(const char *s, size_t len, char *out, size_t cap)
+/* sess_fa_trust_fn over the configured trusted proxies. */
+static bool hop_trusted(const void *arg, const char *ip)
 {
-    char buf[SESS_IP_MAX + 1];
-    unsigned char bin[16];
-    if (len == 0 || len > SESS_IP_MAX || len >= cap)
-        return false;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    if (inet_pton(AF_INET, buf, bin) != 1 &&
-        inet_pton(AF_INET6, buf, bin) != 1)
-        return false;
-    memcpy(out, buf, len + 1);
-    return true;
+    return sessiond_config_is_trusted_proxy(arg, ip);
 }
 
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
+/* The forwarding headers of "req" for the library's trust rule
+ * (sess_fa_client_ip, sess_fa_self_origin: one owner with the nginx
+ * module).  Any peer on our Unix socket is a trusted proxy: only local
+ * processes allowed by its 0660 mode can reach it. */
+typedef struct forwarded_lines {
+    const char *xff[XFF_HEADERS_MAX];
+    const char *proto[XFF_HEADERS_MAX];
+    const char *fhost[XFF_HEADERS_MAX];
+} forwarded_lines;
 
-/*
- * Walk the X-Forwarded-For entries from the right.  Returns 1 with the
- * client in "out", 0 when there were none, -1 when an entry is not an IP
- * address (a forged or broken chain: the caller then tries X-Real-IP,
- * then the peer).
- */
-static int from_xff(const sessiond_app *app, const sessiond_http_req *req,
-                    char *out, size_t cap)
+static void gather_forwarded(const sessiond_app *app,
+                             const sessiond_http_req *req, forwarded_lines *l,
+                             sess_fa_forwarded *f)
 {
-    const char *lines[XFF_HEADERS_MAX];
-    size_t n = req->header_all(req->conn, "X-Forwarded-For", lines,
-                               XFF_HEADERS_MAX);
-    bool any = false;
-    for (size_t i = n; i-- > 0;) {
-        const char *s = lines[i];
-        size_t end = strlen(s);
-        while (end > 0) {
-            size_t start = end;
-            while (start > 0 && s[start - 1] != ',')
-                start--;
-            size_t a = start;
-            size_t b = end;
-            while (a < b && is_ows(s[a]))
-                a++;
-            while (b > a && is_ows(s[b - 1]))
-                b--;
-            end = start > 0 ? start - 1 : 0;
-            if (a == b)
-                continue;
-            if (!take_ip(s + a, b - a, out, cap))
-                return -1;
-            any = true;
-            if (!sessiond_config_is_trusted_proxy(app->cfg, out))
-                return 1;
-            /* A trusted hop: keep walking left.  If every hop is trusted
-             * the leftmost one stays in "out". */
-        }
+    const char *peer = req->peer_ip != NULL ? req->peer_ip : "";
+    memset(f, 0, sizeof(*f));
+    f->peer_ip = req->peer_unix ? NULL : peer;
+    f->peer_trusted = req->peer_unix ||
+                      sessiond_config_is_trusted_proxy(app->cfg, peer);
+    f->trusted = hop_trusted;
+    f->trusted_arg = app->cfg;
+    if (f->peer_trusted) {
+        f->xff_lines = l->xff;
+        f->n_xff_lines = req->header_all(req->conn, "X-Forwarded-For", l->xff,
+                                         XFF_HEADERS_MAX);
+        f->real_ip = req->header(req->conn, "X-Real-IP");
+        f->proto_lines = l->proto;
+        f->n_proto_lines = req->header_all(req->conn, "X-Forwarded-Proto",
+                                           l->proto, XFF_HEADERS_MAX);
+        f->fhost_lines = l->fhost;
+        f->n_fhost_lines = req->header_all(req->conn, "X-Forwarded-Host",
+                                           l->fhost, XFF_HEADERS_MAX);
     }
-    return any ? 1 : 0;
+    f->host = req->header(req->conn, "Host");
+    f->https = app->cfg->cookie.secure;
 }
 
 void sessiond_forward_client_ip(const sessiond_app *app,
                                 const sessiond_http_req *req, char *out,
                                 size_t cap)
 {
-    const char *peer = req->peer_ip != NULL ? req->peer_ip : "";
-    bool trusted = req->peer_unix ||
-                   sessiond_config_is_trusted_proxy(app->cfg, peer);
-    if (trusted) {
-        if (from_xff(app, req, out, cap) == 1)
-            return;
-        const char *real = req->header(req->conn, "X-Real-IP");
-        if (real != NULL && take_ip(real, strlen(real), out, cap))
-            return;
-    }
-    if (req->peer_unix || !take_ip(peer, strlen(peer), out, cap)) {
-        /* A local peer on the Unix socket without forwarding headers. */
-        take_ip("127.0.0.1", 9, out, cap);
-    }
+    forwarded_lines l;
+    sess_fa_forwarded f;
+    gather_forwarded(app, req, &l, &f);
+    sess_fa_client_ip(&f, out, cap);
 }
 
-/* The rightmost comma-separated entry of the last line of header "name"
- * (the one the nearest hop - a trusted proxy - wrote), OWS trimmed. */
-static bool last_entry(const sessiond_http_req *req, const char *name,
-                       const char **out, size_t *len)
-{
-    const char *lines[XFF_HEADERS_MAX];
-    size_t n = req->header_all(req->conn, name, lines, XFF_HEADERS_MAX);
-    if (n == 0)
-        return false;
-    const char *v = lines[n - 1];
-    size_t e = strlen(v);
-    while (e > 0 && is_ows(v[e - 1]))
-        e--;
-    size_t b = e;
-    while (b > 0 && v[b - 1] != ',')
-        b--;
-    while (b < e && is_ows(v[b]))
-        b++;
-    if (b == e)
-        return false;
-    *out = v + b;
-    *len = e - b;
-    return true;
-}
-
-/*
- * The origin the browser sent the request to: from a trusted proxy its
- * X-Forwarded-Proto and X-Forwarded-Host (each falling back to the
- * configured scheme and Host), from anyone else Host with the configured
- * scheme (https when cookie.secure).  False when it cannot be known (a
- * malformed host or an unknown scheme): then only csrf.allowed_origins
- * can match.
- */
-static bool request_origin(const sessiond_app *app, const sessiond_http_req *req,
-                           bool trusted, sess_origin *out)
-{
-    bool https = app->cfg->cookie.secure;
-    const char *h = NULL;
-    size_t hlen = 0;
-    if (trusted) {
-        const char *p;
-        size_t plen;
-        if (last_entry(req, "X-Forwarded-Proto", &p, &plen)) {
-            if (plen == 5 && strncasecmp(p, "https", 5) == 0)
-                https = true;
-            else if (plen == 4 && strncasecmp(p, "http", 4) == 0)
-                https = false;
-            else
-                return false;
-        }
-        (void)last_entry(req, "X-Forwarded-Host", &h, &hlen);
-    }
-    if (h == NULL) {
-        h = req->header(req->conn, "Host");
-        if (h == NULL)
-            return false;
-        hlen = strlen(h);
-    }
-    return sess_origin_from_host(https, h, hlen, out) == SESS_OK;
-}
-
-/* Fail closed: unsafe when any line of either method header names
- * anything but a safe method.  An empty value is no method we know. */
-static bool method_unsafe(const sessiond_http_req *req)
-{
-    static const char *const names[] = {"X-Forwarded-Method",
-                                        "X-Original-Method"};
-    size_t lines = 0;
-    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
-        const char *vals[METHOD_LINES_MAX];
-        size_t n = req->header_all(req->conn, names[k], vals,
-                                   METHOD_LINES_MAX);
-        if (n == METHOD_LINES_MAX)
-            return true;   /* more lines than we read: do not guess */
-        for (size_t i = 0; i < n; i++)
-            if (!sess_method_is_safe(vals[i]))
-                return true;
-        lines += n;
-    }
-    /* Without either header the request's own method is the client's
-     * (Envoy ext_authz sends it as is): treating it as GET would skip
-     * the CSRF check. */
-    return lines == 0 && !sess_method_is_safe(req->method);
-}
-
-/* A user id sent as is: visible ASCII without '%' and '\'' (so it can
- * never look like the encoded form), with no leading or trailing space. */
-static bool plain_user(const char *s, size_t len)
-{
-    if (len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x21 || c > 0x7E || c == '%' || c == '\'')
-            return false;
-    }
-    return true;
-}
-
-/* RFC 8187 section 3.2.1 attr-char: sent as is inside an ext-value. */
-static bool attr_char(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-           (c >= '0' && c <= '9') || (c != 0 && strchr("!#$&+-.^_`|~", c));
-}
-
-/*
- * X-Session-User: the user id as is when plain_user() holds; otherwise an
- * RFC 8187 ext-value, "utf-8''" then the UTF-8 bytes with every byte that
- * is not an attr-char as %XX.  Self-delimiting: a plain value never holds
- * a '\'', every encoded one starts with "utf-8''", so an upstream decodes
- * without a second header ("zo%C3%AB" the user id stays itself; "zoë" is
- * utf-8''zo%C3%AB).  Control characters never reach the header (header
- * injection).
- */
 int sessiond_forward_user_value(const char *user, size_t len, char *out,
                                 size_t cap)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    static const char prefix[] = "utf-8''";
-    size_t o = 0;
-
-    if (plain_user(user, len)) {
-        if (len >= cap)
-            return -1;
-        memcpy(out, user, len);
-        out[len] = '\0';
-        return (int)len;
-    }
-    if (cap < sizeof(prefix))
-        return -1;
-    memcpy(out, prefix, sizeof(prefix) - 1);
-    o = sizeof(prefix) - 1;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)user[i];
-        if (o + 4 > cap)
-            return -1;
-        if (attr_char(c)) {
-            out[o++] = (char)c;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
-        }
-    }
-    out[o] = '\0';
-    return (int)o;
+    return sess_fa_user_value(user, len, out, cap);
 }
 
 static int add_user_header(sessiond_http_resp *resp, const char *user,
@@ -307,58 +136,6 @@ static int add_user_header(sessiond_http_resp *resp, const char *user,
     if (n < 0)
         return -1;
     return sessiond_resp_header(resp, "X-Session-User", enc, (size_t)n);
-}
-
-static void csrf_refused(sessiond_app *app, sessiond_http_resp *resp,
-                         const sess_view *view, const char *ip,
-                         const char *detail)
-{
-    sess_event ev = {
-        .type = SESS_EVENT_CSRF_FAILURE,
-        .at = sess_ctx_now(app->ctx),
-        .handle = view->handle,
-        .user_id = view->user_id,
-        .user_id_len = view->user_id_len,
-        .ip = ip,
-        .detail = detail,
-    };
-    sess_emit_event(app->ctx, &ev);
-    sessiond_resp_static(resp, 403, content_json, body_403);
-}
-
-/* A session cookie found in the request. */
-typedef struct candidate {
-    const char *id;      /* in the connection's header buffer */
-    size_t len;
-} candidate;
-
-/* Collect up to COOKIE_CANDIDATES_MAX session cookies from every Cookie
- * line; returns how many were stored, "*seen" how many there were (lines
- * past COOKIE_LINES_MAX are not read; a line that is not a valid Cookie
- * header is skipped, the others still count). */
-static size_t find_candidates(const sessiond_http_req *req, const char *name,
-                              candidate *out, size_t *seen)
-{
-    const char *lines[COOKIE_LINES_MAX];
-    size_t n_lines = req->header_all(req->conn, "Cookie", lines,
-                                     COOKIE_LINES_MAX);
-    size_t n = 0;
-    *seen = 0;
-    for (size_t l = 0; l < n_lines; l++) {
-        size_t pos = 0, hlen = strlen(lines[l]);
-        const char *v;
-        size_t vlen;
-        while (sess_cookie_next(lines[l], hlen, name, &pos, &v, &vlen) ==
-               SESS_OK) {
-            (*seen)++;
-            if (n < COOKIE_CANDIDATES_MAX) {
-                out[n].id = v;
-                out[n].len = vlen;
-                n++;
-            }
-        }
-    }
-    return n;
 }
 
 /* Several session cookies where the first is not the valid one: someone
@@ -380,22 +157,41 @@ static void report_tossing(sessiond_app *app, const char *ip, size_t seen,
 void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
                            sessiond_http_resp *resp)
 {
+    static const char *const method_names[] = {"X-Forwarded-Method",
+                                               "X-Original-Method"};
     const sessiond_config *cfg = app->cfg;
     char ip[SESS_IP_MAX + 1];
-    char cookie[SESS_SET_COOKIE_MAX];
-    candidate cand[COOKIE_CANDIDATES_MAX];
-    size_t seen = 0;
-    long valid = -1;
-    sess_view view;
-    sess_err err;
-    int rc = SESS_REJECTED;
+    const char *cookies[COOKIE_LINES_MAX];
+    const char *methods[2 * METHOD_LINES_MAX];
+    const char *ids[SESS_FA_CANDIDATES_MAX];
+    size_t lens[SESS_FA_CANDIDATES_MAX];
+    size_t n_methods = 0;
+    bool truncated = false;
+    sess_origin self;
+    sess_fa_result r;
 
-    memset(&view, 0, sizeof(view));
-    cookie[0] = '\0';
-    /* The ID's form is checked by sess_validate (an unknown-form ID is
-     * rejected there), so it is not decoded twice on this path. */
-    size_t n = find_candidates(req, cfg->cookie.name, cand, &seen);
-    if (n == 0) {
+    /* The decision is the library's (sess_forward_auth_decide), shared
+     * with the nginx module; here only the headers are gathered and the
+     * answer written. */
+    sess_fa_request fr = {
+        .cookie_lines = cookies,
+        .n_cookie_lines = req->header_all(req->conn, "Cookie", cookies,
+                                          COOKIE_LINES_MAX),
+        .cookie_name = cfg->cookie.name,
+        .method_lines = methods,
+        .own_method = req->method,
+        .user_agent = req->header(req->conn, "User-Agent"),
+        .origin = req->header(req->conn, "Origin"),
+        .sec_fetch_site = req->header(req->conn, "Sec-Fetch-Site"),
+        .csrf_token = req->header(req->conn, "X-CSRF-Token"),
+        .allowed = cfg->allowed_origin,
+        .n_allowed = cfg->n_allowed_origins,
+        .cookie = &cfg->cookie,
+    };
+    size_t seen = 0;
+    size_t n_ids = sess_fa_candidates(&fr, ids, lens, SESS_FA_CANDIDATES_MAX,
+                                      &seen);
+    if (n_ids == 0) {
         /* No session cookie: a service-to-service call may carry a bearer
          * token instead (forward_auth.accept_bearer, docs/tokens.md). */
         if (!sessiond_tokens_fa_bearer(app, req, resp))
@@ -407,100 +203,76 @@ void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
      * wiped in the header buffer (it is verified only on a 200). */
     const char *consent = NULL;
     size_t consent_len = 0;
-    {
-        const char *lines[COOKIE_LINES_MAX];
-        size_t n_lines = req->header_all(req->conn, "Cookie", lines,
-                                         COOKIE_LINES_MAX);
-        for (size_t l = 0; l < n_lines && consent == NULL; l++)
-            sessiond_cookies_find_consent(app, lines[l], &consent,
-                                          &consent_len);
+    for (size_t l = 0; l < fr.n_cookie_lines && consent == NULL; l++)
+        sessiond_cookies_find_consent(app, cookies[l], &consent,
+                                      &consent_len);
+    for (size_t k = 0; k < sizeof(method_names) / sizeof(method_names[0]); k++) {
+        size_t n = req->header_all(req->conn, method_names[k],
+                                   methods + n_methods, METHOD_LINES_MAX);
+        if (n == METHOD_LINES_MAX)
+            truncated = true;
+        n_methods += n;
     }
-    sessiond_forward_client_ip(app, req, ip, sizeof(ip));
-    bool check_csrf = cfg->session.csrf_enabled && method_unsafe(req);
+    fr.n_method_lines = n_methods;
+    fr.methods_truncated = truncated;
+    forwarded_lines fl;
+    sess_fa_forwarded fw;
+    gather_forwarded(app, req, &fl, &fw);
+    sess_fa_client_ip(&fw, ip, sizeof(ip));
+    fr.client_ip = ip;
+    fr.self = sess_fa_self_origin(&fw, &self) ? &self : NULL;
 
-    sess_client client = {ip, req->header(req->conn, "User-Agent")};
-    for (size_t i = 0; i < n; i++) {
-        err.code = 0;
-        err.msg[0] = '\0';
-        sess_view_clear(&view);
-        rc = sess_validate(app->ctx, cand[i].id, cand[i].len, &client,
-                           check_csrf ? SESS_VALIDATE_NO_ROTATE : 0, &view,
-                           &err);
-        if (rc == SESS_OK)
-            valid = (long)i;
-        if (rc != SESS_REJECTED && rc != SESS_EINVAL)
-            break;   /* valid, or the store failed: stop either way */
-    }
+    sess_fa_outcome oc = sess_forward_auth_decide(
+        app->ctx, cfg->session.csrf_enabled, &fr, &r);
     /* The IDs sit in the connection's header buffer, which we own for
      * this request: wipe them now that the library is done with them. */
-    for (size_t i = 0; i < n; i++)
-        sess_wipe((char *)cand[i].id, cand[i].len);
-    if (seen > 1 && valid != 0 && (rc == SESS_OK || rc == SESS_REJECTED ||
-                                   rc == SESS_EINVAL))
-        report_tossing(app, ip, seen, n, valid,
-                       valid >= 0 ? view.handle : NULL);
+    for (size_t i = 0; i < n_ids; i++)
+        sess_wipe((char *)ids[i], lens[i]);
+    if (r.seen > 1 && r.valid != 0 && oc != SESS_FA_ERROR)
+        report_tossing(app, ip, r.seen, r.tried, r.valid,
+                       r.valid >= 0 ? r.view.handle : NULL);
 
-    if (rc == SESS_REJECTED || rc == SESS_EINVAL) {
+    switch (oc) {
+    case SESS_FA_NO_SESSION:
         sessiond_resp_static(resp, 401, content_json, body_401);
         goto cleanup;
-    }
-    if (rc != SESS_OK) {
-        sessiond_library_error_static(resp, rc, &err, "forward-auth");
+    case SESS_FA_CSRF:
+        sessiond_resp_static(resp, 403, content_json, body_403);
         goto cleanup;
-    }
-
-    if (check_csrf) {
-        sess_origin self;
-        bool trusted = req->peer_unix ||
-                       sessiond_config_is_trusted_proxy(cfg, req->peer_ip);
-        bool known = request_origin(app, req, trusted, &self);
-        if (!sess_same_origin_ok(req->header(req->conn, "Origin"),
-                                 req->header(req->conn, "Sec-Fetch-Site"),
-                                 known ? &self : NULL, cfg->allowed_origin,
-                                 cfg->n_allowed_origins)) {
-            csrf_refused(app, resp, &view, ip, "cross-site origin");
-            goto cleanup;
-        }
-        const char *token = req->header(req->conn, "X-CSRF-Token");
-        if (token == NULL ||
-            !sess_csrf_matches(&view, token, strlen(token))) {
-            csrf_refused(app, resp, &view, ip, "csrf token");
-            goto cleanup;
-        }
+    case SESS_FA_ERROR:
+        if (r.rc == SESS_OK)   /* the successor's cookie did not fit */
+            sessiond_resp_static(resp, 500, content_json, body_500);
+        else
+            sessiond_library_error_static(resp, r.rc, &r.err, "forward-auth");
+        goto cleanup;
+    case SESS_FA_OK:
+        break;
     }
 
     resp->secret = true;   /* X-CSRF-Token, Set-Cookie */
-    const sess_issued *next = view.rotated ? &view.successor : NULL;
-    const char *csrf = next != NULL ? next->csrf_token : view.csrf_token;
-    if (add_user_header(resp, view.user_id, view.user_id_len) != 0 ||
-        sessiond_resp_header(resp, "X-Session-Handle", view.handle,
-                             strlen(view.handle)) != 0 ||
+    if (add_user_header(resp, r.view.user_id, r.view.user_id_len) != 0 ||
+        sessiond_resp_header(resp, "X-Session-Handle", r.view.handle,
+                             strlen(r.view.handle)) != 0 ||
         sessiond_resp_header(resp, "X-Session-Elevated",
-                             view.elevated ? "true" : "false",
-                             view.elevated ? 4 : 5) != 0 ||
-        sessiond_resp_header(resp, "X-CSRF-Token", csrf, strlen(csrf)) != 0 ||
+                             r.view.elevated ? "true" : "false",
+                             r.view.elevated ? 4 : 5) != 0 ||
+        sessiond_resp_header(resp, "X-CSRF-Token", r.csrf, strlen(r.csrf)) != 0 ||
         sessiond_cookies_forward_consent(app, consent, consent_len, resp) != 0)
         goto cleanup;   /* the response is now a 500 */
     /* The upstream's access token, only now that the session validated
      * (revocation wins over the token cache). */
-    if (sessiond_tokens_fa_attach(app, &view, resp) != 0) {
+    if (sessiond_tokens_fa_attach(app, &r.view, resp) != 0) {
         sessiond_resp_static(resp, 500, content_json, body_500);
         goto cleanup;
     }
-    if (next != NULL) {
-        int len = sess_issued_cookie(app->ctx, &cfg->cookie, next, cookie,
-                                     sizeof(cookie));
-        if (len <= 0) {
-            sessiond_resp_static(resp, 500, content_json, body_500);
-            goto cleanup;
-        }
-        if (sessiond_resp_header(resp, "Set-Cookie", cookie, (size_t)len) != 0 ||
+    if (r.set_cookie_len > 0) {
+        if (sessiond_resp_header(resp, "Set-Cookie", r.set_cookie,
+                                 (size_t)r.set_cookie_len) != 0 ||
             sessiond_resp_header(resp, "X-Session-Rotated", "1", 1) != 0)
             goto cleanup;
     }
     sessiond_resp_static(resp, 200, NULL, NULL);
 
 cleanup:
-    sess_wipe(cookie, sizeof(cookie));
-    sess_view_clear(&view);
+    sess_fa_result_clear(&r);
 }

@@ -428,6 +428,7 @@ int main(int argc, char **argv)
         .l1_max_entries = cfg.store_l1_max_entries,
         .on_unavailable = cfg.store_on_unavailable,
         .on_damage = cfg.store_on_damage,
+        .group_access = cfg.store_group_access ? 1 : 0,
     };
     char mig_url[3 * SESSIOND_PATH_MAX + 64];
     int mig = sessiond_migration_url(&cfg, mig_url, sizeof mig_url);
