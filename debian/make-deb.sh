@@ -17,7 +17,7 @@ mkdir -p "$out/src"
 (cd "$here" && tar -cf - --exclude=./.git --exclude='./build*' --exclude='./var' \
     --exclude='node_modules' --exclude='./obj-*' --exclude='./debian/.debhelper' \
     --exclude='__pycache__' .) | (cd "$out/src" && tar -xf -)
-(cd "$out/src" && dpkg-buildpackage -us -uc -b --no-sign >"$out/build.log" 2>&1) || {
+(cd "$out/src" && dpkg-buildpackage -us -uc -b --no-sign -jauto >"$out/build.log" 2>&1) || {
     echo "make-deb: dpkg-buildpackage failed; the end of $out/build.log:" >&2
     tail -40 "$out/build.log" >&2
     exit 1
