@@ -40,6 +40,11 @@ char *sessiond_events_format(const sess_event *ev);
 
 void sessiond_events_close(void);
 
+/* Security events of library type "type" (sess_event_type) handled so
+ * far, for /metrics (sessiond_security_events_total). */
+#define SESSIOND_EVENT_TYPES_MAX 32
+uint64_t sessiond_events_count(unsigned type);
+
 /* The daemon's own security events, about a peer rather than a session. */
 typedef enum sessiond_peer_event {
     SESSIOND_PEV_AUTH_FAILURE = 0,  /* a missing or unknown API key */
