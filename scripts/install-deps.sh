@@ -9,7 +9,7 @@ PACKAGES="build-essential cmake pkg-config git python3 curl ca-certificates
 libssl-dev liblmdb-dev lmdb-utils libhiredis-dev libhttp-parser-dev libjansson-dev
 libinih-dev libcurl4-openssl-dev libcmocka-dev clang libclang-rt-14-dev valgrind
 nginx haproxy python3-yaml wrk linux-perf redis-server redis-sentinel redis-tools cppcheck
-nodejs chromium openssl"
+nodejs chromium openssl prometheus"
 
 missing=""
 for p in $PACKAGES; do

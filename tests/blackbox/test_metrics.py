@@ -10,8 +10,9 @@ observability examples (docs/observability.md, "Metrics"; examples/observability
     every documented one is there;
   * every metric the alerting rules and the Grafana dashboard use exists in a
     live /metrics; the dashboard is JSON; `promtool check rules` and `check
-    config` pass when promtool is installed (Debian package prometheus), else
-    those checks are skipped, saying so."""
+    config` pass, and the rule unit tests (alerts_test.yml) with `promtool test
+    rules`, when promtool is installed (Debian package prometheus), else those
+    checks are skipped, saying so."""
 
 import json
 import os
@@ -155,6 +156,13 @@ class PromtoolTest(unittest.TestCase):
 
     def test_config(self):
         self.run_promtool("config", "--syntax-only", "prometheus.yml")
+
+    def test_rules_fire(self):
+        # alerts_test.yml: the breaker, token reuse and error ratio alerts
+        # fire on made-up series, and stay quiet before.
+        p = subprocess.run([self.promtool, "test", "rules", "alerts_test.yml"],
+                           capture_output=True, cwd=EXAMPLES, timeout=120)
+        self.assertEqual(p.returncode, 0, (p.stdout + p.stderr).decode("utf-8", "replace"))
 
 
 if __name__ == "__main__":
