@@ -168,6 +168,13 @@ int sessiond_otlp_observe_store(sess_store **st, char *err, size_t errlen)
 
 /* ---- producing --------------------------------------------------------- */
 
+/* Copy a span without the unused tail of its tracestate (most spans have
+ * none: the copy is a quarter of the struct). */
+static void span_copy(sessiond_span *dst, const sessiond_span *src)
+{
+    memcpy(dst, src, offsetof(sessiond_span, tracestate) + src->tracestate_len + 1);
+}
+
 /* Push "n" spans, all or none.  Caller holds nothing. */
 static void push(const sessiond_span *spans, size_t n)
 {
@@ -179,7 +186,7 @@ static void push(const sessiond_span *spans, size_t n)
     }
     size_t before = q.len;
     for (size_t i = 0; i < n; i++)
-        q.slots[(q.head + q.len++) % q.cap] = spans[i];
+        span_copy(&q.slots[(q.head + q.len++) % q.cap], &spans[i]);
     atomic_store_explicit(&queued_now, q.len, memory_order_relaxed);
     /* Only the push that fills a batch wakes the exporter; the interval
      * timer takes care of the rest. */
@@ -251,34 +258,155 @@ void sessiond_otlp_request_end(const sessiond_trace *t, const char *method,
 
 /* ---- encoding ----------------------------------------------------------- */
 
-static void hex(const uint8_t *in, size_t n, char *out)
-{
-    sessiond_trace_hex(in, n, out);
-}
+/*
+ * Shared nodes.  Most of a span is the same from span to span: attribute
+ * values are static strings (route patterns, outcome words, operation and
+ * backend names, whose pointers identify them) or small integers (the
+ * status), and so are span names, kinds, flags and statuses.  jansson
+ * counts references, so one node may sit in many trees: each is built once
+ * and shared, which takes most of the allocations out of encoding (at a
+ * 100% sample ratio the exporter's CPU was mostly malloc and free).  The
+ * table is bounded (a full probe sequence builds a fresh node instead) and
+ * used only by the thread encoding (the exporter; a test's thread).
+ */
+typedef enum node_kind {
+    N_KV_STR = 1,       /* {"key": a, "value": {"stringValue": b}} */
+    N_KV_INT,           /* {"key": a, "value": {"intValue": "i"}} */
+    N_NAME_SERVER,      /* "METHOD ROUTE": a = method, b = route */
+    N_NAME_STORE,       /* "store OP": a = op */
+    N_STATUS,           /* {"code": i} or {"code": 2, "message": a} */
+    N_INT               /* the integer i */
+} node_kind;
 
-/* An OTLP KeyValue with a string value; nothing when "v" is NULL. */
-static void attr_str(json_t *arr, const char *key, const char *v)
+#define SHARED_SLOTS 512
+#define SHARED_PROBES 8
+
+typedef struct shared_slot {
+    node_kind kind;
+    const void *a, *b;
+    long long i;
+    json_t *node;
+} shared_slot;
+
+static shared_slot shared[SHARED_SLOTS];
+
+static void shared_free(void)
 {
-    if (v == NULL)
-        return;
-    json_array_append_new(arr, json_pack("{s:s, s:{s:s}}", "key", key,
-                                         "value", "stringValue", v));
+    for (size_t k = 0; k < SHARED_SLOTS; k++)
+        json_decref(shared[k].node);
+    memset(shared, 0, sizeof shared);
 }
 
 /* int64 values are JSON strings in the OTLP encoding (protobuf JSON). */
-static void attr_int(json_t *arr, const char *key, long long v)
+static json_t *decimal(unsigned long long v, bool negative)
 {
-    char num[24];
-    snprintf(num, sizeof num, "%lld", v);
-    json_array_append_new(arr, json_pack("{s:s, s:{s:s}}", "key", key,
-                                         "value", "intValue", num));
+    char d[24];
+    size_t k = sizeof d;
+    do {
+        d[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    if (negative)
+        d[--k] = '-';
+    return json_stringn_nocheck(d + k, sizeof d - k);
 }
 
-static json_t *nanos(uint64_t ns)
+static json_t *kv(const char *key, const char *vkind, json_t *v)
 {
-    char num[24];
-    snprintf(num, sizeof num, "%llu", (unsigned long long)ns);
-    return json_string(num);
+    json_t *val = json_object(), *o = json_object();
+    if (val == NULL || o == NULL || v == NULL) {
+        json_decref(val);
+        json_decref(o);
+        json_decref(v);
+        return NULL;
+    }
+    json_object_set_new_nocheck(val, vkind, v);
+    json_object_set_new_nocheck(o, "key", json_string(key));
+    json_object_set_new_nocheck(o, "value", val);
+    return o;
+}
+
+static const char *known_method(const char *m);
+
+static json_t *build(node_kind kind, const void *a, const void *b, long long i)
+{
+    char name[96];
+    switch (kind) {
+    case N_KV_STR:
+        return kv(a, "stringValue", json_string(b));
+    case N_KV_INT:
+        return kv(a, "intValue", decimal(i < 0 ? 0ull - (unsigned long long)i
+                                               : (unsigned long long)i, i < 0));
+    case N_NAME_SERVER:
+        /* HTTP server span name: "{method} {route}", or the method alone
+         * when no route matched (never the raw path). */
+        if (b != NULL)
+            snprintf(name, sizeof name, "%s %s",
+                     strcmp(a, "_OTHER") == 0 ? "HTTP" : (const char *)a,
+                     (const char *)b);
+        else
+            snprintf(name, sizeof name, "%s",
+                     strcmp(a, "_OTHER") == 0 ? "HTTP" : (const char *)a);
+        return json_string(name);
+    case N_NAME_STORE:
+        snprintf(name, sizeof name, "store %s", a != NULL ? (const char *)a : "?");
+        return json_string(name);
+    case N_STATUS: {
+        json_t *st = json_object();
+        if (st == NULL)
+            return NULL;
+        json_object_set_new_nocheck(st, "code", json_integer(i));
+        if (a != NULL)
+            json_object_set_new_nocheck(st, "message", json_string(a));
+        return st;
+    }
+    case N_INT:
+        return json_integer(i);
+    }
+    return NULL;
+}
+
+/* A new reference to the shared node for ("kind", "a", "b", "i"). */
+static json_t *node(node_kind kind, const void *a, const void *b, long long i)
+{
+    uintptr_t h = (uintptr_t)kind * 0x9e3779b97f4a7c15u ^ (uintptr_t)a * 31u ^
+                  (uintptr_t)b * 0x85ebca6bu ^ (uintptr_t)i;
+    h ^= h >> 17;
+    for (size_t p = 0; p < SHARED_PROBES; p++) {
+        shared_slot *sl = &shared[(h + p) % SHARED_SLOTS];
+        if (sl->node == NULL) {
+            sl->node = build(kind, a, b, i);
+            if (sl->node == NULL)
+                return NULL;
+            sl->kind = kind;
+            sl->a = a;
+            sl->b = b;
+            sl->i = i;
+            return json_incref(sl->node);
+        }
+        if (sl->kind == kind && sl->a == a && sl->b == b && sl->i == i)
+            return json_incref(sl->node);
+    }
+    return build(kind, a, b, i);
+}
+
+/* Append the KeyValue of "key" and the static string "v" (nothing when
+ * NULL), shared. */
+static void attr_static(json_t *arr, const char *key, const char *v)
+{
+    if (v != NULL)
+        json_array_append_new(arr, node(N_KV_STR, key, v, 0));
+}
+
+static void attr_int(json_t *arr, const char *key, long long v)
+{
+    json_array_append_new(arr, node(N_KV_INT, key, NULL, v));
+}
+
+/* A KeyValue whose string is not static (built every time). */
+static void attr_copy(json_t *arr, const char *key, const char *v)
+{
+    json_array_append_new(arr, kv(key, "stringValue", json_string(v)));
 }
 
 /* The HTTP methods the semantic conventions know; others are "_OTHER". */
@@ -299,14 +427,35 @@ static const char *l1_name(uint8_t l1)
            : l1 == SESS_STORE_L1_MISS ? "miss" : NULL;
 }
 
+/* The status words for error.type of 5xx answers (static, so shared). */
+static const char *status_word(unsigned status)
+{
+    static const struct {
+        unsigned status;
+        const char *word;
+    } words[] = {{500, "500"}, {501, "501"}, {502, "502"}, {503, "503"},
+                 {504, "504"}, {505, "505"}};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (words[i].status == status)
+            return words[i].word;
+    return "_OTHER";
+}
+
 /* W3C trace flags (sampled, as everything exported is) plus the OTLP
  * bits saying whether the parent is remote (span flags, trace.proto). */
 #define SPAN_FLAGS_HAS_IS_REMOTE 0x100u
 #define SPAN_FLAGS_IS_REMOTE 0x200u
 
-static json_t *encode_span(const sessiond_span *s)
+/* The trace id of the span encoded last: a request's spans are queued
+ * together and share it. */
+typedef struct enc_state {
+    uint8_t trace_id[16];
+    json_t *trace_hex;
+} enc_state;
+
+static json_t *encode_span(const sessiond_span *s, enc_state *es)
 {
-    char tid[33], sid[17], pid[17], name[96];
+    char sid[17], pid[17];
     json_t *attrs = json_array();
     json_t *o = json_object();
     if (attrs == NULL || o == NULL) {
@@ -314,81 +463,78 @@ static json_t *encode_span(const sessiond_span *s)
         json_decref(o);
         return NULL;
     }
-    hex(s->trace_id, 16, tid);
-    hex(s->span_id, 8, sid);
-    json_object_set_new(o, "traceId", json_string(tid));
-    json_object_set_new(o, "spanId", json_string(sid));
+    if (es->trace_hex == NULL || memcmp(es->trace_id, s->trace_id, 16) != 0) {
+        char tid[33];
+        sessiond_trace_hex(s->trace_id, 16, tid);
+        json_decref(es->trace_hex);
+        es->trace_hex = json_stringn_nocheck(tid, 32);
+        memcpy(es->trace_id, s->trace_id, 16);
+    }
+    sessiond_trace_hex(s->span_id, 8, sid);
+    json_object_set_nocheck(o, "traceId", es->trace_hex);
+    json_object_set_new_nocheck(o, "spanId", json_stringn_nocheck(sid, 16));
     if (s->has_parent) {
-        hex(s->parent_id, 8, pid);
-        json_object_set_new(o, "parentSpanId", json_string(pid));
+        sessiond_trace_hex(s->parent_id, 8, pid);
+        json_object_set_new_nocheck(o, "parentSpanId",
+                                    json_stringn_nocheck(pid, 16));
     }
     if (s->tracestate_len > 0)
-        json_object_set_new(o, "traceState",
-                            json_stringn(s->tracestate, s->tracestate_len));
-    json_object_set_new(o, "flags",
-                        json_integer(SESSIOND_TRACE_FLAG_SAMPLED |
-                                     SPAN_FLAGS_HAS_IS_REMOTE |
-                                     (s->parent_remote ? SPAN_FLAGS_IS_REMOTE
-                                                       : 0)));
+        json_object_set_new_nocheck(o, "traceState",
+                                    json_stringn(s->tracestate, s->tracestate_len));
+    json_object_set_new_nocheck(
+        o, "flags",
+        node(N_INT, NULL, NULL,
+             SESSIOND_TRACE_FLAG_SAMPLED | SPAN_FLAGS_HAS_IS_REMOTE |
+                 (s->parent_remote ? SPAN_FLAGS_IS_REMOTE : 0)));
     bool error = false;
     const char *message = NULL;
+    json_t *name;
     if (s->kind == SESSIOND_SPAN_KIND_SERVER) {
         const char *m = known_method(s->method);
-        /* HTTP server span name: "{method} {route}", or the method alone
-         * when no route matched (never the raw path). */
-        if (s->route != NULL)
-            snprintf(name, sizeof name, "%s %s",
-                     strcmp(m, "_OTHER") == 0 ? "HTTP" : m, s->route);
-        else
-            snprintf(name, sizeof name, "%s",
-                     strcmp(m, "_OTHER") == 0 ? "HTTP" : m);
-        attr_str(attrs, "http.request.method", m);
-        attr_str(attrs, "http.route", s->route);
+        name = node(N_NAME_SERVER, m, s->route, 0);
+        attr_static(attrs, "http.request.method", m);
+        attr_static(attrs, "http.route", s->route);
         attr_int(attrs, "http.response.status_code", (long long)s->http_status);
-        attr_str(attrs, "sessiond.outcome",
-                 sessiond_outcome_name((sessiond_outcome)s->outcome));
+        const char *oc = sessiond_outcome_name((sessiond_outcome)s->outcome);
+        attr_static(attrs, "sessiond.outcome", oc);
         /* Server spans: 5xx is an error, 4xx is the client's (semantic
          * conventions, "Status"). */
         if (s->http_status >= 500) {
-            char code[16];
-            snprintf(code, sizeof code, "%u", s->http_status);
-            attr_str(attrs, "error.type", code);
+            attr_static(attrs, "error.type", status_word(s->http_status));
             error = true;
-            message = sessiond_outcome_name((sessiond_outcome)s->outcome);
+            message = oc;
         }
     } else {
-        snprintf(name, sizeof name, "store %s", s->op != NULL ? s->op : "?");
-        attr_str(attrs, "db.operation.name", s->op);
-        attr_str(attrs, "sessiond.store.backend", s->backend);
+        name = node(N_NAME_STORE, s->op, NULL, 0);
+        attr_static(attrs, "db.operation.name", s->op);
+        attr_static(attrs, "sessiond.store.backend", s->backend);
         if (s->backend != NULL && strncmp(s->backend, "redis", 5) == 0)
-            attr_str(attrs, "db.system.name", "redis");
-        attr_str(attrs, "sessiond.store.l1", l1_name(s->l1));
+            attr_static(attrs, "db.system.name", "redis");
+        attr_static(attrs, "sessiond.store.l1", l1_name(s->l1));
         const char *colon = strrchr(s->node, ':');
         if (s->node[0] != '\0' && colon != NULL) {
             char host[SESS_STORE_NODE_MAX];
             snprintf(host, sizeof host, "%.*s", (int)(colon - s->node), s->node);
-            attr_str(attrs, "server.address", host);
+            attr_copy(attrs, "server.address", host);
             attr_int(attrs, "server.port", strtol(colon + 1, NULL, 10));
         }
         if (s->rc != SESS_OK)
-            attr_str(attrs, "sessiond.store.result", sess_result_name(s->rc));
+            attr_static(attrs, "sessiond.store.result", sess_result_name(s->rc));
         if (s->rc < 0) {
-            attr_str(attrs, "error.type", sess_result_name(s->rc));
+            attr_static(attrs, "error.type", sess_result_name(s->rc));
             error = true;
             message = sess_result_name(s->rc);
         }
     }
-    json_object_set_new(o, "name", json_string(name));
-    json_object_set_new(o, "kind", json_integer(s->kind));
-    json_object_set_new(o, "startTimeUnixNano", nanos(s->start_ns));
-    json_object_set_new(o, "endTimeUnixNano", nanos(s->end_ns));
-    json_object_set_new(o, "attributes", attrs);
+    json_object_set_new_nocheck(o, "name", name);
+    json_object_set_new_nocheck(o, "kind", node(N_INT, NULL, NULL, s->kind));
+    json_object_set_new_nocheck(o, "startTimeUnixNano", decimal(s->start_ns, false));
+    json_object_set_new_nocheck(o, "endTimeUnixNano", decimal(s->end_ns, false));
+    json_object_set_new_nocheck(o, "attributes", attrs);
     /* Status: UNSET (0) unless an error (2); OK is for applications that
      * assert success, which a server span does not. */
-    json_t *st = json_pack("{s:i}", "code", error ? 2 : 0);
-    if (st != NULL && message != NULL)
-        json_object_set_new(st, "message", json_string(message));
-    json_object_set_new(o, "status", st != NULL ? st : json_object());
+    json_object_set_new_nocheck(o, "status",
+                                node(N_STATUS, message, NULL, error ? 2 : 0));
     return o;
 }
 
@@ -425,12 +571,12 @@ int sessiond_otlp_set_resource(const char *service_name,
         random_uuid(instance_id, sizeof instance_id);
     else
         snprintf(instance_id, sizeof instance_id, "%s", instance);
-    attr_str(attrs, "service.name", service_name);
-    attr_str(attrs, "service.version", sess_version());
-    attr_str(attrs, "service.instance.id", instance_id);
-    attr_str(attrs, "telemetry.sdk.name", "sessiond");
-    attr_str(attrs, "telemetry.sdk.language", "c");
-    attr_str(attrs, "telemetry.sdk.version", sess_version());
+    attr_copy(attrs, "service.name", service_name);
+    attr_copy(attrs, "service.version", sess_version());
+    attr_copy(attrs, "service.instance.id", instance_id);
+    attr_copy(attrs, "telemetry.sdk.name", "sessiond");
+    attr_copy(attrs, "telemetry.sdk.language", "c");
+    attr_copy(attrs, "telemetry.sdk.version", sess_version());
     json_t *r = json_pack("{s:o}", "attributes", attrs);
     if (r == NULL)
         return -1;
@@ -439,27 +585,35 @@ int sessiond_otlp_set_resource(const char *service_name,
     return 0;
 }
 
-char *sessiond_otlp_encode(const sessiond_span *spans, size_t n)
+/* The ExportTraceServiceRequest tree, or NULL. */
+static json_t *encode_root(const sessiond_span *spans, size_t n)
 {
     json_t *arr = json_array();
     if (arr == NULL || resource == NULL) {
         json_decref(arr);
         return NULL;
     }
+    enc_state es = {.trace_hex = NULL};
     for (size_t i = 0; i < n; i++) {
-        json_t *s = encode_span(&spans[i]);
+        json_t *s = encode_span(&spans[i], &es);
         if (s == NULL || json_array_append_new(arr, s) != 0) {
+            json_decref(es.trace_hex);
             json_decref(arr);
             return NULL;
         }
     }
+    json_decref(es.trace_hex);
     json_t *root = json_pack(
         "{s:[{s:O, s:[{s:{s:s, s:s}, s:o}]}]}", "resourceSpans", "resource",
         resource, "scopeSpans", "scope", "name", "sessiond", "version",
         sess_version(), "spans", arr);
-    if (root == NULL)
-        return NULL;
-    char *text = json_dumps(root, JSON_COMPACT);
+    return root;
+}
+
+char *sessiond_otlp_encode(const sessiond_span *spans, size_t n)
+{
+    json_t *root = encode_root(spans, n);
+    char *text = root != NULL ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     return text;
 }
@@ -475,15 +629,41 @@ static size_t discard(char *p, size_t size, size_t n, void *user)
     return size * n;
 }
 
+/* The exporter's body buffer, kept from batch to batch (it only grows to
+ * the largest batch's text). */
+static char *body_buf;
+static size_t body_cap;
+
+/* Encode "n" spans into body_buf; their length, or 0. */
+static size_t encode_body(const sessiond_span *b, size_t n)
+{
+    json_t *root = encode_root(b, n);
+    if (root == NULL)
+        return 0;
+    size_t len = json_dumpb(root, body_buf, body_cap, JSON_COMPACT);
+    if (len > body_cap) {
+        char *nb = realloc(body_buf, len);
+        if (nb == NULL) {
+            json_decref(root);
+            return 0;
+        }
+        body_buf = nb;
+        body_cap = len;
+        len = json_dumpb(root, body_buf, body_cap, JSON_COMPACT);
+    }
+    json_decref(root);
+    return len <= body_cap ? len : 0;
+}
+
 /* POST one batch; true when the collector took it (2xx). */
 static bool post(CURL *h, struct curl_slist *headers, const sessiond_span *b,
                  size_t n, long timeout_ms)
 {
-    char *body = sessiond_otlp_encode(b, n);
-    if (body == NULL)
+    size_t len = encode_body(b, n);
+    if (len == 0)
         return false;
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body_buf);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : 1);
@@ -491,7 +671,6 @@ static bool post(CURL *h, struct curl_slist *headers, const sessiond_span *b,
     long code = 0;
     if (cc == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    free(body);
     return cc == CURLE_OK && code >= 200 && code < 300;
 }
 
@@ -500,7 +679,7 @@ static size_t take(sessiond_span *out, size_t max)
 {
     size_t n = q.len < max ? q.len : max;
     for (size_t i = 0; i < n; i++)
-        out[i] = q.slots[(q.head + i) % q.cap];
+        span_copy(&out[i], &q.slots[(q.head + i) % q.cap]);
     q.head = (q.head + n) % q.cap;
     q.len -= n;
     atomic_store_explicit(&queued_now, q.len, memory_order_relaxed);
@@ -533,6 +712,8 @@ static void export_batch(CURL *h, struct curl_slist *headers,
 static void *exporter_main(void *arg)
 {
     (void)arg;
+    /* Named, so top -H and perf tell its CPU from the workers'. */
+    pthread_setname_np(pthread_self(), "sessiond-otlp");
     sessiond_span *batch = malloc(q.batch * sizeof *batch);
     CURL *h = curl_easy_init();
     struct curl_slist *headers = curl_slist_append(NULL,
@@ -598,6 +779,9 @@ out:
     if (h != NULL)
         curl_easy_cleanup(h);
     free(batch);
+    free(body_buf);
+    body_buf = NULL;
+    body_cap = 0;
     return NULL;
 }
 
@@ -697,6 +881,7 @@ void sessiond_otlp_stop(void)
     if (!running) {
         json_decref(resource);      /* set by a test without a start */
         resource = NULL;
+        shared_free();
         return;
     }
     sessiond_trace_sampler(false, 0.0);
@@ -715,6 +900,7 @@ void sessiond_otlp_stop(void)
     pthread_cond_destroy(&q.cond);
     json_decref(resource);
     resource = NULL;
+    shared_free();
     curl_global_cleanup();
 }
 
