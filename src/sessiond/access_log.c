@@ -43,9 +43,16 @@ static bool log_owned;          /* a file of ours, not stdout/stderr */
 static char log_path[SESSIOND_PATH_MAX];
 static atomic_uint_fast64_t failures;
 
-static int open_file(const char *path)
+/* Open "path" for appending; -1 with "err" saying what failed ("open" or
+ * "reopen"). */
+static int open_file(const char *path, const char *what, char *err,
+                     size_t errlen)
 {
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        snprintf(err, errlen, "log.access: cannot %s %s: %s", what, path,
+                 strerror(errno));
+    return fd;
 }
 
 int sessiond_access_log_open(const char *where, char *err, size_t errlen)
@@ -57,12 +64,9 @@ int sessiond_access_log_open(const char *where, char *err, size_t errlen)
         log_owned = false;
         return 0;
     }
-    int fd = open_file(where);
-    if (fd < 0) {
-        snprintf(err, errlen, "log.access: cannot open %s: %s", where,
-                 strerror(errno));
+    int fd = open_file(where, "open", err, errlen);
+    if (fd < 0)
         return -1;
-    }
     snprintf(log_path, sizeof log_path, "%s", where);
     log_fd = fd;
     log_owned = true;
@@ -130,12 +134,9 @@ int sessiond_access_log_reopen(char *err, size_t errlen)
 {
     if (log_fd < 0 || !log_owned)
         return 0;
-    int fd = open_file(log_path);
-    if (fd < 0) {
-        snprintf(err, errlen, "log.access: cannot reopen %s: %s", log_path,
-                 strerror(errno));
+    int fd = open_file(log_path, "reopen", err, errlen);
+    if (fd < 0)
         return -1;
-    }
     /* dup2 replaces what log_fd refers to in one step; O_CLOEXEC is not
      * carried over by dup2, so set it again. */
     if (dup2(fd, log_fd) < 0) {

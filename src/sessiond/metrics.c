@@ -194,6 +194,28 @@ static unsigned long long load(atomic_uint_fast64_t *a)
     return (unsigned long long)atomic_load_explicit(a, memory_order_relaxed);
 }
 
+/* One histogram series "name"{"labels"}: "nb" cumulative buckets with
+ * upper bounds "le", +Inf (buckets[nb]), _sum in seconds and _count (the
+ * +Inf count, so the series agrees with itself while requests land). */
+static void render_histogram(strbuf *sb, const char *name, const char *labels,
+                             atomic_uint_fast64_t *buckets,
+                             const char *const *le, size_t nb,
+                             unsigned long long sum_ns)
+{
+    unsigned long long cum = 0;
+    for (size_t b = 0; b < nb; b++) {
+        cum += load(&buckets[b]);
+        sb_printf(sb, "%s_bucket{%s,le=\"%s\"} %llu\n", name, labels, le[b], cum);
+    }
+    cum += load(&buckets[nb]);
+    sb_printf(sb,
+              "%s_bucket{%s,le=\"+Inf\"} %llu\n"
+              "%s_sum{%s} %.9f\n"
+              "%s_count{%s} %llu\n",
+              name, labels, cum, name, labels, (double)sum_ns / 1e9, name, labels,
+              cum);
+}
+
 static void render_http(strbuf *sb)
 {
     size_t nroutes = sessiond_routes_count() + 1;
@@ -231,27 +253,12 @@ static void render_http(strbuf *sb)
                   "# TYPE sessiond_http_request_duration_seconds histogram\n");
     for (size_t r = 0; r < nroutes; r++) {
         route_metrics *m = &routes_m[r];
-        const char *name = sessiond_route_metric(r);
-        unsigned long long count = load(&m->count);
-        if (count == 0)
+        if (load(&m->count) == 0)
             continue;
-        unsigned long long cum = 0;
-        for (size_t b = 0; b < N_BUCKET; b++) {
-            cum += load(&m->buckets[b]);
-            sb_printf(sb,
-                      "sessiond_http_request_duration_seconds_bucket{route="
-                      "\"%s\",le=\"%s\"} %llu\n",
-                      name, bucket_le[b], cum);
-        }
-        cum += load(&m->buckets[N_BUCKET]);
-        sb_printf(sb,
-                  "sessiond_http_request_duration_seconds_bucket{route=\"%s\","
-                  "le=\"+Inf\"} %llu\n"
-                  "sessiond_http_request_duration_seconds_sum{route=\"%s\"} "
-                  "%.9f\n"
-                  "sessiond_http_request_duration_seconds_count{route=\"%s\"} "
-                  "%llu\n",
-                  name, cum, name, (double)load(&m->sum_ns) / 1e9, name, cum);
+        char labels[96];
+        snprintf(labels, sizeof(labels), "route=\"%s\"", sessiond_route_metric(r));
+        render_histogram(sb, "sessiond_http_request_duration_seconds", labels,
+                         m->buckets, bucket_le, N_BUCKET, load(&m->sum_ns));
     }
 
     sb_printf(sb, "# HELP sessiond_validation_duration_seconds Time to answer "
@@ -259,30 +266,16 @@ static void render_http(strbuf *sb)
                   "forward-auth), by route and outcome.\n"
                   "# TYPE sessiond_validation_duration_seconds histogram\n");
     for (size_t r = 0; r < nroutes; r++) {
-        const char *name = sessiond_route_metric(r);
         for (size_t o = 0; o < SESSIOND_OUTCOME_N; o++) {
             validation_metrics *v = &validation_m[r][o];
             if (load(&v->count) == 0)
                 continue;
-            const char *oc = sessiond_outcome_name((sessiond_outcome)o);
-            unsigned long long cum = 0;
-            for (size_t b = 0; b < N_VBUCKET; b++) {
-                cum += load(&v->buckets[b]);
-                sb_printf(sb,
-                          "sessiond_validation_duration_seconds_bucket{route="
-                          "\"%s\",outcome=\"%s\",le=\"%s\"} %llu\n",
-                          name, oc, vbucket_le[b], cum);
-            }
-            cum += load(&v->buckets[N_VBUCKET]);
-            sb_printf(sb,
-                      "sessiond_validation_duration_seconds_bucket{route="
-                      "\"%s\",outcome=\"%s\",le=\"+Inf\"} %llu\n"
-                      "sessiond_validation_duration_seconds_sum{route=\"%s\","
-                      "outcome=\"%s\"} %.9f\n"
-                      "sessiond_validation_duration_seconds_count{route=\"%s\","
-                      "outcome=\"%s\"} %llu\n",
-                      name, oc, cum, name, oc, (double)load(&v->sum_ns) / 1e9,
-                      name, oc, cum);
+            char labels[128];
+            snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"%s\"",
+                     sessiond_route_metric(r),
+                     sessiond_outcome_name((sessiond_outcome)o));
+            render_histogram(sb, "sessiond_validation_duration_seconds", labels,
+                             v->buckets, vbucket_le, N_VBUCKET, load(&v->sum_ns));
         }
     }
 

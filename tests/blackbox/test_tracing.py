@@ -16,12 +16,11 @@ drop counter grows, requests keep succeeding, the stop stays bounded)."""
 import http.server
 import json
 import re
-import socket
 import threading
 import time
 
 import harness
-from harness import LOOPBACK_CLIENT, SessiondTestCase, cookie_value
+from harness import LOOPBACK_CLIENT, SessiondTestCase, cookie_value, free_port
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 HEX16 = re.compile(r"^[0-9a-f]{16}$")
@@ -116,15 +115,6 @@ def attrs(span):
         v = a["value"]
         out[a["key"]] = v.get("stringValue", v.get("intValue"))
     return out
-
-
-def free_port():
-    """A loopback port with nothing listening on it (the collector is down)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def metric_values(text, name):
