@@ -14,6 +14,12 @@
  * forward-auth's hot path cheap each thread draws them from a small
  * per-thread pool refilled with one getrandom call per 40 requests; no
  * allocation, no lock.
+ *
+ * The sampler's settings are written once at start-up (and cleared at the
+ * stop, after the workers ended) and only read while serving.  The
+ * outcome of a request is a byte in its context: a handler that knows why
+ * it answered as it did sets it, the status decides otherwise
+ * (sessiond_trace_finish).
  */
 #include "trace.h"
 

@@ -4,7 +4,9 @@
  * strict), or a new trace started, and the request's own span id; kept
  * per thread while the request runs so that every log line and security
  * event written on that thread carries trace_id and span_id
- * (docs/observability.md).
+ * (docs/observability.md).  Also the sampler that decides whether a
+ * request's spans are exported (otlp.c), and the outcome of a request in
+ * one word, which spans, metrics and the access log share.
  */
 #ifndef SESSIOND_TRACE_H
 #define SESSIOND_TRACE_H
