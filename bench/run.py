@@ -479,6 +479,21 @@ s.serve_forever()
 """
 
 
+def tracing_counts(port):
+    """(spans exported, spans dropped) from a sessiond's /metrics."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    exported = dropped = 0
+    for line in text.splitlines():
+        if line.startswith("sessiond_tracing_spans_exported_total "):
+            exported += int(float(line.split()[-1]))
+        elif line.startswith("sessiond_tracing_spans_dropped_total{"):
+            dropped += int(float(line.split()[-1]))
+    return exported, dropped
+
+
 def tracing_rows(args, keys, used_ports, add_row, D, W, pool_path):
     """Rows auth-trace-1 and auth-trace-100: forward-auth on a sessiond
     exporting spans (OTLP/HTTP JSON to a sink) at a 1% and a 100% sampling
@@ -500,12 +515,15 @@ def tracing_rows(args, keys, used_ports, add_row, D, W, pool_path):
                                  "--set", "tracing.sample_ratio=" + ratio))
             try:
                 log("HTTP forward-auth, valid cookie, tracing at %s" % ratio)
+                row = run_wrk(args, url_of(port, "/v1/auth"), "auth_valid", pool_path, D,
+                              tsd.pids, W)
+                spans = tracing_counts(port)
                 add_row(key, "sessiond GET /v1/auth, valid cookie, tracing %s%% sampled" % (
                             "1" if ratio == "0.01" else "100"),
-                        run_wrk(args, url_of(port, "/v1/auth"), "auth_valid", pool_path, D,
-                                tsd.pids, W),
-                        "auth-valid", "OTLP/HTTP JSON export to a local sink, sample_ratio %s "
-                        "(goal: at least %s of auth-valid)" % (ratio, goal))
+                        row, "auth-valid", "OTLP/HTTP JSON export to a local sink, sample_ratio %s "
+                        "(goal: at least %s of auth-valid); spans exported %d, dropped %d "
+                        "(warm-up included: the exporter drops what it cannot send in time)"
+                        % (ratio, goal, spans[0], spans[1]))
             finally:
                 tsd.stop()
     finally:
