@@ -478,6 +478,79 @@ def token_rows(args, res, sd_port, ids, keys, used_ports, add_row, D, W, sd, fa_
         tsd.stop()
 
 
+# A tiny OTLP sink for the tracing rows: takes POST /v1/traces, reads the
+# body, answers 200 {}; in its own process so that it never holds the
+# bench's interpreter lock while wrk runs.
+OTLP_SINK = r"""
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+s.daemon_threads = True
+s.serve_forever()
+"""
+
+
+def tracing_counts(port):
+    """(spans exported, spans dropped) from a sessiond's /metrics."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    exported = dropped = 0
+    for line in text.splitlines():
+        if line.startswith("sessiond_tracing_spans_exported_total "):
+            exported += int(float(line.split()[-1]))
+        elif line.startswith("sessiond_tracing_spans_dropped_total{"):
+            dropped += int(float(line.split()[-1]))
+    return exported, dropped
+
+
+def tracing_rows(args, keys, used_ports, add_row, D, W, pool_path):
+    """Rows auth-trace-1 and auth-trace-100: forward-auth on a sessiond
+    exporting spans (OTLP/HTTP JSON to a sink) at a 1% and a 100% sampling
+    ratio, against auth-valid (tracing off); goals >= 95% and >= 80%."""
+    url_of = lambda port, path="/": "http://127.0.0.1:%d%s" % (port, path)
+    sink_port = free_port(used_ports)
+    sink = subprocess.Popen([sys.executable, "-c", OTLP_SINK, str(sink_port)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    PROCS.append(("otlp-sink", sink))
+    try:
+        if not wait_port(sink_port, proc=sink):
+            raise RuntimeError("the OTLP sink did not start")
+        for ratio, key, goal in (("0.01", "auth-trace-1", "95%"), ("1", "auth-trace-100", "80%")):
+            port = free_port(used_ports)
+            log("starting sessiond with tracing at sample_ratio %s on 127.0.0.1:%d" % (ratio, port))
+            tsd = Sessiond(args.sessiond, port, "lmdb:" + os.path.join(TMP, "store-http"), keys,
+                           key, ("--set", "tracing.otlp_endpoint=" + url_of(sink_port, "/v1/traces"),
+                                 "--set", "tracing.sample_ratio=" + ratio))
+            try:
+                log("HTTP forward-auth, valid cookie, tracing at %s" % ratio)
+                row = run_wrk(args, url_of(port, "/v1/auth"), "auth_valid", pool_path, D,
+                              tsd.pids, W)
+                spans = tracing_counts(port)
+                add_row(key, "sessiond GET /v1/auth, valid cookie, tracing %s%% sampled" % (
+                            "1" if ratio == "0.01" else "100"),
+                        row, "auth-valid", "OTLP/HTTP JSON export to a local sink, sample_ratio %s "
+                        "(goal: at least %s of auth-valid); spans exported %d, dropped %d "
+                        "(warm-up included: the exporter drops what it cannot send in time)"
+                        % (ratio, goal, spans[0], spans[1]))
+            finally:
+                tsd.stop()
+    finally:
+        stop(sink)
+
+
 # ---- libbench and floor --------------------------------------------------
 
 NGINX_MODULE_CONF = """
@@ -1213,6 +1286,14 @@ def targets(args, res):
                         " (median of the pairs)" if res.get("pair_cpu_ratio") else "")))
     else:
         out.append((None, "forward-auth vs nginx: not measured (wrk or nginx missing)"))
+    for key, goal in (("auth-trace-1", 0.95), ("auth-trace-100", 0.80)):
+        tr = rows.get(key)
+        if tr and fa:
+            out.append((tr["rps"] / max(fa["rps"], 1) >= goal,
+                        "forward-auth with tracing (%s) >= %d%% of tracing off: %s" % (
+                            key, round(goal * 100), fmt_ratio(tr["rps"], fa["rps"]))))
+        else:
+            out.append((None, "forward-auth with tracing (%s): not measured" % key))
     cr = rows.get("create")
     out.append((cr["rps"] >= 20000 if cr else None,
                 "create (durable) >= 20,000/s over HTTP: %s/s" % (fmt_num(cr["rps"]) if cr else "-")))
@@ -1552,6 +1633,12 @@ def main():
             except (RuntimeError, OSError) as e:
                 log("token rows skipped: %s" % e)
                 add_skip("token-mint", "sessiond POST /v1/tokens (mint)", str(e)[:200])
+            # Tracing (docs/observability.md): forward-auth exporting spans.
+            try:
+                tracing_rows(args, keys, used_ports, add_row, D, W, pool_path)
+            except (RuntimeError, OSError) as e:
+                log("tracing rows skipped: %s" % e)
+                add_skip("auth-trace-1", "sessiond GET /v1/auth, tracing 1% sampled", str(e)[:200])
             # The machine is shared and drifts: alternate short baseline and
             # forward-auth runs and take the median of the per-pair ratios.
             if ng and args.pairs > 0:

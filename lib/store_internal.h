@@ -61,6 +61,29 @@ extern const sess_store_methods sess__store_redis_cluster_methods;
 int sess__store_redis_flushall(sess_store *st, sess_err *err);
 #endif
 
+/* ---- notes for an observed operation (store_observe.c) --------------------
+ * While an observed store (sess_store_observe) runs an operation on this
+ * thread, "sess__store_note_cur" points at the note the wrapper reports;
+ * backends add what only they know (L1 cache hit or miss, the Redis server
+ * asked).  NULL otherwise, so an unobserved store pays one thread-local
+ * load per note. */
+typedef struct sess__store_note {
+    int l1;                             /* sess_store_l1 */
+    char node[SESS_STORE_NODE_MAX];
+} sess__store_note;
+
+extern _Thread_local sess__store_note *sess__store_note_cur;
+
+static inline void sess__store_note_l1(bool hit)
+{
+    sess__store_note *n = sess__store_note_cur;
+    if (n)
+        n->l1 = hit ? SESS_STORE_L1_HIT : SESS_STORE_L1_MISS;
+}
+
+/* Name the server an operation is sent to ("host:port"). */
+void sess__store_note_node(const char *host, int port);
+
 /* Entries are gone at or after expires_at (sess/store.h). */
 static inline bool sess__store_live(uint64_t expires_at, uint64_t now)
 {

@@ -690,12 +690,14 @@ static int rs_get(sess_store *base, const uint8_t *key, uint64_t now,
             int lrc = l1_lookup(st, key, now, false, e, buf);
             if (lrc == SESS_OK || lrc == L1_EXPIRED) {
                 atomic_fetch_add_explicit(&l1_ctr_mine(st)->hits, 1, memory_order_relaxed);
+                sess__store_note_l1(true);
                 return lrc == SESS_OK ? SESS_OK : SESS_NOTFOUND;
             }
             if (lrc == SESS_ENOMEM)
                 return sess__fail(err, SESS_ENOMEM, "redis get: out of memory");
         }
         atomic_fetch_add_explicit(&l1_ctr_mine(st)->misses, 1, memory_order_relaxed);
+        sess__store_note_l1(false);
     }
 
     size_t nl = name_of(name, 's', key, SESS_STORE_KEY_BYTES);

@@ -993,6 +993,7 @@ int sess__redis_exec(sess__redis *r, int slot, unsigned flags,
                 break;
             }
         }
+        sess__store_note_node(node->host, node->port);  /* tracing */
         if (!breaker_allow(node)) {
             rc = sess__fail(err, SESS_EUNAVAILABLE,
                             "redis %s: %s:%d unavailable (circuit open)", op,

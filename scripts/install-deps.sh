@@ -10,7 +10,7 @@ libssl-dev liblmdb-dev lmdb-utils libhiredis-dev libhttp-parser-dev libjansson-d
 libinih-dev libcurl4-openssl-dev libxml2-dev libcmocka-dev clang libclang-rt-14-dev valgrind
 nginx nginx-dev haproxy python3-yaml wrk linux-perf redis-server redis-sentinel redis-tools cppcheck
 debhelper dpkg-dev fakeroot lintian
-nodejs chromium openssl faketime php-cli python3-flask"
+nodejs chromium openssl faketime php-cli python3-flask prometheus"
 
 missing=""
 for p in $PACKAGES; do

@@ -320,6 +320,50 @@ SESS_NODISCARD int sess_store_open_sized(const char *url,
 #endif
 void sess_store_close(sess_store *st);
 
+/* ---- observing a store (tracing) ------------------------------------------
+ * sess_store_observe() wraps a store so that every operation is reported,
+ * once it returns, to an observer on the calling thread: which operation,
+ * on which backend, when and for how long, its result, whether the Redis
+ * L1 cache answered, and which Redis server was asked.  sessiond turns
+ * these into child spans of a request's span (docs/observability.md).
+ * Nothing is reported about keys, handles or records. */
+
+typedef enum sess_store_l1 {
+    SESS_STORE_L1_NONE = 0,       /* the store has no L1 cache, or the
+                                   * operation does not consult it */
+    SESS_STORE_L1_HIT = 1,
+    SESS_STORE_L1_MISS = 2
+} sess_store_l1;
+
+#define SESS_STORE_NODE_MAX 64      /* "host:port" of a Redis server */
+
+typedef struct sess_store_op {
+    const char *op;               /* "get", "insert", ... (static) */
+    const char *backend;          /* the observed store's scheme (static) */
+    uint64_t start_ns;            /* CLOCK_REALTIME, ns since the epoch */
+    uint64_t duration_ns;         /* CLOCK_MONOTONIC, ns */
+    int rc;                       /* the operation's result */
+    sess_store_l1 l1;
+    char node[SESS_STORE_NODE_MAX]; /* last server asked, "" if none */
+} sess_store_op;
+
+typedef struct sess_store_observer {
+    /* Called before each operation on its thread; false: run it without
+     * timing or reporting (an unsampled request costs one call).  NULL
+     * means always. */
+    bool (*want)(void *user);
+    /* Called after each wanted operation on the same thread. */
+    void (*done)(void *user, const sess_store_op *op);
+    void *user;
+} sess_store_observer;
+
+/* Wrap "inner" (which the wrapper then owns: closing "*out" closes it)
+ * so that its operations are reported to "obs" (copied).  The wrapper
+ * forwards everything else unchanged, the optional methods included. */
+SESS_NODISCARD int sess_store_observe(sess_store *inner,
+                                      const sess_store_observer *obs,
+                                      sess_store **out, sess_err *err);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

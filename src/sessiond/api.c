@@ -23,6 +23,7 @@
 
 #include "events.h"
 #include "request.h"
+#include "trace.h"
 
 /* ---- shared helpers --------------------------------------------------- */
 
@@ -112,6 +113,7 @@ static void invalid_session(sessiond_http_resp *resp, sess_reason reason)
 {
     if (reason == SESS_REASON_NONE)
         reason = SESS_REASON_UNKNOWN;
+    sessiond_trace_set_outcome(sessiond_outcome_of_reason((int)reason));
     sessiond_resp_error2(resp, 401, "invalid_session",
                          "the session is not valid", "reason",
                          sess_reason_name(reason));
@@ -475,6 +477,7 @@ void sessiond_api_csrf_verify(sessiond_app *app, const sessiond_http_req *req,
             .detail = "cross-site origin",
         };
         sess_emit_event(app->ctx, &ev);
+        sessiond_trace_set_outcome(SESSIOND_OUTCOME_CSRF_FAILURE);
         sessiond_resp_error(resp, 403, "csrf_failed",
                             "cross-site request refused");
         goto cleanup;
@@ -482,6 +485,7 @@ void sessiond_api_csrf_verify(sessiond_app *app, const sessiond_http_req *req,
     int rc = sess_csrf_verify(app->ctx, r.session_id, r.session_id_len,
                               r.csrf_token, r.csrf_token_len, &reason, &err);
     if (rc == SESS_CSRF) {
+        sessiond_trace_set_outcome(SESSIOND_OUTCOME_CSRF_FAILURE);
         sessiond_resp_error(resp, 403, "csrf_failed",
                             "the CSRF token does not match the session");
         goto cleanup;

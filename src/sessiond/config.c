@@ -70,6 +70,7 @@ typedef enum key_type {
     KT_U32,         /* uint32_t, min..max */
     KT_U64,         /* uint64_t, min..max */
     KT_I64,         /* int64_t, min..max */
+    KT_RATIO,       /* double, 0..1 */
     KT_ENUM,        /* an enum (int-sized), value = index in "names" */
     KT_STR,         /* char[size], NUL-terminated */
     KT_CIDRS,       /* trusted_proxies */
@@ -160,6 +161,21 @@ static int check_store_url(const char *v, char *msg, size_t msglen);
 static int check_migration_mode(const char *v, char *msg, size_t msglen);
 static int check_cookie_name(const char *v, char *msg, size_t msglen);
 static int check_cookie_path(const char *v, char *msg, size_t msglen);
+/* tracing.otlp_endpoint: an http or https URL (the exporter's libcurl
+ * judges the rest when it starts). */
+static int check_otlp_endpoint(const char *v, char *msg, size_t msglen)
+{
+    if (strncasecmp(v, "http://", 7) != 0 && strncasecmp(v, "https://", 8) != 0) {
+        snprintf(msg, msglen, "expected an http:// or https:// URL");
+        return -1;
+    }
+    if (strpbrk(v, " \t\"<>\\^`{|}") != NULL) {
+        snprintf(msg, msglen, "a URL has no spaces or quotes");
+        return -1;
+    }
+    return 0;
+}
+
 static int check_cookie_domain(const char *v, char *msg, size_t msglen);
 static int check_event_types(const char *v, char *msg, size_t msglen)
 {
@@ -206,6 +222,7 @@ static int parse_webhook(sessiond_config *cfg, size_t i, const char *value,
 
 static int check_policy_version(const char *v, char *msg, size_t msglen);
 static int check_event_types(const char *v, char *msg, size_t msglen);
+static int check_otlp_endpoint(const char *v, char *msg, size_t msglen);
 
 #define FIELD(f) offsetof(sessiond_config, f), sizeof(((sessiond_config *)0)->f)
 
@@ -505,6 +522,45 @@ static const cfg_key keys[] = {
      86400000, "milliseconds", NULL, NULL, "300000", 0, NULL, NULL,
      "Longest retry delay; delivery is retried for as long as the event "
      "stays in the outbox."},
+    {"log", "access", KT_STR, FIELD(access_log), 0, 0, NULL, NULL,
+     NULL, "off", K_NONEMPTY, NULL, NULL,
+     "Access log: off, stdout, stderr, or a file that gets one JSON line per request (ts, "
+     "method, route pattern, status, latency_us, outcome, trace_id, peer; "
+     "never cookies, IDs, tokens, query strings or user ids). Reopened on "
+     "SIGHUP, for logrotate."},
+
+    {"tracing", "otlp_endpoint", KT_STR, FIELD(tracing.otlp_endpoint), 0, 0,
+     NULL, NULL, check_otlp_endpoint, "", 0, NULL, NULL,
+     "OTLP/HTTP JSON traces endpoint, e.g. "
+     "http://127.0.0.1:4318/v1/traces; empty: tracing off (no spans, no "
+     "cost)."},
+    {"tracing", "sample_ratio", KT_RATIO, FIELD(tracing.sample_ratio), 0, 1,
+     "a ratio", NULL, NULL, "1", 0, NULL, NULL,
+     "Share of new traces sampled (0 to 1); a request with a traceparent "
+     "follows its sampled flag (parent-based)."},
+    {"tracing", "service_name", KT_STR, FIELD(tracing.service_name), 0, 0,
+     NULL, NULL, NULL, "sessiond", K_NONEMPTY, NULL, NULL,
+     "The service.name resource attribute of the spans."},
+    {"tracing", "service_instance_id", KT_STR,
+     FIELD(tracing.service_instance_id), 0, 0, NULL, NULL, NULL, "", 0, NULL,
+     NULL,
+     "The service.instance.id resource attribute; empty: a random UUID "
+     "drawn at start."},
+    {"tracing", "batch_size", KT_U32, FIELD(tracing.batch_size), 1, 8192,
+     "a number of spans", NULL, NULL, "512", 0, NULL, NULL,
+     "Most spans in one export request; a full batch is sent at once."},
+    {"tracing", "queue_size", KT_U32, FIELD(tracing.queue_size), 1, 1048576,
+     "a number of spans", NULL, NULL, "2048", 0, NULL, NULL,
+     "Most spans waiting for export; past it a request's spans are dropped "
+     "and counted (sessiond_tracing_spans_dropped_total), never waited "
+     "for."},
+    {"tracing", "flush_interval_ms", KT_U32, FIELD(tracing.flush_interval_ms),
+     10, 60000, "milliseconds", NULL, NULL, "5000", 0, NULL, NULL,
+     "A batch that is not full is sent after this long."},
+    {"tracing", "timeout_ms", KT_U32, FIELD(tracing.timeout_ms), 100, 60000,
+     "milliseconds", NULL, NULL, "5000", 0, NULL, NULL,
+     "Deadline of one export request, and of the last flush when sessiond "
+     "stops."},
     {"store", "failure", KT_ENUM, FIELD(store_failure), 0, 0, NULL,
      failure_names, NULL, "closed", 0, NULL, NULL,
      "While the store is unreachable: closed answers 503 to forward-auth; "
@@ -586,7 +642,8 @@ _Static_assert(sizeof keys / sizeof keys[0] <= 64 * KEY_WORDS,
 static const char *const sections[] = {"server", "store", "migration", "session",
                                        "binding", "cookie", "csrf", "log",
                                        "cookie_policy", "tokens",
-                                       "forward_auth", "events", NULL};
+                                       "forward_auth", "events", "tracing",
+                                       NULL};
 
 /* [cookies.NAME]: one section per cookie of the catalogue, read by the
  * library (sess_cookie_catalogue_set), not by the key table. */
@@ -887,6 +944,20 @@ static int set_value(sessiond_config *cfg, const cfg_key *k,
         else
             *(int64_t *)field = n;
         return SESS_OK;
+    case KT_RATIO: {
+        char *end = NULL;
+        errno = 0;
+        double d = value[0] != '\0' && !isspace((unsigned char)value[0])
+                       ? strtod(value, &end) : -1.0;
+        /* "nan" fails both comparisons; "inf" is out of range. */
+        if (end == NULL || *end != '\0' || errno != 0 || !(d >= 0.0) ||
+            !(d <= 1.0))
+            return fail(errbuf, errlen, k, o,
+                        "expected a ratio from 0 to 1 (e.g. 0.01), got '%s'",
+                        echo);
+        memcpy(field, &d, sizeof d);
+        return SESS_OK;
+    }
     case KT_ENUM: {
         int i = enum_index(k->names, value);
         if (i < 0) {
@@ -1009,6 +1080,12 @@ static void format_value(const sessiond_config *cfg, const cfg_key *k,
     case KT_I64:
         snprintf(buf, cap, "%lld", (long long)*(const int64_t *)field);
         return;
+    case KT_RATIO: {
+        double d;
+        memcpy(&d, field, sizeof d);
+        snprintf(buf, cap, "%g", d);
+        return;
+    }
     case KT_ENUM:
         snprintf(buf, cap, "%s", k->names[*(const int *)field]);
         return;
@@ -1700,6 +1777,11 @@ int sessiond_config_validate(sessiond_config *cfg, char *errbuf,
             return fail(errbuf, errlen, find_key("events", "retry_max_ms"),
                         NULL, "must be at least events.retry_min_ms");
     }
+    if (cfg->tracing.batch_size > cfg->tracing.queue_size)
+        return fail(errbuf, errlen, find_key("tracing", "batch_size"), NULL,
+                    "%lu is more than tracing.queue_size (%lu)",
+                    (unsigned long)cfg->tracing.batch_size,
+                    (unsigned long)cfg->tracing.queue_size);
     if (cfg->store_url[0] == '\0' || cfg->keys_dir[0] == '\0')
         return fail(errbuf, errlen, NULL, NULL,
                     "store.url and server.keys_dir must not be empty");

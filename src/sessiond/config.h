@@ -76,6 +76,18 @@ typedef struct sessiond_events_config {
     uint32_t retry_min_ms;              /* 1000 */
     uint32_t retry_max_ms;              /* 300000 */
 } sessiond_events_config;
+/* [tracing] (docs/observability.md, "Traces"): OTLP/HTTP JSON export. */
+typedef struct sessiond_tracing_config {
+    char otlp_endpoint[SESSIOND_PATH_MAX]; /* "" = tracing off */
+    double sample_ratio;                /* 1 */
+    char service_name[128];             /* "sessiond" */
+    char service_instance_id[128];      /* "" = a random UUID at start */
+    uint32_t batch_size;                /* 512 spans per POST */
+    uint32_t queue_size;                /* 2048 spans waiting at most */
+    uint32_t flush_interval_ms;         /* 5000 */
+    uint32_t timeout_ms;                /* 5000: one POST, and the flush
+                                           at stop */
+} sessiond_tracing_config;
 
 typedef struct sessiond_config {
     /* [server] */
@@ -145,6 +157,10 @@ typedef struct sessiond_config {
     sessiond_log_level log_level;       /* info */
     sessiond_log_format log_format;     /* text in development, else json */
     char security_events[SESSIOND_PATH_MAX]; /* "stderr" or a file path */
+    char access_log[SESSIOND_PATH_MAX]; /* log.access: "off" or a path */
+
+    /* [tracing] */
+    sessiond_tracing_config tracing;
 
     /* Command line only. */
     char config_file[SESSIOND_PATH_MAX];

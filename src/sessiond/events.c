@@ -5,9 +5,9 @@
  * JSON objects ({"ts","level","msg","trace_id","span_id"} and, written
  * while a request runs, its "route" pattern and "status" once known),
  * filtered by [log] level.  The trace context is the thread's current one
- * (trace.h); outside a request trace_id and span_id are null.  There is
- * no access log: cookies, bodies and URLs (which may carry a user id) are
- * never logged.
+ * (trace.h); outside a request trace_id and span_id are null.  Cookies,
+ * bodies and URLs (which may carry a user id) are never logged; the
+ * access log (access_log.c) has the route pattern, not the path.
  *
  * Security events (docs/security.md invariant 13) arrive through the library's
  * event callback, from any thread.  Each becomes one JSON line with ts
@@ -47,8 +47,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -404,9 +404,22 @@ char *sessiond_events_format(const sess_event *ev)
     return format_line(ev, life, id);
 }
 
+/* Per-type counts of the events handled (metrics.c reads them). */
+static atomic_uint_fast64_t event_counts[SESSIOND_EVENT_TYPES_MAX];
+
+uint64_t sessiond_events_count(unsigned type)
+{
+    return type < SESSIOND_EVENT_TYPES_MAX
+               ? atomic_load_explicit(&event_counts[type], memory_order_relaxed)
+               : 0;
+}
+
 void sessiond_events_handler(void *user, const sess_event *ev)
 {
     (void)user;
+    if ((unsigned)ev->type < SESSIOND_EVENT_TYPES_MAX)
+        atomic_fetch_add_explicit(&event_counts[ev->type], 1,
+                                  memory_order_relaxed);
     char id[SESSIOND_EVENT_ID_LEN + 1] = "";
     const lifecycle_row *life = lifecycle_of(ev);
     if (life != NULL && sessiond_events_uuid7(id) != 0) {

@@ -71,6 +71,10 @@ char *sessiond_events_webhook_body(const sess_event *ev, const char *id,
 typedef size_t (*sessiond_events_metrics_fn)(char *buf, size_t cap);
 void sessiond_events_set_metrics(sessiond_events_metrics_fn fn);
 size_t sessiond_events_metrics(char *buf, size_t cap);
+/* Security events of library type "type" (sess_event_type) handled so
+ * far, for /metrics (sessiond_security_events_total). */
+#define SESSIOND_EVENT_TYPES_MAX 32
+uint64_t sessiond_events_count(unsigned type);
 
 /* The daemon's own security events, about a peer rather than a session. */
 typedef enum sessiond_peer_event {

@@ -54,6 +54,7 @@
 #include "cookies.h"
 #include "events.h"
 #include "tokens.h"
+#include "trace.h"
 
 #define XFF_HEADERS_MAX 8   /* X-Forwarded-For header lines looked at */
 #define COOKIE_LINES_MAX 8  /* Cookie header lines looked at */
@@ -194,8 +195,10 @@ void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
     if (n_ids == 0) {
         /* No session cookie: a service-to-service call may carry a bearer
          * token instead (forward_auth.accept_bearer, docs/tokens.md). */
-        if (!sessiond_tokens_fa_bearer(app, req, resp))
+        if (!sessiond_tokens_fa_bearer(app, req, resp)) {
+            sessiond_trace_set_outcome(SESSIOND_OUTCOME_NO_SESSION);
             sessiond_resp_static(resp, 401, content_json, body_401);
+        }
         return;
     }
 
@@ -234,9 +237,15 @@ void sessiond_forward_auth(sessiond_app *app, const sessiond_http_req *req,
 
     switch (oc) {
     case SESS_FA_NO_SESSION:
+        /* The outcome (spans, metrics, access log) says why; the answer
+         * does not (docs/api.md, forward-auth). */
+        sessiond_trace_set_outcome(r.rc == SESS_EINVAL
+                                       ? SESSIOND_OUTCOME_UNKNOWN
+                                       : sessiond_outcome_of_reason(r.view.reason));
         sessiond_resp_static(resp, 401, content_json, body_401);
         goto cleanup;
     case SESS_FA_CSRF:
+        sessiond_trace_set_outcome(SESSIOND_OUTCOME_CSRF_FAILURE);
         sessiond_resp_static(resp, 403, content_json, body_403);
         goto cleanup;
     case SESS_FA_ERROR:

@@ -10,10 +10,12 @@
  * so every thread inherits the mask and only the main thread receives them,
  * synchronously, in sigwait().  No code runs in a signal handler.
  * SIGTERM/SIGINT stop gracefully (stop accepting, finish requests in
- * flight, close connections, stop the purge thread, free the context which
- * closes the store).  SIGHUP reloads the record keys, the API keys and the
- * webhook signing keys (events.webhook_secret_file); a failed reload keeps
- * the old ones and is logged.  Between signals the
+ * flight, close connections, stop the purge thread, send the spans still
+ * queued for at most tracing.timeout_ms, free the context which closes
+ * the store).  SIGHUP reloads the record keys, the API keys and the
+ * webhook signing keys (events.webhook_secret_file) and reopens the access
+ * log (logrotate); a failed reload keeps the old ones and is logged.
+ * Between signals the
  * main thread wakes every WATCH_SEC to log what the counters say needs an
  * operator (rotations a full store deferred), once per interval.
  *
@@ -40,6 +42,7 @@
 
 #include <curl/curl.h>
 
+#include "access_log.h"
 #include "apikeys.h"
 #include "app.h"
 #include "tokens.h"
@@ -49,6 +52,7 @@
 #include "listen.h"
 #include "metrics.h"
 #include "migration.h"
+#include "otlp.h"
 #include "request.h"
 #include "sess.h"
 #include "server.h"
@@ -389,6 +393,11 @@ int main(int argc, char **argv)
         status = EXIT_CONFIG;
         goto cleanup;
     }
+    if (sessiond_access_log_open(cfg.access_log, msg, sizeof(msg)) != 0) {
+        fail(msg);
+        status = EXIT_CONFIG;
+        goto cleanup;
+    }
     bool dev = cfg.env == SESS_ENV_DEVELOPMENT;
     if (dev)
         make_parents(cfg.keys_dir);
@@ -455,6 +464,19 @@ int main(int argc, char **argv)
     }
     if (strncmp(cfg.store_url, "lmdb:", 5) == 0)
         report_set_aside(cfg.store_url + 5, started);
+    /* Tracing (docs/observability.md): the exporter, and the store wrapped
+     * so that a sampled request's store operations become its child
+     * spans.  Without tracing.otlp_endpoint neither exists. */
+    if (sessiond_otlp_start(&cfg.tracing, msg, sizeof(msg)) != 0) {
+        fail(msg);
+        status = EXIT_CONFIG;
+        goto cleanup;
+    }
+    if (sessiond_otlp_enabled() &&
+        sessiond_otlp_observe_store(&store, msg, sizeof(msg)) != 0) {
+        fail(msg);
+        goto cleanup;
+    }
     /* The consent cookie's MAC keys come from the same key files. */
     if (sessiond_cookies_keys(keys, msg, sizeof(msg)) != 0) {
         fail(msg);
@@ -529,6 +551,10 @@ int main(int argc, char **argv)
                              "webhook keys)", msg);
             else if (webhooks != NULL)
                 sessiond_log(SESSIOND_LOG_INFO, "reloaded the webhook keys");
+            /* logrotate renamed the access log: write to a new file. */
+            if (sessiond_access_log_reopen(msg, sizeof(msg)) != 0)
+                sessiond_log(SESSIOND_LOG_ERROR, "%s (still writing to the "
+                             "old file)", msg);
             sessiond_migration_reload(cfg.config_file);
             sessiond_tokens_reload(&app);
             continue;
@@ -545,6 +571,9 @@ cleanup:
         purger_stop(&purge);
     /* After every thread that raises events has stopped. */
     sessiond_webhooks_stop(webhooks);
+    /* No request runs any more: send the spans still queued (bounded by
+     * tracing.timeout_ms). */
+    sessiond_otlp_stop();
     sessiond_tokens_free(&app);
     if (app.ctx != NULL)
         sess_ctx_free(app.ctx);
@@ -556,6 +585,7 @@ cleanup:
     sessiond_cookies_shutdown();
     if (status == 0 && !cfg.check_config)
         sessiond_log(SESSIOND_LOG_INFO, "stopped");
+    sessiond_access_log_close();
     sessiond_events_close();
     curl_global_cleanup();
     return status;

@@ -22,9 +22,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "access_log.h"
 #include "events.h"
 #include "http_conn.h"
+#include "otlp.h"
 #include "routes.h"
+#include "trace.h"
 
 /* Statuses we answer with; anything else counts as "other". */
 static const unsigned statuses[] = {200, 201, 204, 400, 401, 403, 404, 405,
@@ -49,6 +52,29 @@ typedef struct route_metrics {
 } route_metrics;
 
 static route_metrics routes_m[N_ROUTE];
+
+/* sessiond_validation_duration_seconds{route,outcome}: the routes that
+ * validate a session (SESSIOND_ROUTE_VALIDATES), by outcome, with buckets
+ * fine enough below a millisecond for forward-auth's p99 target. */
+static const uint64_t vbucket_ns[] = {
+    100000ull, 250000ull, 500000ull, 1000000ull, 2500000ull, 5000000ull,
+    10000000ull, 25000000ull, 50000000ull, 100000000ull, 250000000ull,
+    1000000000ull};
+static const char *const vbucket_le[] = {
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005",
+    "0.01", "0.025", "0.05", "0.1", "0.25", "1"};
+#define N_VBUCKET (sizeof(vbucket_ns) / sizeof(vbucket_ns[0]))
+
+typedef struct validation_metrics {
+    atomic_uint_fast64_t buckets[N_VBUCKET + 1];  /* last: +Inf only */
+    atomic_uint_fast64_t sum_ns;
+    atomic_uint_fast64_t count;
+} validation_metrics;
+
+static validation_metrics validation_m[N_ROUTE][SESSIOND_OUTCOME_N];
+
+/* sessiond_errors_total{type}: requests that did not succeed, by outcome. */
+static atomic_uint_fast64_t errors_m[SESSIOND_OUTCOME_N];
 
 /* Refusals of the HTTP layer (server.c, http_conn.c), by reason; the
  * label values, indexed by sessiond_refusal_reason. */
@@ -87,17 +113,38 @@ static size_t status_index(unsigned status)
     return N_STATUS - 1;
 }
 
-void sessiond_metrics_observe(size_t route, unsigned status, uint64_t nanos)
+/* The bucket of "nanos" among "n" upper bounds ("n": +Inf). */
+static size_t bucket_of(const uint64_t *bounds, size_t n, uint64_t nanos)
+{
+    size_t b = 0;
+    while (b < n && nanos > bounds[b])
+        b++;
+    return b;
+}
+
+void sessiond_metrics_observe(size_t route, unsigned status,
+                              unsigned outcome, uint64_t nanos)
 {
     if (route >= N_ROUTE)
         route = N_ROUTE - 1;
+    if (outcome >= SESSIOND_OUTCOME_N)
+        outcome = SESSIOND_OUTCOME_OTHER_ERROR;
+    if (outcome != SESSIOND_OUTCOME_OK && outcome != SESSIOND_OUTCOME_UNSET)
+        atomic_fetch_add_explicit(&errors_m[outcome], 1, memory_order_relaxed);
+    const sessiond_route *rt = sessiond_route_at(route);
+    if (rt != NULL && (rt->flags & SESSIOND_ROUTE_VALIDATES) != 0) {
+        validation_metrics *v = &validation_m[route][outcome];
+        atomic_fetch_add_explicit(
+            &v->buckets[bucket_of(vbucket_ns, N_VBUCKET, nanos)], 1,
+            memory_order_relaxed);
+        atomic_fetch_add_explicit(&v->sum_ns, nanos, memory_order_relaxed);
+        atomic_fetch_add_explicit(&v->count, 1, memory_order_relaxed);
+    }
     route_metrics *m = &routes_m[route];
     atomic_fetch_add_explicit(&m->requests[status_index(status)], 1,
                               memory_order_relaxed);
-    size_t b = 0;
-    while (b < N_BUCKET && nanos > bucket_ns[b])
-        b++;
-    atomic_fetch_add_explicit(&m->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->buckets[bucket_of(bucket_ns, N_BUCKET, nanos)],
+                              1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->sum_ns, nanos, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->count, 1, memory_order_relaxed);
 }
@@ -147,6 +194,28 @@ static unsigned long long load(atomic_uint_fast64_t *a)
     return (unsigned long long)atomic_load_explicit(a, memory_order_relaxed);
 }
 
+/* One histogram series "name"{"labels"}: "nb" cumulative buckets with
+ * upper bounds "le", +Inf (buckets[nb]), _sum in seconds and _count (the
+ * +Inf count, so the series agrees with itself while requests land). */
+static void render_histogram(strbuf *sb, const char *name, const char *labels,
+                             atomic_uint_fast64_t *buckets,
+                             const char *const *le, size_t nb,
+                             unsigned long long sum_ns)
+{
+    unsigned long long cum = 0;
+    for (size_t b = 0; b < nb; b++) {
+        cum += load(&buckets[b]);
+        sb_printf(sb, "%s_bucket{%s,le=\"%s\"} %llu\n", name, labels, le[b], cum);
+    }
+    cum += load(&buckets[nb]);
+    sb_printf(sb,
+              "%s_bucket{%s,le=\"+Inf\"} %llu\n"
+              "%s_sum{%s} %.9f\n"
+              "%s_count{%s} %llu\n",
+              name, labels, cum, name, labels, (double)sum_ns / 1e9, name, labels,
+              cum);
+}
+
 static void render_http(strbuf *sb)
 {
     size_t nroutes = sessiond_routes_count() + 1;
@@ -184,28 +253,99 @@ static void render_http(strbuf *sb)
                   "# TYPE sessiond_http_request_duration_seconds histogram\n");
     for (size_t r = 0; r < nroutes; r++) {
         route_metrics *m = &routes_m[r];
-        const char *name = sessiond_route_metric(r);
-        unsigned long long count = load(&m->count);
-        if (count == 0)
+        if (load(&m->count) == 0)
             continue;
-        unsigned long long cum = 0;
-        for (size_t b = 0; b < N_BUCKET; b++) {
-            cum += load(&m->buckets[b]);
-            sb_printf(sb,
-                      "sessiond_http_request_duration_seconds_bucket{route="
-                      "\"%s\",le=\"%s\"} %llu\n",
-                      name, bucket_le[b], cum);
-        }
-        cum += load(&m->buckets[N_BUCKET]);
-        sb_printf(sb,
-                  "sessiond_http_request_duration_seconds_bucket{route=\"%s\","
-                  "le=\"+Inf\"} %llu\n"
-                  "sessiond_http_request_duration_seconds_sum{route=\"%s\"} "
-                  "%.9f\n"
-                  "sessiond_http_request_duration_seconds_count{route=\"%s\"} "
-                  "%llu\n",
-                  name, cum, name, (double)load(&m->sum_ns) / 1e9, name, cum);
+        char labels[96];
+        snprintf(labels, sizeof(labels), "route=\"%s\"", sessiond_route_metric(r));
+        render_histogram(sb, "sessiond_http_request_duration_seconds", labels,
+                         m->buckets, bucket_le, N_BUCKET, load(&m->sum_ns));
     }
+
+    sb_printf(sb, "# HELP sessiond_validation_duration_seconds Time to answer "
+                  "a request that validates a session (validate, "
+                  "forward-auth), by route and outcome.\n"
+                  "# TYPE sessiond_validation_duration_seconds histogram\n");
+    for (size_t r = 0; r < nroutes; r++) {
+        for (size_t o = 0; o < SESSIOND_OUTCOME_N; o++) {
+            validation_metrics *v = &validation_m[r][o];
+            if (load(&v->count) == 0)
+                continue;
+            char labels[128];
+            snprintf(labels, sizeof(labels), "route=\"%s\",outcome=\"%s\"",
+                     sessiond_route_metric(r),
+                     sessiond_outcome_name((sessiond_outcome)o));
+            render_histogram(sb, "sessiond_validation_duration_seconds", labels,
+                             v->buckets, vbucket_le, N_VBUCKET, load(&v->sum_ns));
+        }
+    }
+
+    sb_printf(sb, "# HELP sessiond_errors_total Requests that did not "
+                  "succeed, by type (the outcome: a dead session, a refused "
+                  "request, the store unavailable, ...).\n"
+                  "# TYPE sessiond_errors_total counter\n");
+    for (size_t o = 0; o < SESSIOND_OUTCOME_N; o++) {
+        if (o == SESSIOND_OUTCOME_OK || o == SESSIOND_OUTCOME_UNSET)
+            continue;
+        sb_printf(sb, "sessiond_errors_total{type=\"%s\"} %llu\n",
+                  sessiond_outcome_name((sessiond_outcome)o), load(&errors_m[o]));
+    }
+}
+
+/* Security events by type (events.c counts them), the tracing exporter's
+ * counters, and the access log's failed writes. */
+static void render_daemon(strbuf *sb)
+{
+    sb_printf(sb, "# HELP sessiond_security_events_total Security events "
+                  "written, by event.\n"
+                  "# TYPE sessiond_security_events_total counter\n");
+    for (unsigned t = 0; t < SESSIOND_EVENT_TYPES_MAX; t++) {
+        const char *name = sess_event_name((sess_event_type)t);
+        if (strcmp(name, "unknown") == 0)
+            break;
+        sb_printf(sb, "sessiond_security_events_total{event=\"%s\"} %llu\n",
+                  name, (unsigned long long)sessiond_events_count(t));
+    }
+
+    sessiond_otlp_stats ts;
+    sessiond_otlp_get_stats(&ts);
+    sb_printf(sb, "# HELP sessiond_tracing_enabled 1 when spans are exported "
+                  "(tracing.otlp_endpoint set).\n"
+                  "# TYPE sessiond_tracing_enabled gauge\n"
+                  "sessiond_tracing_enabled %d\n"
+                  "# HELP sessiond_tracing_spans_exported_total Spans the "
+                  "collector accepted.\n"
+                  "# TYPE sessiond_tracing_spans_exported_total counter\n"
+                  "sessiond_tracing_spans_exported_total %llu\n"
+                  "# HELP sessiond_tracing_spans_dropped_total Spans not "
+                  "exported, by reason (queue_full: the collector is slow or "
+                  "down).\n"
+                  "# TYPE sessiond_tracing_spans_dropped_total counter\n",
+              ts.enabled ? 1 : 0, (unsigned long long)ts.spans_exported);
+    for (size_t d = 0; d < SESSIOND_OTLP_DROP_N; d++)
+        sb_printf(sb, "sessiond_tracing_spans_dropped_total{reason=\"%s\"} %llu\n",
+                  sessiond_otlp_drop_name((sessiond_otlp_drop)d),
+                  (unsigned long long)ts.dropped[d]);
+    sb_printf(sb, "# HELP sessiond_tracing_exports_total Export requests "
+                  "(POST /v1/traces), by result.\n"
+                  "# TYPE sessiond_tracing_exports_total counter\n"
+                  "sessiond_tracing_exports_total{result=\"ok\"} %llu\n"
+                  "sessiond_tracing_exports_total{result=\"error\"} %llu\n"
+                  "# HELP sessiond_tracing_queue_spans Spans waiting for "
+                  "export.\n"
+                  "# TYPE sessiond_tracing_queue_spans gauge\n"
+                  "sessiond_tracing_queue_spans %llu\n"
+                  "# HELP sessiond_tracing_queue_capacity Spans the export "
+                  "queue holds at most (tracing.queue_size).\n"
+                  "# TYPE sessiond_tracing_queue_capacity gauge\n"
+                  "sessiond_tracing_queue_capacity %llu\n",
+              (unsigned long long)ts.exports_ok,
+              (unsigned long long)ts.exports_failed,
+              (unsigned long long)ts.queued, (unsigned long long)ts.capacity);
+    sb_printf(sb, "# HELP sessiond_access_log_failures_total Access log "
+                  "lines that could not be written (full disk, ...).\n"
+                  "# TYPE sessiond_access_log_failures_total counter\n"
+                  "sessiond_access_log_failures_total %llu\n",
+              (unsigned long long)sessiond_access_log_failures());
 }
 
 /* One metric per row: name, type, help, and where its value lives. */
@@ -393,6 +533,7 @@ char *sessiond_metrics_render_store(const sess_stats *stats,
         if (n > 0)
             sb_printf(&sb, "%.*s", (int)n, ev);
     }
+    render_daemon(&sb);
     if (sb.failed) {
         free(sb.p);
         return NULL;
@@ -417,10 +558,12 @@ void sessiond_metrics_handler(sessiond_app *app, const sessiond_http_req *req,
         sessiond_log(SESSIOND_LOG_WARN, "metrics: no session statistics: %s",
                      err.msg[0] != '\0' ? err.msg : sess_strerror(rc));
     /* The store's own counters never talk to a server: always there. */
+    /* Stores that keep no counters (LMDB, memory) show zeros: dashboards
+     * and alerts then find every series, and a zero breaker is true. */
     sess_store_stats ss;
-    const sess_store_stats *ssp = NULL;
-    if (sess_get_store_stats(app->ctx, &ss) == SESS_OK)
-        ssp = &ss;
+    if (sess_get_store_stats(app->ctx, &ss) != SESS_OK)
+        memset(&ss, 0, sizeof ss);
+    const sess_store_stats *ssp = &ss;
     char *text = sessiond_metrics_render_store(rc == SESS_OK ? &st : NULL, ssp, &len);
     /* The migration store's counters, when one is configured. */
     size_t mlen = 0;

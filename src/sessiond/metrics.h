@@ -14,9 +14,11 @@
 void sessiond_metrics_init(void);
 
 /* Count one answered request of route "route" (an index from the route
- * table; sessiond_routes_count() for unmatched requests) with "status",
- * which took "nanos" nanoseconds.  Lock-free; any thread. */
-void sessiond_metrics_observe(size_t route, unsigned status, uint64_t nanos);
+ * table; sessiond_routes_count() for unmatched requests) with "status"
+ * and "outcome" (sessiond_outcome), which took "nanos" nanoseconds.
+ * Lock-free; any thread. */
+void sessiond_metrics_observe(size_t route, unsigned status,
+                              unsigned outcome, uint64_t nanos);
 
 /* Count one connection or request refused by the HTTP layer, "reason"
  * a sessiond_refusal_reason (http_conn.h).  Lock-free; any thread. */

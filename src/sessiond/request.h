@@ -120,4 +120,8 @@ bool sessiond_handle_valid(const char *s, size_t len);
  * heap memory.  Call once at start-up before any other jansson call. */
 void sessiond_json_use_wiping_allocator(void);
 
+/* Declare that the calling thread's JSON never holds a session ID, token
+ * or key, so its frees skip the wipe (the trace exporter's thread). */
+void sessiond_json_no_secrets_here(void);
+
 #endif /* SESSIOND_REQUEST_H */

@@ -38,11 +38,12 @@
 
 #define KEY SESSIOND_ROUTE_API_KEY
 #define BODY SESSIOND_ROUTE_BODY
+#define VALIDATES SESSIOND_ROUTE_VALIDATES
 
 static const sessiond_route routes[] = {
     {"POST", "/v1/sessions", sessiond_api_create, KEY | BODY, "create"},
-    {"POST", "/v1/sessions/validate", sessiond_api_validate, KEY | BODY,
-     "validate"},
+    {"POST", "/v1/sessions/validate", sessiond_api_validate,
+     KEY | BODY | VALIDATES, "validate"},
     {"POST", "/v1/sessions/regenerate", sessiond_api_regenerate, KEY | BODY,
      "regenerate"},
     {"POST", "/v1/sessions/data", sessiond_api_set_data, KEY | BODY, "data"},
@@ -60,8 +61,8 @@ static const sessiond_route routes[] = {
      * the client's own method, and a path under the prefix: "/v1/auth"
      * + the request's path); nginx and Traefik send GET with
      * X-Forwarded-Method. */
-    {"*", "/v1/auth", sessiond_forward_auth, 0, "auth"},
-    {"*", "/v1/auth/{*}", sessiond_forward_auth, 0, "auth_prefixed"},
+    {"*", "/v1/auth", sessiond_forward_auth, VALIDATES, "auth"},
+    {"*", "/v1/auth/{*}", sessiond_forward_auth, VALIDATES, "auth_prefixed"},
     /* The policy is what a banner renders: open like /v1/auth. */
     {"GET", "/v1/cookies/policy", sessiond_cookies_policy, 0,
      "cookies_policy"},

@@ -19,6 +19,8 @@ typedef void (*sessiond_handler)(sessiond_app *app,
 /* Route flags. */
 #define SESSIOND_ROUTE_API_KEY 0x1u   /* needs the API key when configured */
 #define SESSIOND_ROUTE_BODY 0x2u      /* takes a JSON body */
+#define SESSIOND_ROUTE_VALIDATES 0x4u /* validates a session: observed in
+                                         sessiond_validation_duration_seconds */
 
 typedef struct sessiond_route {
     const char *method;          /* "GET", "POST", "DELETE" */

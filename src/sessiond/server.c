@@ -72,10 +72,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access_log.h"
 #include "events.h"
 #include "http.h"
 #include "http_conn.h"
 #include "metrics.h"
+#include "otlp.h"
 #include "routes.h"
 #include "trace.h"
 
@@ -645,7 +647,7 @@ static void serve(conn *c)
     sessiond_resp_init(&resp);
     sessiond_dispatch(srv->app, route, allow, &req,
                       sessiond_hconn_header(hc, "Content-Type"), &resp);
-    trace.status = resp.status;
+    sessiond_outcome outcome = sessiond_trace_finish(&trace, resp.status);
 
     bool closing = !hc->keep_alive || atomic_load(&srv->stopping);
     answer a = {
@@ -663,9 +665,17 @@ static void serve(conn *c)
     outbuf ob = conn_ob(c);
     put_answer(&ob, &a);
     conn_out(c, &ob);
+    uint64_t took = now_ns() - t0;
     sessiond_metrics_observe(route >= 0 ? (size_t)route
                                         : sessiond_routes_count(),
-                             resp.status, now_ns() - t0);
+                             resp.status, outcome, took);
+    /* Spans and the access log hold no path, query or header: the route
+     * pattern, the status and the outcome (docs/observability.md). */
+    if (trace.sampled)
+        sessiond_otlp_request_end(&trace, req.method, took);
+    if (sessiond_access_log_enabled())
+        sessiond_access_log_write(&trace, req.method, c->is_unix ? "unix" : c->peer,
+                                  took);
     sessiond_resp_release(&resp);
     sessiond_trace_end();
     if (ob.failed) {

@@ -12,8 +12,14 @@
  * own random helper uses; trace ids are not secrets, but guessable ones
  * would let one client's spans be mixed into another's trace).  To keep
  * forward-auth's hot path cheap each thread draws them from a small
- * per-thread pool refilled with one getrandom call per 10 requests; no
+ * per-thread pool refilled with one getrandom call per 40 requests; no
  * allocation, no lock.
+ *
+ * The sampler's settings are written once at start-up (and cleared at the
+ * stop, after the workers ended) and only read while serving.  The
+ * outcome of a request is a byte in its context: a handler that knows why
+ * it answered as it did sets it, the status decides otherwise
+ * (sessiond_trace_finish).
  */
 #include "trace.h"
 
@@ -22,9 +28,15 @@
 #include <sys/random.h>
 #include <time.h>
 
-#define POOL_BYTES 240          /* 10 requests of 16 + 8 bytes */
+#define POOL_BYTES 960          /* 40 requests of 16 + 8 bytes (fewer with
+                                   tracing: a span id per store span) */
 
 static _Thread_local sessiond_trace *current;
+/* The sampler (set once at start-up, read-only after): off, or a bound on
+ * the 63 bits of a new trace id below which it is sampled. */
+static bool sampler_on;
+static bool sample_all;
+static uint64_t sample_bound;
 static _Thread_local uint8_t pool[POOL_BYTES];
 static _Thread_local size_t pool_left;
 
@@ -167,7 +179,109 @@ void sessiond_trace_begin(sessiond_trace *t, const char *traceparent,
     while (all_zero(t->span_id, sizeof(t->span_id)));
     sessiond_trace_hex(t->trace_id, sizeof(t->trace_id), t->trace_hex);
     sessiond_trace_hex(t->span_id, sizeof(t->span_id), t->span_hex);
+    t->sampled = sampler_on && sessiond_trace_should_sample(t);
+    if (t->sampled) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    }
     current = t;
+}
+
+void sessiond_trace_new_span_id(uint8_t out[8])
+{
+    do
+        random_bytes(out, 8);
+    while (all_zero(out, 8));
+}
+
+void sessiond_trace_sampler(bool enabled, double ratio)
+{
+    sampler_on = enabled;
+    if (!(ratio > 0.0))                 /* 0, negative or NaN: none */
+        ratio = 0.0;
+    sample_all = ratio >= 1.0;
+    sample_bound = sample_all ? UINT64_MAX
+                              : (uint64_t)(ratio * 9223372036854775808.0);
+}
+
+bool sessiond_trace_should_sample(const sessiond_trace *t)
+{
+    if (!sampler_on)
+        return false;
+    /* Parent-based: the caller decided for the whole trace. */
+    if (t->has_parent)
+        return (t->flags & SESSIOND_TRACE_FLAG_SAMPLED) != 0;
+    if (sample_all)
+        return true;
+    uint64_t x = 0;
+    for (size_t i = 8; i < 16; i++)
+        x = x << 8 | t->trace_id[i];
+    return (x >> 1) < sample_bound;
+}
+
+#define SESSIOND__OUTCOME_NAME(name, text) text,
+static const char *const outcome_names[SESSIOND_OUTCOME_N] = {
+    SESSIOND_OUTCOMES(SESSIOND__OUTCOME_NAME)};
+#undef SESSIOND__OUTCOME_NAME
+
+const char *sessiond_outcome_name(sessiond_outcome o)
+{
+    return (unsigned)o < SESSIOND_OUTCOME_N ? outcome_names[o]
+                                            : "other_error";
+}
+
+void sessiond_trace_set_outcome(sessiond_outcome o)
+{
+    if (current != NULL)
+        current->outcome = (uint8_t)o;
+}
+
+sessiond_outcome sessiond_outcome_of_reason(int reason)
+{
+    /* Indexed by sess_reason (sess/session.h). */
+    static const sessiond_outcome by_reason[] = {
+        SESSIOND_OUTCOME_OK,               SESSIOND_OUTCOME_UNKNOWN,
+        SESSIOND_OUTCOME_EXPIRED_IDLE,     SESSIOND_OUTCOME_EXPIRED_ABSOLUTE,
+        SESSIOND_OUTCOME_BINDING_MISMATCH, SESSIOND_OUTCOME_REVOKED};
+    if (reason < 0 ||
+        (size_t)reason >= sizeof(by_reason) / sizeof(by_reason[0]))
+        return SESSIOND_OUTCOME_UNKNOWN;
+    return by_reason[reason];
+}
+
+/* The outcome a status implies when the handler named none. */
+static const struct {
+    unsigned status;
+    sessiond_outcome outcome;
+} status_outcomes[] = {
+    {400, SESSIOND_OUTCOME_INVALID_REQUEST},
+    {401, SESSIOND_OUTCOME_UNAUTHORIZED},
+    {403, SESSIOND_OUTCOME_FORBIDDEN},
+    {404, SESSIOND_OUTCOME_NOT_FOUND},
+    {405, SESSIOND_OUTCOME_METHOD_NOT_ALLOWED},
+    {409, SESSIOND_OUTCOME_CONFLICT},
+    {413, SESSIOND_OUTCOME_TOO_LARGE},
+    {414, SESSIOND_OUTCOME_URI_TOO_LONG},
+    {415, SESSIOND_OUTCOME_UNSUPPORTED_MEDIA_TYPE},
+    {429, SESSIOND_OUTCOME_RATE_LIMITED},
+    {500, SESSIOND_OUTCOME_INTERNAL_ERROR},
+    {503, SESSIOND_OUTCOME_STORE_UNAVAILABLE},
+};
+
+sessiond_outcome sessiond_trace_finish(sessiond_trace *t, unsigned status)
+{
+    t->status = status;
+    if (t->outcome != SESSIOND_OUTCOME_UNSET)
+        return (sessiond_outcome)t->outcome;
+    sessiond_outcome o = status < 400 ? SESSIOND_OUTCOME_OK
+                                      : SESSIOND_OUTCOME_OTHER_ERROR;
+    for (size_t i = 0; i < sizeof(status_outcomes) / sizeof(status_outcomes[0]);
+         i++)
+        if (status_outcomes[i].status == status)
+            o = status_outcomes[i].outcome;
+    t->outcome = (uint8_t)o;
+    return o;
 }
 
 sessiond_trace *sessiond_trace_current(void)

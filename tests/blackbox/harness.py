@@ -438,6 +438,15 @@ class Sessiond:
         return self.request("GET", "/v1/auth", headers=h, conn=conn)
 
 
+def free_port():
+    """A loopback TCP port that was free a moment ago (nothing listens on it)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def quote(s):
     from urllib.parse import quote as q
     return q(s, safe="")

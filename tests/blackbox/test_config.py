@@ -3,7 +3,6 @@
 2, precedence flag > environment > file > default, --version and --help."""
 
 import os
-import socket
 import subprocess
 import time
 
@@ -43,12 +42,7 @@ format = json
 """
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+free_port = harness.free_port
 
 
 class ConfigTest(SessiondTestCase):

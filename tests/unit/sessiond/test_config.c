@@ -666,6 +666,58 @@ static void test_docs(void **state)
     free(cfg);
 }
 
+/* Issue 15: [tracing] and log.access - the ratio type (strict: the whole
+ * value, 0 to 1, no NaN), the endpoint scheme, batch_size <= queue_size. */
+static void test_tracing_keys(void **state)
+{
+    (void)state;
+    sessiond_config *cfg = new_cfg();
+    char err[512];
+    assert_true(cfg->tracing.sample_ratio == 1.0);
+    assert_string_equal(cfg->tracing.otlp_endpoint, "");
+    assert_string_equal(cfg->tracing.service_name, "sessiond");
+    assert_int_equal(cfg->tracing.batch_size, 512);
+    assert_int_equal(cfg->tracing.queue_size, 2048);
+    assert_string_equal(cfg->access_log, "off");
+    static const struct {
+        const char *v;
+        double want;
+    } good[] = {{"0", 0.0}, {"1", 1.0}, {"0.01", 0.01}, {"1e-3", 0.001}, {"0.5", 0.5}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        assert_int_equal(sessiond_config_set(cfg, "tracing.sample_ratio", good[i].v, err,
+                                             sizeof err), SESS_OK);
+        assert_true(cfg->tracing.sample_ratio == good[i].want);
+    }
+    static const char *const bad[] = {"", " 0.5", "0.5 ", "1.01", "-0.1", "nan", "inf",
+                                      "1e999", "half", "0,5"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(sessiond_config_set(cfg, "tracing.sample_ratio", bad[i], err,
+                                             sizeof err), SESS_ECONFIG);
+        assert_msg(err, "tracing.sample_ratio", "ratio");
+        assert_true(cfg->tracing.sample_ratio == 0.5);   /* unchanged */
+    }
+    assert_int_equal(sessiond_config_set(cfg, "tracing.otlp_endpoint",
+                                         "http://127.0.0.1:4318/v1/traces", err,
+                                         sizeof err), SESS_OK);
+    assert_int_equal(sessiond_config_set(cfg, "tracing.otlp_endpoint", "ftp://x/v1/traces",
+                                         err, sizeof err), SESS_ECONFIG);
+    assert_msg(err, "tracing.otlp_endpoint", "http");
+    assert_int_equal(sessiond_config_set(cfg, "tracing.otlp_endpoint", "http://a b/",
+                                         err, sizeof err), SESS_ECONFIG);
+    assert_int_equal(sessiond_config_validate(cfg, err, sizeof err), SESS_OK);
+    assert_int_equal(sessiond_config_set(cfg, "tracing.batch_size", "4096", err,
+                                         sizeof err), SESS_OK);
+    assert_int_equal(sessiond_config_set(cfg, "tracing.queue_size", "100", err,
+                                         sizeof err), SESS_OK);
+    assert_int_not_equal(sessiond_config_validate(cfg, err, sizeof err), SESS_OK);
+    assert_msg(err, "tracing.batch_size", "tracing.queue_size");
+    assert_int_equal(sessiond_config_set(cfg, "log.access", "/var/log/a.jsonl", err,
+                                         sizeof err), SESS_OK);
+    assert_int_equal(sessiond_config_set(cfg, "log.access", "", err, sizeof err),
+                     SESS_ECONFIG);
+    free(cfg);
+}
+
 /* Issue 10: the reuse policy key, and allowed origins parsed by the
  * library's origin syntax (one owner). */
 static void test_issue10_keys(void **state)
@@ -767,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_docs),
         cmocka_unit_test(test_issue10_keys),
+        cmocka_unit_test(test_tracing_keys),
         cmocka_unit_test(test_one_owner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
