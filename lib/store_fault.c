@@ -269,8 +269,20 @@ static int fault_stats(sess_store *st, sess_store_stats *out)
     return im->stats(IN(st), out);
 }
 
+/* Forwarded without faults of its own: scan is for tools, and a fault
+ * test arms the operations the daemon uses.  SESS_EINVAL when the inner
+ * store cannot scan. */
+static int fault_scan(sess_store *st, sess_store_cursor *cur, uint64_t now,
+                      size_t max, sess_store_list_fn fn, void *ctx, sess_err *err)
+{
+    sess_store *in = IN(st);
+    if (!SESS_STORE_SCAN(in))
+        return sess__fail(err, SESS_EINVAL, "fault store: inner store cannot scan");
+    return SESS_STORE_SCAN(in)(in, cur, now, max, fn, ctx, err);
+}
+
 #define FAULT_TABLE(route_fn)                                              \
-    {.version = 3,                                                         \
+    {.version = 4,                                                         \
      .scheme = "fault",                                                    \
      .open = fault_open,                                                   \
      .close = fault_close,                                                 \
@@ -286,7 +298,8 @@ static int fault_stats(sess_store *st, sess_store_stats *out)
      .ping = fault_ping,                                                   \
      .count = fault_count,                                                 \
      .route = route_fn,                                                    \
-     .stats = fault_stats}
+     .stats = fault_stats,                                                 \
+     .scan = fault_scan}
 
 /* The registered table (no route); fault_open picks the routed twin for a
  * routing inner store. */

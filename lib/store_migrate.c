@@ -631,6 +631,19 @@ static int mig_stats(sess_store *base, sess_store_stats *out)
     return SESS_OK;
 }
 
+/* A walk of the authoritative store of the current mode (FROM up to
+ * route:N, TO from read-through on): a tool that scans the pair sees
+ * what the daemon serves. */
+static int mig_scan(sess_store *base, sess_store_cursor *cur, uint64_t now,
+                    size_t max, sess_store_list_fn fn, void *ctx, sess_err *err)
+{
+    struct mig_store *st = (struct mig_store *)base;
+    plan pl = plan_of(st);
+    if (!SESS_STORE_SCAN(pl.p))
+        return sess__fail(err, SESS_EINVAL, "migrate store: store cannot scan");
+    return SESS_STORE_SCAN(pl.p)(pl.p, cur, now, max, fn, ctx, err);
+}
+
 static void mig_close(sess_store *base)
 {
     struct mig_store *st = (struct mig_store *)base;
@@ -710,7 +723,7 @@ static int mig_open(const char *url, const sess_store_options *opt,
 
 #define MIGRATE_METHODS(name, routefn)                                       \
     const sess_store_methods name = {                                        \
-        .version = 3,                                                        \
+        .version = 4,                                                        \
         .scheme = "migrate",                                                 \
         .open = mig_open,                                                    \
         .close = mig_close,                                                  \
@@ -727,6 +740,7 @@ static int mig_open(const char *url, const sess_store_options *opt,
         .count = mig_count,                                                  \
         .route = routefn,                                                    \
         .stats = mig_stats,                                                  \
+        .scan = mig_scan,                                                    \
     }
 
 MIGRATE_METHODS(sess__store_migrate_methods, NULL);

@@ -1267,6 +1267,76 @@ static int rs_stats(sess_store *base, sess_store_stats *o)
     return SESS_OK;
 }
 
+/* ---- scan ------------------------------------------------------------------ */
+
+/* Cursor bytes: 'R' | node ordinal u32 | its lowest slot u32 | SCAN cursor
+ * u64, big-endian (sess__redis_scan_step says what they mean). */
+#define SCAN_POS_LEN 17
+
+struct scan_walk {
+    sess__scan_batch *b;
+    uint64_t now;
+    int rc;
+};
+
+static int scan_take(void *ctx, const char *name, size_t len, redisReply *v)
+{
+    struct scan_walk *w = ctx;
+    sess_store_buf buf = {0};
+    sess_entry e;
+    /* Only record names ("s{rrrr}KEY32") with a well-formed value; a key
+     * gone since SCAN listed it (nil) is simply absent. */
+    if (len != NAME_MAX_BYTES || name[0] != 's' || !is_str(v) ||
+        !header_valid((const uint8_t *)v->str, v->len))
+        return 0;
+    if (decode_into((const uint8_t *)name + NAME_PREFIX, (const uint8_t *)v->str, v->len,
+                    &e, &buf) != SESS_OK) {
+        w->rc = SESS_ENOMEM;
+        return 1;
+    }
+    if (sess__store_live(e.expires_at, w->now) && sess__scan_add(w->b, &e) != SESS_OK)
+        w->rc = SESS_ENOMEM;
+    sess_store_buf_free(&buf);
+    return w->rc != SESS_OK;
+}
+
+static int rs_scan(sess_store *base, sess_store_cursor *cur, uint64_t now,
+                   size_t max, sess_store_list_fn fn, void *ctx, sess_err *err)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    sess__scan_batch b = {0};
+    uint32_t node = 0, node_slot = 0;
+    uint64_t cursor = 0;
+    bool done = false;
+
+    if (!cur || !fn)
+        return sess__fail(err, SESS_EINVAL, "redis scan: missing argument");
+    if (cur->done)
+        return SESS_OK;
+    if (cur->len) {
+        if (cur->len != SCAN_POS_LEN || cur->pos[0] != 'R')
+            return sess__fail(err, SESS_EINVAL, "redis scan: cursor is not this store's");
+        node = (uint32_t)(sess__get_be64(cur->pos + 1) >> 32);
+        node_slot = (uint32_t)sess__get_be64(cur->pos + 1);
+        cursor = sess__get_be64(cur->pos + 9);
+    }
+    struct scan_walk w = {.b = &b, .now = now, .rc = SESS_OK};
+    int rc = sess__redis_scan_step(st->r, &node, &node_slot, &cursor, "s{*",
+                                   sess__scan_max(max), scan_take, &w, &done, err);
+    if (rc == SESS_OK && w.rc != SESS_OK)
+        rc = sess__fail(err, w.rc, "redis scan: out of memory");
+    if (rc == SESS_OK) {
+        cur->pos[0] = 'R';
+        sess__put_be64(cur->pos + 1, (uint64_t)node << 32 | node_slot);
+        sess__put_be64(cur->pos + 9, cursor);
+        cur->len = SCAN_POS_LEN;
+        cur->done = done;
+        sess__scan_emit(&b, fn, ctx);
+    }
+    sess__scan_free(&b);
+    return rc;
+}
+
 int sess__store_redis_flushall(sess_store *base, sess_err *err)
 {
     struct redis_store *st = (struct redis_store *)base;
@@ -1277,7 +1347,7 @@ int sess__store_redis_flushall(sess_store *base, sess_err *err)
 
 #define REDIS_METHODS(name, sch)                                             \
     const sess_store_methods name = {                                        \
-        .version = 3,                                                        \
+        .version = 4,                                                        \
         .scheme = sch,                                                       \
         .open = rs_open,                                                     \
         .close = rs_close,                                                   \
@@ -1294,6 +1364,7 @@ int sess__store_redis_flushall(sess_store *base, sess_err *err)
         .count = rs_count,                                                   \
         .route = rs_route,                                                   \
         .stats = rs_stats,                                                   \
+        .scan = rs_scan,                                                     \
     }
 
 REDIS_METHODS(sess__store_redis_methods, "redis");
