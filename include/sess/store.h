@@ -47,6 +47,11 @@ extern "C" {
 
 #define SESS_ENTRY_UNINDEXED 0x1u
 
+/* Seconds the core keeps an entry past the end of its session (so that
+ * validate can say "expired" rather than "unknown"): the session of an
+ * entry is over once expires_at <= now + SESS_ENTRY_RETAIN. */
+#define SESS_ENTRY_RETAIN 600u
+
 /* A session as a backend sees it: clear metadata plus the sealed blob. */
 typedef struct sess_entry {
     uint8_t key[SESS_STORE_KEY_BYTES];

@@ -38,6 +38,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "migrate.h"
 #include "sess.h"
 
 #define EXIT_USAGE 2
@@ -164,6 +165,8 @@ static void usage(FILE *out)
             "starts with '-';\n"
             "                        handles are always taken as "
             "arguments)\n\n"
+            "store tools: sessctl export|import|migrate|rekey (sessctl migrate "
+            "--help)\n"
             "exit codes: 0 ok, 1 failure (server error printed), 2 usage\n",
             DEFAULT_URL, DEFAULT_KEYS_DIR, DEFAULT_SIG_KEYS_DIR,
             DEFAULT_JWKS_MAX_AGE, DEFAULT_TOKEN_TTL);
@@ -987,6 +990,10 @@ int main(int argc, char **argv)
         {"--audience", OPT_VERIFY, offsetof(options, audience)},
         {"--issuer", OPT_VERIFY, offsetof(options, issuer)},
     };
+
+    /* export, import, migrate, rekey: store tools with their own options. */
+    if (argc >= 2 && sessctl_is_store_tool(argv[1]))
+        return sessctl_store_tool(argc, argv);
 
     bool options_done = false;
     for (int i = 1; i < argc; i++) {
