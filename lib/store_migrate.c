@@ -701,21 +701,12 @@ static int mig_open(const char *url, const sess_store_options *opt,
     }
     /* Routing: the core derives storage keys from the route only when the
      * store routes, so the pair routes exactly when FROM already does
-     * (keys of existing sessions must not change).  A sharded TO that
-     * refuses unrouted keys cannot take sessions from an unrouted FROM
+     * (keys of existing sessions must not change).  A Redis Cluster takes
+     * the unrouted keys of such a FROM as legacy entries (store_redis.c),
+     * and once it serves alone the core finds them by their plain key
      * (docs/migration.md, "Routing"). */
-    if (routes(st->from) && routes(st->to)) {
-        st->base.methods = &migrate_routed_methods;
-    } else {
-        st->base.methods = &sess__store_migrate_methods;
-        if (sess__store_url_rest(to_url, "redis+cluster") && !routes(st->from)) {
-            mig_close(&st->base);
-            return sess__fail(err, SESS_EINVAL,
-                              "migrate store: a Redis Cluster cannot take sessions "
-                              "from a store that does not route (see "
-                              "docs/migration.md, Routing)");
-        }
-    }
+    st->base.methods = routes(st->from) && routes(st->to) ? &migrate_routed_methods
+                                                          : &sess__store_migrate_methods;
     atomic_init(&st->mode, (uint32_t)k | (pct << 8));
     *out = &st->base;
     return SESS_OK;

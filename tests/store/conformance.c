@@ -108,6 +108,11 @@ static int setup(void **state)
     {
         sess_store *st = *state;
         g_routing = st->methods->version >= 2 && st->methods->route ? st : NULL;
+        /* SESS_CONFORMANCE_UNROUTED=1: fixtures as a store that does not
+         * route issues them (a Redis Cluster after an LMDB migration keeps
+         * them as legacy entries, store_redis.c). */
+        if (getenv("SESS_CONFORMANCE_UNROUTED"))
+            g_routing = NULL;
     }
 #ifdef SESS_WITH_REDIS
     /* Redis keeps data between runs and tests: start each test empty. */
