@@ -56,17 +56,13 @@
 #include <openssl/evp.h>
 
 #include "migrate.h"
+#include "migrate_format.h"
 #include "sess.h"
 #include "sess/store_migrate.h"
 
 #define EXIT_USAGE 2
 #define DEFAULT_KEYS_DIR "./var/keys"
 #define DEFAULT_BATCH 256
-#define EXPORT_FORMAT "sessiond-export"
-#define EXPORT_VERSION 1
-/* Longest line of an export: a record line holds a blob of at most
- * SESS_STORE_BLOB_MAX bytes in base64 (4/3) plus small fields. */
-#define LINE_MAX_BYTES (SESS_STORE_BLOB_MAX / 3 * 4 + 4096)
 #define RETRIES 5                 /* compare-and-swap attempts per entry */
 
 /* ---- options ------------------------------------------------------------ */
@@ -694,48 +690,6 @@ static int run_rekey(const topts *o)
 
 /* ---- the export format (docs/formats.md) ------------------------------------ */
 
-static char *b64(const uint8_t *p, size_t n)
-{
-    char *out = malloc(4 * ((n + 2) / 3) + 1);
-    if (out)
-        EVP_EncodeBlock((unsigned char *)out, p, (int)n);
-    return out;
-}
-
-/* Decode base64 "s" (RFC 4648 section 4, padded) into "out" ("cap"
- * bytes); the decoded length, or -1 when malformed or too long. */
-static long unb64(const char *s, uint8_t *out, size_t cap)
-{
-    size_t n = strlen(s);
-    if (n % 4 != 0 || n / 4 * 3 > cap + 2)
-        return -1;
-    if (n == 0)
-        return 0;
-    size_t pad = (s[n - 1] == '=') + (n > 1 && s[n - 2] == '=');
-    uint8_t *tmp = malloc(n / 4 * 3 + 1);
-    if (!tmp)
-        return -1;
-    int r = EVP_DecodeBlock(tmp, (const unsigned char *)s, (int)n);
-    long len = r < 0 ? -1 : (long)((size_t)r - pad);
-    if (len >= 0 && (size_t)len <= cap)
-        memcpy(out, tmp, (size_t)len);
-    else
-        len = -1;
-    OPENSSL_cleanse(tmp, n / 4 * 3 + 1);
-    free(tmp);
-    return len;
-}
-
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[p[i] >> 4];
-        out[2 * i + 1] = d[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 typedef struct exporter {
     FILE *out;
     EVP_MD_CTX *md;
@@ -780,8 +734,9 @@ static int export_cb(void *ctx, const sess_entry *e)
         x->p.skipped++;
         return 0;
     }
-    char *k = b64(e->key, SESS_STORE_KEY_BYTES), *h = b64(e->handle, SESS_STORE_HANDLE_BYTES),
-         *u = b64(e->user, SESS_STORE_USER_BYTES), *b = b64(e->blob, e->blob_len);
+    char *k = export_b64(e->key, SESS_STORE_KEY_BYTES),
+         *h = export_b64(e->handle, SESS_STORE_HANDLE_BYTES),
+         *u = export_b64(e->user, SESS_STORE_USER_BYTES), *b = export_b64(e->blob, e->blob_len);
     json_t *o = (k && h && u && b)
                     ? json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s}", "k", k, "h", h, "u", u,
                                 "c", (json_int_t)e->created_at, "e", (json_int_t)e->expires_at,
@@ -854,7 +809,7 @@ static int run_export(const topts *o)
         const char *kid = sess_keyring_kid(kr, i);
         if (sess_keyring_fingerprint(kr, kid, fp) != SESS_OK)
             continue;
-        hex(fp, sizeof fp, fph);
+        export_hex(fp, sizeof fp, fph);
         json_array_append_new(keys, json_pack("{s:s, s:s}", "kid", kid, "fingerprint", fph));
     }
     const char *colon = strchr(o->from, ':');
@@ -893,7 +848,7 @@ static int run_export(const topts *o)
         rc = fail("cannot finish SHA-256");
         goto cleanup;
     }
-    hex(md, 32, mdh);
+    export_hex(md, 32, mdh);
     json_t *end = json_pack("{s:b, s:I, s:s}", "end", 1, "records", (json_int_t)x.records,
                             "sha256", mdh);
     char *s = end ? json_dumps(end, JSON_COMPACT) : NULL;
@@ -935,291 +890,87 @@ cleanup:
 
 /* ---- import --------------------------------------------------------------------- */
 
-typedef struct import_key {
-    char kid[SESS_KID_MAX + 1];
-    int state;                    /* 0 same key here, 1 missing, 2 differs */
-} import_key;
-
-typedef struct importer {
-    FILE *in;
-    char *line;
-    size_t lineno;
-    EVP_MD_CTX *md;
-    import_key keys[64];
-    size_t nkeys;
-    const sess_keyring *kr;
-} importer;
-
-/* Read one line (without '\n') into imp->line; 1 a line, 0 end of file,
- * -1 too long or unterminated (a truncated file). */
-static int read_line(importer *imp, size_t *len)
-{
-    size_t n = 0;
-    int c;
-    while ((c = getc(imp->in)) != EOF && c != '\n') {
-        if (n >= LINE_MAX_BYTES)
-            return -1;
-        imp->line[n++] = (char)c;
-    }
-    if (c == EOF && n == 0)
-        return 0;
-    if (c == EOF)
-        return -1;                /* the last line lacks its newline */
-    imp->line[n] = '\0';
-    *len = n;
-    imp->lineno++;
-    return 1;
-}
-
-/* One record line: the entry (blob into "blob"), or a message. */
-static const char *parse_record(importer *imp, json_t *o, sess_entry *e, uint8_t *blob)
-{
-    const char *k, *h, *u, *b;
-    json_int_t c, x, f;
-    char kid[SESS_KID_MAX + 1];
-    json_error_t jerr;
-    if (json_unpack_ex(o, &jerr, JSON_STRICT, "{s:s, s:s, s:s, s:I, s:I, s:I, s:s}", "k", &k,
-                       "h", &h, "u", &u, "c", &c, "e", &x, "f", &f, "b", &b) != 0)
-        return "a record line lacks a field, has an unknown one or a wrong type";
-    memset(e, 0, sizeof *e);
-    if (unb64(k, e->key, sizeof e->key) != SESS_STORE_KEY_BYTES ||
-        unb64(h, e->handle, sizeof e->handle) != SESS_STORE_HANDLE_BYTES ||
-        unb64(u, e->user, sizeof e->user) != SESS_STORE_USER_BYTES)
-        return "a key, handle or user field has the wrong length or is not base64";
-    long bl = unb64(b, blob, SESS_STORE_BLOB_MAX);
-    if (bl <= 0)
-        return "a record field is empty, too long or not base64";
-    if (c < 0 || x <= 0 || f < 0 || (f & ~(json_int_t)SESS_ENTRY_UNINDEXED) != 0)
-        return "a time or flags field is out of range";
-    if (sess_store_is_state_key(e->key))
-        return "a record uses a reserved key";
-    e->created_at = (uint64_t)c;
-    e->expires_at = (uint64_t)x;
-    e->flags = (uint32_t)f;
-    e->blob = blob;
-    e->blob_len = (size_t)bl;
-    if (sess_sealed_kid(blob, (size_t)bl, kid, sizeof kid) != SESS_OK)
-        return "a record is not a sealed record";
-    for (size_t i = 0; i < imp->nkeys; i++) {
-        if (strcmp(imp->keys[i].kid, kid) != 0)
-            continue;
-        if (imp->keys[i].state == 1)
-            return "a record is sealed with a key this keyring does not have "
-                   "(give --dir the key directory the export was made with)";
-        if (imp->keys[i].state == 2)
-            return "a record is sealed with a key whose id is here but whose bytes "
-                   "differ from the exporter's";
-        return NULL;
-    }
-    return "a record is sealed with a key the header does not list";
-}
-
-static const char *parse_header(importer *imp, json_t *o)
-{
-    const char *fmt, *src;
-    json_int_t ver, created;
-    json_t *keys;
-    json_error_t jerr;
-    if (json_unpack_ex(o, &jerr, 0, "{s:s, s:I}", "format", &fmt, "version", &ver) != 0 ||
-        strcmp(fmt, EXPORT_FORMAT) != 0)
-        return "not a sessiond export (first line lacks \"format\": \"" EXPORT_FORMAT "\")";
-    if (ver != EXPORT_VERSION)
-        return "export format version not supported by this sessctl (it reads version 1)";
-    if (json_unpack_ex(o, &jerr, JSON_STRICT, "{s:s, s:I, s:I, s:s, s:o}", "format", &fmt,
-                       "version", &ver, "created_at", &created, "source", &src, "keys",
-                       &keys) != 0 ||
-        !json_is_array(keys))
-        return "the header lacks a field, has an unknown one or a wrong type";
-    if (json_array_size(keys) == 0 || json_array_size(keys) > sizeof imp->keys / sizeof imp->keys[0])
-        return "the header lists no keys or too many";
-    for (size_t i = 0; i < json_array_size(keys); i++) {
-        const char *kid, *fph;
-        if (json_unpack_ex(json_array_get(keys, i), &jerr, JSON_STRICT, "{s:s, s:s}", "kid",
-                           &kid, "fingerprint", &fph) != 0 ||
-            strlen(kid) == 0 || strlen(kid) > SESS_KID_MAX || strlen(fph) != 64)
-            return "a key in the header is malformed";
-        import_key *k = &imp->keys[imp->nkeys++];
-        snprintf(k->kid, sizeof k->kid, "%s", kid);
-        uint8_t mine[SESS_KEY_FINGERPRINT_BYTES];
-        char mh[65];
-        if (sess_keyring_fingerprint(imp->kr, kid, mine) != SESS_OK) {
-            k->state = 1;
-        } else {
-            hex(mine, sizeof mine, mh);
-            /* Fingerprints are public (one-way); a plain compare is fine. */
-            k->state = strcmp(mh, fph) == 0 ? 0 : 2;
-        }
-    }
-    return NULL;
-}
-
-/* One pass over the file.  "write" false: check everything, change
- * nothing; true: insert the records (the file was checked).  Returns 0 or
- * the exit code after printing why. */
-static int import_pass(importer *imp, sess_store *st, bool write, const char *file,
-                       sess_progress *p, uint64_t *records_out, uint8_t digest[32])
-{
-    size_t len = 0;
-    uint64_t records = 0;
-    bool ended = false;
-    int r;
-    uint8_t *blob = malloc(SESS_STORE_BLOB_MAX);
-    int rc = 0;
+/* The second pass: insert each record (the file was checked). */
+typedef struct import_ctx {
+    sess_store *st;
+    sess_progress p;
     ui u;
+} import_ctx;
 
-    ui_init(&u, "import", !write);
-    imp->lineno = 0;
-    EVP_DigestInit_ex(imp->md, EVP_sha256(), NULL);
-    if (!blob)
-        return fail("out of memory");
-#define BAD(msg)                                                                  \
-    do {                                                                          \
-        rc = fail("%s line %zu: %s; nothing was imported", file, imp->lineno, msg); \
-        goto done;                                                                \
-    } while (0)
-    while ((r = read_line(imp, &len)) == 1) {
-        json_error_t jerr;
-        if (ended)
-            BAD("data after the end line");
-        json_t *o = json_loadb(imp->line, len, JSON_REJECT_DUPLICATES, &jerr);
-        if (!o || !json_is_object(o)) {
-            json_decref(o);
-            BAD("not a JSON object (damaged file?)");
-        }
-        if (imp->lineno == 1) {
-            const char *why = write ? NULL : parse_header(imp, o);
-            json_decref(o);
-            if (why)
-                BAD(why);
-        } else if (json_object_get(o, "end")) {
-            unsigned char md[32];
-            unsigned int mdn = 0;
-            char mh[65];
-            const char *sha;
-            json_int_t n;
-            int t;
-            EVP_DigestFinal_ex(imp->md, md, &mdn);
-            hex(md, 32, mh);
-            memcpy(digest, md, 32);
-            int ok = json_unpack_ex(o, &jerr, JSON_STRICT, "{s:b, s:I, s:s}", "end", &t,
-                                    "records", &n, "sha256", &sha) == 0 && t;
-            bool count_ok = ok && n >= 0 && (uint64_t)n == records;
-            bool sum_ok = ok && strcmp(sha, mh) == 0;
-            json_decref(o);
-            if (!ok)
-                BAD("the end line is malformed");
-            if (!count_ok)
-                BAD("the end line's record count does not match the file (lines lost?)");
-            if (!sum_ok)
-                BAD("the file's SHA-256 does not match its end line (damaged or edited)");
-            ended = true;
-            continue;
+static int import_cb(void *ctx, const sess_entry *e, size_t lineno, char *msg, size_t cap)
+{
+    import_ctx *ic = ctx;
+    sess_err err = {0};
+    uint64_t now = now_s();
+    ic->p.scanned++;
+    if (e->expires_at <= now + SESS_ENTRY_RETAIN) {
+        ic->p.skipped++;          /* ended since the export */
+    } else {
+        int rc = ic->st->methods->insert(ic->st, e, NULL, now, NULL, &err);
+        if (rc == SESS_OK) {
+            ic->p.copied++;
+        } else if (rc == SESS_EXISTS) {
+            ic->p.skipped++;
+        } else if (rc == SESS_EUNAVAILABLE || rc == SESS_EIO || rc == SESS_EFULL ||
+                   rc == SESS_ENOMEM) {
+            snprintf(msg, cap, "stopped at line %zu: %s (%llu imported; running it again is "
+                               "safe)", lineno, err.msg, (unsigned long long)ic->p.copied);
+            return 1;
         } else {
-            sess_entry e;
-            const char *why = parse_record(imp, o, &e, blob);
-            json_decref(o);
-            if (why)
-                BAD(why);
-            records++;
-            if (write) {
-                sess_err err = {0};
-                uint64_t now = now_s();
-                p->scanned++;
-                if (e.expires_at <= now + SESS_ENTRY_RETAIN) {
-                    p->skipped++;   /* ended since the export */
-                } else {
-                    int irc = st->methods->insert(st, &e, NULL, now, NULL, &err);
-                    if (irc == SESS_OK)
-                        p->copied++;
-                    else if (irc == SESS_EXISTS)
-                        p->skipped++;
-                    else if (irc == SESS_EUNAVAILABLE || irc == SESS_EIO || irc == SESS_EFULL) {
-                        rc = fail("import stopped at line %zu: %s (%llu imported; running "
-                                  "it again is safe)", imp->lineno, err.msg,
-                                  (unsigned long long)p->copied);
-                        goto done;
-                    } else {
-                        p->failed++;
-                    }
-                }
-                ui_show(&u, p, false);
-            }
+            ic->p.failed++;
         }
-        if (EVP_DigestUpdate(imp->md, imp->line, len) != 1 ||
-            EVP_DigestUpdate(imp->md, "\n", 1) != 1)
-            BAD("SHA-256 failed");
     }
-    if (r < 0)
-        BAD(imp->lineno ? "the file ends inside a line (truncated) or a line is too long"
-                        : "the first line is unterminated or too long");
-    if (imp->lineno == 0)
-        BAD("the file is empty");
-    if (!ended)
-        BAD("the file is truncated (no end line)");
-    if (ferror(imp->in))
-        BAD("read error");
-    *records_out = records;
-#undef BAD
-done:
-    if (blob) {
-        OPENSSL_cleanse(blob, SESS_STORE_BLOB_MAX);
-        free(blob);
-    }
-    return rc;
+    ui_show(&ic->u, &ic->p, false);
+    return 0;
 }
 
 static int run_import(const topts *o)
 {
-    importer imp;
     sess_keyring *kr = NULL;
-    sess_store *st = NULL;
-    sess_progress p;
+    import_ctx ic;
     uint64_t n1 = 0, n2 = 0;
     uint8_t d1[32], d2[32];
+    char msg[512];
+    FILE *in = NULL;
     int rc;
 
-    memset(&imp, 0, sizeof imp);
-    memset(&p, 0, sizeof p);
+    memset(&ic, 0, sizeof ic);
     if ((rc = load_keys(o, &kr)) != 0)
         return rc;
-    imp.kr = kr;
-    imp.in = fopen(o->file, "r");
-    imp.line = malloc(LINE_MAX_BYTES + 1);
-    imp.md = EVP_MD_CTX_new();
-    if (!imp.in) {
+    in = fopen(o->file, "r");
+    if (!in) {
         rc = fail("cannot read %s: %s", o->file, strerror(errno));
         goto cleanup;
     }
-    if (!imp.line || !imp.md) {
-        rc = fail("out of memory");
+    /* Pass 1 checks the whole file before the store is even opened. */
+    if (export_read(in, kr, NULL, NULL, &n1, d1, msg, sizeof msg) != EXPORT_OK) {
+        rc = fail("%s %s; nothing was imported", o->file, msg);
         goto cleanup;
     }
-    /* Pass 1 checks the whole file before the store is even opened. */
-    if ((rc = import_pass(&imp, NULL, false, o->file, &p, &n1, d1)) != 0)
+    if ((rc = open_store(o->to, false, &ic.st)) != 0)
         goto cleanup;
-    if ((rc = open_store(o->to, false, &st)) != 0)
+    rewind(in);
+    ui_init(&ic.u, "import", o->quiet);
+    int r = export_read(in, kr, import_cb, &ic, &n2, d2, msg, sizeof msg);
+    if (r == EXPORT_STOPPED) {
+        rc = fail("import %s", msg);
         goto cleanup;
-    rewind(imp.in);
-    if ((rc = import_pass(&imp, st, true, o->file, &p, &n2, d2)) != 0)
-        goto cleanup;
-    if (n1 != n2 || memcmp(d1, d2, 32) != 0) {
+    }
+    if (r != EXPORT_OK || n1 != n2 || memcmp(d1, d2, 32) != 0) {
         rc = fail("%s changed while it was imported; run the import again", o->file);
         goto cleanup;
     }
-    p.done = 1;
     if (!o->quiet)
         fprintf(stderr, "import: %llu records: %llu imported, %llu skipped (present or "
-                        "expired), %llu failed\n",
-                (unsigned long long)n1, (unsigned long long)p.copied,
-                (unsigned long long)p.skipped, (unsigned long long)p.failed);
-    rc = p.failed ? 1 : 0;
+                        "ended), %llu failed\n",
+                (unsigned long long)n1, (unsigned long long)ic.p.copied,
+                (unsigned long long)ic.p.skipped, (unsigned long long)ic.p.failed);
+    rc = ic.p.failed ? 1 : 0;
 
 cleanup:
-    if (imp.in)
-        fclose(imp.in);
-    free(imp.line);
-    EVP_MD_CTX_free(imp.md);
-    sess_store_close(st);
+    if (in)
+        fclose(in);
+    sess_store_close(ic.st);
     sess_keyring_free(kr);
     return rc;
 }
