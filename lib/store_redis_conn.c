@@ -1083,6 +1083,33 @@ int sess__redis_exec(sess__redis *r, int slot, unsigned flags,
     return rc;
 }
 
+/* Run "n" commands on "node" itself (no redirects followed: the caller
+ * handles MOVED per reply), with the breaker and the counters; a broken
+ * link is SESS_EUNAVAILABLE. */
+static int node_exchange(sess__redis *r, struct rnode *node, const sess__redis_cmd *cmds,
+                         size_t n, redisReply **rep, const char *op, sess_err *err)
+{
+    const char *msg = "error";
+    redisReply *w = NULL;
+    bool trk = false;
+    if (!breaker_allow(node))
+        return sess__fail(err, SESS_EUNAVAILABLE, "redis %s: %s:%d unavailable (circuit open)",
+                          op, node->host, node->port);
+    uint64_t t0 = mono_us();
+    xresult x = exchange(r, node, false, 0, cmds, n, rep, &w, &trk, &msg);
+    record_latency(r, mono_us() - t0);
+    if (x != XR_OK) {
+        breaker_fail(node);
+        if (r->kind != SESS_REDIS_STANDALONE)
+            mark_stale(r);
+        bump(&r->ctr->errors);
+        return sess__fail(err, SESS_EUNAVAILABLE, "redis %s: %s:%d: %s", op, node->host,
+                          node->port, msg);
+    }
+    breaker_ok(node);
+    return SESS_OK;
+}
+
 /* ---- every slot -------------------------------------------------------------- */
 
 int sess__redis_each_tag(sess__redis *r, sess__redis_make_fn make,
@@ -1124,31 +1151,10 @@ int sess__redis_each_tag(sess__redis *r, sess__redis_make_fn make,
             size_t m = nt - off < EACH_BATCH ? nt - off : EACH_BATCH;
             for (size_t i = 0; i < m; i++)
                 make(ctx, tags[off + i], &cmds[i]);
-            if (!breaker_allow(node)) {
-                rc = sess__fail(err, SESS_EUNAVAILABLE,
-                                "redis %s: %s:%d unavailable (circuit open)", op,
-                                node->host, node->port);
-                goto cleanup;
-            }
-            const char *msg = "error";
-            redisReply *wait_rep = NULL;
-            bool trk = false;
             for (size_t i = 0; i < m; i++)
                 rep[i] = NULL;
-            uint64_t t0 = mono_us();
-            xresult x = exchange(r, node, false, 0, cmds, m, rep, &wait_rep,
-                                 &trk, &msg);
-            record_latency(r, mono_us() - t0);
-            if (x != XR_OK) {
-                breaker_fail(node);
-                if (r->kind != SESS_REDIS_STANDALONE)
-                    mark_stale(r);
-                bump(&r->ctr->errors);
-                rc = sess__fail(err, SESS_EUNAVAILABLE, "redis %s: %s:%d: %s", op,
-                                node->host, node->port, msg);
+            if ((rc = node_exchange(r, node, cmds, m, rep, op, err)) != SESS_OK)
                 goto cleanup;
-            }
-            breaker_ok(node);
             for (size_t i = 0; i < m; i++) {
                 redisReply *y = rep[i];
                 if (rc == SESS_OK && (reply_is_error(y, "MOVED ") ||
@@ -1219,32 +1225,6 @@ static int primaries(sess__redis *r, struct rnode **out, uint32_t *first, size_t
     return *n ? SESS_OK : sess__fail(err, SESS_EUNAVAILABLE, "redis scan: no primary");
 }
 
-/* Run "n" commands on "node" itself; on a broken link the caller's step
- * fails (the walk resumes from the same cursor next time). */
-static int node_exchange(sess__redis *r, struct rnode *node, const sess__redis_cmd *cmds,
-                         size_t n, redisReply **rep, sess_err *err)
-{
-    const char *msg = "error";
-    redisReply *w = NULL;
-    bool trk = false;
-    if (!breaker_allow(node))
-        return sess__fail(err, SESS_EUNAVAILABLE, "redis scan: %s:%d unavailable (circuit open)",
-                          node->host, node->port);
-    uint64_t t0 = mono_us();
-    xresult x = exchange(r, node, false, 0, cmds, n, rep, &w, &trk, &msg);
-    record_latency(r, mono_us() - t0);
-    if (x != XR_OK) {
-        breaker_fail(node);
-        if (r->kind != SESS_REDIS_STANDALONE)
-            mark_stale(r);
-        bump(&r->ctr->errors);
-        return sess__fail(err, SESS_EUNAVAILABLE, "redis scan: %s:%d: %s", node->host,
-                          node->port, msg);
-    }
-    breaker_ok(node);
-    return SESS_OK;
-}
-
 int sess__redis_scan_step(sess__redis *r, uint32_t *node, uint32_t *node_slot,
                           uint64_t *cursor, const char *match, size_t count,
                           sess__redis_scan_fn fn, void *ctx, bool *done,
@@ -1275,7 +1255,7 @@ int sess__redis_scan_step(sess__redis *r, uint32_t *node, uint32_t *node_slot,
     sess__redis_cmd sc = {.argc = 6,
                           .argv = {"SCAN", scur, "MATCH", match, "COUNT", scount},
                           .len = {4, (size_t)lc, 5, strlen(match), 5, (size_t)lk}};
-    if ((rc = node_exchange(r, nd, &sc, 1, &srep, err)) != SESS_OK)
+    if ((rc = node_exchange(r, nd, &sc, 1, &srep, "scan", err)) != SESS_OK)
         return rc;
     if (!srep || srep->type != REDIS_REPLY_ARRAY || srep->elements != 2 ||
         srep->element[0]->type != REDIS_REPLY_STRING ||
@@ -1303,7 +1283,7 @@ int sess__redis_scan_step(sess__redis *r, uint32_t *node, uint32_t *node_slot,
             cmds[i].len[1] = nm->type == REDIS_REPLY_STRING ? nm->len : 0;
             vals[i] = NULL;
         }
-        if ((rc = node_exchange(r, nd, cmds, m, vals, err)) != SESS_OK)
+        if ((rc = node_exchange(r, nd, cmds, m, vals, "scan", err)) != SESS_OK)
             break;
         for (size_t i = 0; i < m; i++) {
             redisReply *v = vals[i];

@@ -895,26 +895,33 @@ static int routed_open(const char *url, const sess_store_options *opt,
     return rc;
 }
 
-static void test_routed_store(void **state)
+/* A context over a fresh "routed:" store, which "*st" names. */
+static sess_ctx *routed_ctx(test_clock *clk, sess_store **st)
 {
-    (void)state;
     static const uint8_t key[1][SESS_KEY_BYTES] = {{3}};
     const char *kids[] = {"k"};
     sess_keyring *kr;
-    sess_store *st;
     sess_ctx *ctx;
     sess_store_options opt = {0};
+    sess_config cfg;
+
+    assert_int_equal(sess_store_open("routed:", &opt, st, NULL), SESS_OK);
+    assert_int_equal(sess_keyring_from_keys(kids, key, 1, &kr, NULL), SESS_OK);
+    sess_config_defaults(&cfg);
+    assert_int_equal(sess_ctx_new(&cfg, *st, kr, &ctx, NULL), SESS_OK);
+    sess_ctx_set_clock(ctx, test_clock_read, clk);
+    return ctx;
+}
+
+static void test_routed_store(void **state)
+{
+    (void)state;
+    sess_store *st;
     test_clock clk = {1800000000u};
+    sess_ctx *ctx = routed_ctx(&clk, &st);
     sess_issued s, r;
     sess_view v;
     sess_reason why;
-
-    assert_int_equal(sess_store_open("routed:", &opt, &st, NULL), SESS_OK);
-    assert_int_equal(sess_keyring_from_keys(kids, key, 1, &kr, NULL), SESS_OK);
-    sess_config cfg;
-    sess_config_defaults(&cfg);
-    assert_int_equal(sess_ctx_new(&cfg, st, kr, &ctx, NULL), SESS_OK);
-    sess_ctx_set_clock(ctx, test_clock_read, &clk);
 
     create_user(ctx, "quinn", &s);
     uint8_t raw[32];
@@ -949,22 +956,11 @@ static void test_routed_store(void **state)
 static void test_legacy_keys_on_routed_store(void **state)
 {
     (void)state;
-    static const uint8_t key[1][SESS_KEY_BYTES] = {{4}};
-    const char *kids[] = {"k"};
-    sess_keyring *kr;
     sess_store *st;
-    sess_ctx *ctx;
-    sess_store_options opt = {0};
     test_clock clk = {1800000000u};
+    sess_ctx *ctx = routed_ctx(&clk, &st);
     sess_issued s, t;
     sess_view v;
-
-    assert_int_equal(sess_store_open("routed:", &opt, &st, NULL), SESS_OK);
-    assert_int_equal(sess_keyring_from_keys(kids, key, 1, &kr, NULL), SESS_OK);
-    sess_config cfg;
-    sess_config_defaults(&cfg);
-    assert_int_equal(sess_ctx_new(&cfg, st, kr, &ctx, NULL), SESS_OK);
-    sess_ctx_set_clock(ctx, test_clock_read, &clk);
 
     st->methods = &plain_methods;       /* the store before it routed */
     create_user(ctx, "rowan", &s);
