@@ -141,6 +141,33 @@ class ToolsTest(SessiondTestCase):
         for s in live:
             self.assertStatus(m.validate(s), 200)
 
+    def test_migrate_progress_bar_on_a_terminal(self):
+        """On a terminal the progress is a bar redrawn in place ('\\r'); in
+        a pipe (every other test) it is plain lines."""
+        import pty
+        d = self.daemon()
+        self.sessions(d, 30)
+        master, slave = pty.openpty()
+        p = subprocess.Popen([harness.SESSCTL, "migrate", "--from", d.store_url, "--to",
+                              "lmdb:" + os.path.join(d.dir, "copy"), "--batch", "5"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        self.assertEqual(p.wait(30), 0, out)
+        text = out.decode(errors="replace")
+        d.assert_no_ids_in(text, "sessctl migrate on a terminal")
+        self.assertIn("\r", text)
+        self.assertIn("[##############################] 100%", text)
+
     def put_mode(self, d, mode):
         r = d.request("PUT", "/v1/admin/migration", {"mode": mode})
         self.assertStatus(r, 200)
