@@ -64,6 +64,8 @@
 #define DEFAULT_KEYS_DIR "./var/keys"
 #define DEFAULT_BATCH 256
 #define RETRIES 5                 /* compare-and-swap attempts per entry */
+#define TOOL_TIMEOUT_MS 2000      /* store reply and connect timeout */
+#define BATCH_RETRIES 3           /* a batch that met an unavailable store */
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -290,6 +292,10 @@ static int open_store(const char *url, bool must_exist, sess_store **out)
     }
     so.password = getenv("SESSCTL_STORE_PASSWORD");
     so.l1_cache = -1;             /* a tool reads every entry once */
+    /* A batch tool waits longer than sessiond's 20 ms per reply: a loaded
+     * server must slow a backfill down, not stop it. */
+    so.timeout_ms = TOOL_TIMEOUT_MS;
+    so.connect_timeout_ms = TOOL_TIMEOUT_MS;
     int rc = sess_store_open(url, &so, out, &err);
     if (rc != SESS_OK)
         return fail("cannot open store: %s", err.msg);
@@ -598,6 +604,7 @@ static int run_walk(walk *w, const topts *o, sess_progress_kind kind, const char
     w->pc.start = mono();
     w->p.done = 0;
 
+    int retries = 0;
     while (!w->p.cursor.done && !g_stop && !w->err_rc) {
         sess_store_cursor before = w->p.cursor;
         sess_progress snapshot = w->p;
@@ -609,10 +616,19 @@ static int run_walk(walk *w, const topts *o, sess_progress_kind kind, const char
         }
         if (w->err_rc || g_stop) {
             /* The batch did not finish: its counters and cursor are not
-             * saved, the next run redoes it (every step is idempotent). */
+             * saved, the next run redoes it (every step is idempotent).
+             * A store that was briefly unavailable gets a few more tries
+             * of the same batch first. */
             w->p = snapshot;
+            if (!g_stop && w->err_rc == SESS_EUNAVAILABLE && retries++ < BATCH_RETRIES) {
+                fprintf(stderr, "\n%s: %s; retrying the batch\n", verb, w->err_msg);
+                w->err_rc = 0;
+                sleep(1);
+                continue;
+            }
             break;
         }
+        retries = 0;
         w->p.updated_at = now_s();
         if (w->p.scanned > w->p.total)
             w->p.total = w->p.scanned;
