@@ -551,6 +551,38 @@ def tracing_rows(args, keys, used_ports, add_row, D, W, pool_path):
         stop(sink)
 
 
+def migration_rows(args, used_ports, keys, add_row, D, W):
+    """Rows migrate-MODE-validate and migrate-MODE-create: the cost of each
+    mode of the migration store (docs/migration.md, "Cost per request") on
+    LMDB -> LMDB, one sessiond per mode with its own pool (created in that
+    mode, so both stores hold it), baseline the same rows in mode off."""
+    url_of = lambda port, path="/": "http://127.0.0.1:%d%s" % (port, path)
+    n = min(args.pool, 200 if args.quick else 5000)
+    for mode in ("off", "shadow", "dual", "route:50", "read-through", "new"):
+        tag = mode.replace(":", "")
+        port = free_port(used_ports)
+        a, b = (os.path.join(TMP, "mig-%s-%s" % (tag, x)) for x in ("from", "to"))
+        log("starting sessiond in migration mode %s on 127.0.0.1:%d" % (mode, port))
+        md = Sessiond(args.sessiond, port, "memory:", keys, "mig-" + tag,
+                      ("--set", "migration.from=lmdb:" + a, "--set", "migration.to=lmdb:" + b,
+                       "--set", "migration.mode=" + mode))
+        try:
+            ids = http_create_pool(port, n)
+            path = os.path.join(TMP, "mig-%s.ids" % tag)
+            write_ids(path, ids)
+            base = None if mode == "off" else "migrate-off-validate"
+            add_row("migrate-%s-validate" % tag, "validate, migration mode %s" % mode,
+                    run_wrk(args, url_of(port), "validate", path, D, md.pids, W), base,
+                    "LMDB -> LMDB, %d sessions" % len(ids))
+            add_row("migrate-%s-create" % tag, "create, migration mode %s" % mode,
+                    run_wrk(args, url_of(port), "create", None, D, md.pids, W),
+                    None if mode == "off" else "migrate-off-create")
+        finally:
+            md.stop()
+            for x in (a, b):
+                shutil.rmtree(x, ignore_errors=True)
+
+
 # ---- libbench and floor --------------------------------------------------
 
 NGINX_MODULE_CONF = """
@@ -1639,6 +1671,7 @@ def main():
             except (RuntimeError, OSError) as e:
                 log("tracing rows skipped: %s" % e)
                 add_skip("auth-trace-1", "sessiond GET /v1/auth, tracing 1% sampled", str(e)[:200])
+            migration_rows(args, used_ports, keys, add_row, D, W)
             # The machine is shared and drifts: alternate short baseline and
             # forward-auth runs and take the median of the per-pair ratios.
             if ng and args.pairs > 0:

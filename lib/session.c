@@ -54,7 +54,7 @@
 #include "record_cache.h"
 #include "util.h"
 
-#define SESS__RETAIN 600u         /* seconds an expired record is kept */
+#define SESS__RETAIN SESS_ENTRY_RETAIN         /* seconds an expired record is kept */
 #define SESS__ATTEMPTS 8          /* retries of a lost compare-and-swap */
 
 /* ---- context ------------------------------------------------------------ */
@@ -604,6 +604,21 @@ static int32_t route_of_key(const sess_ctx *ctx, const uint8_t *key)
     return store_routes(ctx) ? SESS_ROUTE_OF(key) : -1;
 }
 
+/* The route for a new ID of the session whose record is "r": the user's
+ * route, asked of the store (a session issued before the store routed has
+ * a key without it, and its successor must get it), or -1. */
+static int32_t route_of_record(const sess_ctx *ctx, const uint8_t *key, const sess__record *r)
+{
+    if (!store_routes(ctx))
+        return -1;
+    uint8_t ukey[32];
+    uint16_t rv = 0;
+    user_key(r->user, r->user_len, ukey);
+    if (ctx->store->methods->route(ctx->store, ukey, &rv, NULL) != SESS_OK)
+        return route_of_key(ctx, key);
+    return rv & 0x3FFF;
+}
+
 /* Storage key of a presented ID (its form already checked). */
 static void store_key_of(const sess_ctx *ctx, const char *id, size_t id_len,
                          uint8_t key[32])
@@ -939,6 +954,29 @@ typedef struct found {
     char succ_id[SESS_ID_LEN + 1];
 } found;
 
+/* Load the session of the presented ID "id" into S->a: under its storage
+ * key and, when the store routes and nothing is there, under the plain
+ * SHA-256 of the ID.  A session issued while the store did not route (an
+ * LMDB store migrated to Redis, docs/migration.md "Routing") keeps the key
+ * it was issued with, since the ID in the user's cookie cannot change; its
+ * next rotation moves it to a routed key.  The second lookup needs the
+ * real ID's SHA-256 like the first, so it opens nothing new to a guesser;
+ * it costs an unknown ID one more store read. */
+static int load_id(sess_ctx *ctx, scratch *S, const char *id, size_t id_len, sess_err *err)
+{
+    store_key_of(ctx, id, id_len, S->a.key);
+    int rc = load(ctx, S, &S->a, err);
+    if (rc == SESS_NOTFOUND && store_routes(ctx)) {
+        uint8_t plain[32];
+        sess__sha256(id, id_len, plain);
+        if (memcmp(plain, S->a.key, sizeof plain) != 0) {
+            memcpy(S->a.key, plain, sizeof plain);
+            rc = load(ctx, S, &S->a, err);
+        }
+    }
+    return rc;
+}
+
 /*
  * Resolve "id" to its live session.  Handles the rotation grace: an old ID
  * within rotation_grace resolves to its successor.  Returns SESS_OK,
@@ -959,8 +997,7 @@ static int find_live(sess_ctx *ctx, scratch *S, const char *id, size_t id_len,
      * saves a pass over the 43 characters. */
     if (!id || id_len != SESS_ID_LEN)
         return reject(reason, SESS_REASON_UNKNOWN);
-    store_key_of(ctx, id, id_len, S->a.key);
-    rc = load(ctx, S, &S->a, err);
+    rc = load_id(ctx, S, id, id_len, err);
     if (rc == SESS_NOTFOUND || (rc != SESS_OK && sess_id_check(id, id_len) != SESS_OK))
         return reject(reason, SESS_REASON_UNKNOWN);
     if (rc != SESS_OK)
@@ -1181,7 +1218,7 @@ static int rotate(sess_ctx *ctx, scratch *S, const char *id, size_t id_len,
         uint8_t nkey[32], raw[32];
         int rc;
 
-        if (new_id(route_of_key(ctx, S->a.key), f->succ_id, nkey) != SESS_OK ||
+        if (new_id(route_of_record(ctx, S->a.key, &S->a.rec), f->succ_id, nkey) != SESS_OK ||
             sess__random(next.csrf, 32) != SESS_OK)
             return sess__fail(err, SESS_ERANDOM, "getrandom failed");
         memcpy(next.prev_csrf, S->a.rec.csrf, 32);
@@ -1394,7 +1431,7 @@ int sess_regenerate(sess_ctx *ctx, const char *id, size_t id_len,
         sess__record next = f.L->rec, tomb = f.L->rec;
         /* Privilege change: a new ID, a new handle, a new CSRF token, and
          * the old ID dead at once (no grace), against fixation. */
-        if (new_id(route_of_key(ctx, f.L->key), out->id, nkey) != SESS_OK ||
+        if (new_id(route_of_record(ctx, f.L->key, &f.L->rec), out->id, nkey) != SESS_OK ||
             sess__random(next.csrf, 32) != SESS_OK)
             return sess__fail(err, SESS_ERANDOM, "getrandom failed");
         handle_of(ctx, nkey, next.handle);
@@ -1507,8 +1544,7 @@ int sess_destroy(sess_ctx *ctx, const char *id, size_t id_len, sess_err *err)
         return sess__fail(err, SESS_ENOMEM, "out of memory");
     if (sess_id_check(id, id_len) != SESS_OK)
         return SESS_NOTFOUND;
-    store_key_of(ctx, id, id_len, S->a.key);
-    rc = load(ctx, S, &S->a, err);
+    rc = load_id(ctx, S, id, id_len, err);
     if (rc == SESS_NOTFOUND)
         return SESS_NOTFOUND;
     if (rc != SESS_OK)

@@ -301,3 +301,55 @@ void sess__store_report_evicted(sess_store_evicted *ev, const uint8_t *handle)
         ev->n++;
     }
 }
+
+/* ---- scan batches ---------------------------------------------------------- */
+
+size_t sess__scan_max(size_t max)
+{
+    if (max == 0)
+        return 1;
+    return max > SESS_SCAN_BATCH_MAX ? SESS_SCAN_BATCH_MAX : max;
+}
+
+int sess__scan_add(sess__scan_batch *b, const sess_entry *e)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        sess_entry *ne = realloc(b->e, cap * sizeof *ne);
+        if (!ne)
+            return SESS_ENOMEM;
+        b->e = ne;
+        size_t *no = realloc(b->off, cap * sizeof *no);
+        if (!no)
+            return SESS_ENOMEM;
+        b->off = no;
+        b->cap = cap;
+    }
+    if (sess_store_buf_reserve(&b->blobs, b->blobs.len + e->blob_len) != SESS_OK)
+        return SESS_ENOMEM;
+    b->off[b->n] = b->blobs.len;
+    if (e->blob_len)
+        memcpy(b->blobs.data + b->blobs.len, e->blob, e->blob_len);
+    b->blobs.len += e->blob_len;
+    b->e[b->n] = *e;
+    b->e[b->n].blob = NULL;       /* set at emit: "blobs" may move */
+    b->n++;
+    return SESS_OK;
+}
+
+void sess__scan_emit(sess__scan_batch *b, sess_store_list_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        b->e[i].blob = b->e[i].blob_len ? b->blobs.data + b->off[i] : NULL;
+        if (fn(ctx, &b->e[i]) != 0)
+            break;
+    }
+}
+
+void sess__scan_free(sess__scan_batch *b)
+{
+    free(b->e);
+    free(b->off);
+    sess_store_buf_free(&b->blobs);
+    memset(b, 0, sizeof *b);
+}

@@ -283,6 +283,18 @@ static int fault_stats(sess_store *st, sess_store_stats *out)
     return im->stats(IN(st), out);
 }
 
+/* Forwarded without faults of its own: scan is for tools, and a fault
+ * test arms the operations the daemon uses.  SESS_EINVAL when the inner
+ * store cannot scan. */
+static int fault_scan(sess_store *st, sess_store_cursor *cur, uint64_t now,
+                      size_t max, sess_store_list_fn fn, void *ctx, sess_err *err)
+{
+    sess_store *in = IN(st);
+    if (!SESS_STORE_SCAN(in))
+        return sess__fail(err, SESS_EINVAL, "fault store: inner store cannot scan");
+    return SESS_STORE_SCAN(in)(in, cur, now, max, fn, ctx, err);
+}
+
 #define FAULT_TABLE(route_fn)                                              \
     {.version = 4,                                                         \
      .scheme = "fault",                                                    \
@@ -301,7 +313,8 @@ static int fault_stats(sess_store *st, sess_store_stats *out)
      .count = fault_count,                                                 \
      .route = route_fn,                                                    \
      .stats = fault_stats,                                                 \
-     .purge_each = fault_purge_each}
+     .purge_each = fault_purge_each,                                       \
+     .scan = fault_scan}
 
 /* The registered table (no route); fault_open picks the routed twin for a
  * routing inner store. */

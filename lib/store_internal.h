@@ -130,4 +130,25 @@ void sess__store_sort_cands(sess__evict_cand *c, size_t n);
  * SESS_EVICT_MAX are evicted but not reported. */
 void sess__store_report_evicted(sess_store_evicted *ev, const uint8_t *handle);
 
+/* ---- scan batches (the scan method, version 4) ---------------------------
+ * A backend collects one batch under its lock or in its read transaction
+ * (copies of the entries and their sealed blobs), releases it, then hands
+ * the batch to the caller's callback: the callback may call back into the
+ * store.  Blobs are wiped when the batch is freed. */
+typedef struct sess__scan_batch {
+    sess_entry *e;
+    size_t *off;                  /* offset of each blob in "blobs" */
+    size_t n, cap;
+    sess_store_buf blobs;
+} sess__scan_batch;
+
+/* Copy "e" (its blob too) into "b".  SESS_OK or SESS_ENOMEM. */
+int sess__scan_add(sess__scan_batch *b, const sess_entry *e);
+/* Call "fn" for every entry of "b" in order; stops at a non-zero return. */
+void sess__scan_emit(sess__scan_batch *b, sess_store_list_fn fn, void *ctx);
+void sess__scan_free(sess__scan_batch *b);
+/* The batch size a scan call uses for "max": at least 1, at most
+ * SESS_SCAN_BATCH_MAX. */
+size_t sess__scan_max(size_t max);
+
 #endif /* SESS_STORE_INTERNAL_H */

@@ -1833,6 +1833,75 @@ static int lmdb_purge(sess_store *base, uint64_t now, size_t max,
     return lmdb_purge_each(base, now, max, removed, NULL, NULL, err);
 }
 
+/* Batches in key order: the cursor holds the last key visited, and each
+ * batch starts after it (MDB_SET_RANGE), in a private read transaction
+ * that ends before "fn" is called, so a long walk pins no pages and "fn"
+ * may write to the store. */
+static int lmdb_scan(sess_store *base, sess_store_cursor *cur, uint64_t now,
+                     size_t max, sess_store_list_fn fn, void *ctx, sess_err *err)
+{
+    struct lmdb_store *st = (struct lmdb_store *)base;
+    sess__scan_batch b = {0};
+    MDB_txn *txn = NULL;
+    MDB_cursor *mc = NULL;
+    uint8_t last[SESS_STORE_KEY_BYTES];
+    bool any = false;
+    int rc = SESS_OK, mrc;
+
+    if (!cur || !fn)
+        return sess__fail(err, SESS_EINVAL, "lmdb scan: missing argument");
+    if (cur->done)
+        return SESS_OK;
+    if (cur->len != 0 && cur->len != SESS_STORE_KEY_BYTES)
+        return sess__fail(err, SESS_EINVAL, "lmdb scan: cursor is not this store's");
+    max = sess__scan_max(max);
+    if ((mrc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0)
+        return lmdb_fail(err, mrc, "scan");
+    if ((mrc = mdb_cursor_open(txn, st->sessions, &mc)) != 0) {
+        rc = lmdb_fail(err, mrc, "scan");
+        goto cleanup;
+    }
+    MDB_val k = {SESS_STORE_KEY_BYTES, cur->pos}, v;
+    mrc = cur->len ? mdb_cursor_get(mc, &k, &v, MDB_SET_RANGE)
+                   : mdb_cursor_get(mc, &k, &v, MDB_FIRST);
+    if (mrc == 0 && cur->len && k.mv_size == SESS_STORE_KEY_BYTES &&
+        memcmp(k.mv_data, cur->pos, SESS_STORE_KEY_BYTES) == 0)
+        mrc = mdb_cursor_get(mc, &k, &v, MDB_NEXT);
+    while (mrc == 0 && b.n < max) {
+        sess_entry e;
+        if (k.mv_size == SESS_STORE_KEY_BYTES) {
+            memcpy(last, k.mv_data, SESS_STORE_KEY_BYTES);
+            any = true;
+            /* A damaged row is skipped, not fatal: one bad record must
+             * not stop a backfill of all the others. */
+            if (decode(k.mv_data, &v, &e, NULL) == SESS_OK &&
+                sess__store_live(e.expires_at, now) && sess__scan_add(&b, &e) != SESS_OK) {
+                rc = sess__fail(err, SESS_ENOMEM, "lmdb scan: out of memory");
+                goto cleanup;
+            }
+        }
+        mrc = mdb_cursor_get(mc, &k, &v, MDB_NEXT);
+    }
+    if (mrc != 0 && mrc != MDB_NOTFOUND) {
+        rc = lmdb_fail(err, mrc, "scan");
+        goto cleanup;
+    }
+    if (any) {
+        memcpy(cur->pos, last, SESS_STORE_KEY_BYTES);
+        cur->len = SESS_STORE_KEY_BYTES;
+    }
+    cur->done = mrc == MDB_NOTFOUND;
+
+cleanup:
+    if (mc)
+        mdb_cursor_close(mc);
+    mdb_txn_abort(txn);
+    if (rc == SESS_OK)
+        sess__scan_emit(&b, fn, ctx);
+    sess__scan_free(&b);
+    return rc;
+}
+
 const sess_store_methods sess__store_lmdb_methods = {
     .version = 4,
     .scheme = "lmdb",
@@ -1850,4 +1919,5 @@ const sess_store_methods sess__store_lmdb_methods = {
     .ping = lmdb_ping,
     .count = lmdb_count,
     .purge_each = lmdb_purge_each,
+    .scan = lmdb_scan,
 };

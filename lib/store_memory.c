@@ -869,6 +869,67 @@ static int mem_count(sess_store *base, uint64_t now, uint64_t *n, sess_err *err)
     return SESS_OK;
 }
 
+/* Keys in memcmp order: the memory store keeps no order, so each batch
+ * takes the "max" smallest live keys above the cursor's last one, a walk
+ * of the table plus a sort of what is above (fine for its sizes). */
+static int key_order(const void *a, const void *b)
+{
+    const struct mem_entry *x = *(const struct mem_entry *const *)a;
+    const struct mem_entry *y = *(const struct mem_entry *const *)b;
+    return memcmp(x->key, y->key, SESS_STORE_KEY_BYTES);
+}
+
+static int mem_scan(sess_store *base, sess_store_cursor *cur, uint64_t now,
+                    size_t max, sess_store_list_fn fn, void *ctx, sess_err *err)
+{
+    struct mem_store *st = (struct mem_store *)base;
+    sess__scan_batch b = {0};
+    struct mem_entry **above = NULL;
+    size_t n = 0;
+    int rc = SESS_OK;
+
+    if (!cur || !fn)
+        return sess__fail(err, SESS_EINVAL, "memory scan: missing argument");
+    if (cur->done)
+        return SESS_OK;
+    if (cur->len != 0 && cur->len != SESS_STORE_KEY_BYTES)
+        return sess__fail(err, SESS_EINVAL, "memory scan: cursor is not this store's");
+    max = sess__scan_max(max);
+    pthread_rwlock_rdlock(&st->lock);
+    above = malloc((st->keys.n ? st->keys.n : 1) * sizeof *above);
+    if (!above) {
+        pthread_rwlock_unlock(&st->lock);
+        return sess__fail(err, SESS_ENOMEM, "memory scan: out of memory");
+    }
+    for (size_t i = 0; i <= st->keys.mask; i++)
+        for (struct mem_entry *m = st->keys.b[i]; m; m = m->knext)
+            if (sess__store_live(m->expires_at, now) &&
+                (cur->len == 0 || memcmp(m->key, cur->pos, SESS_STORE_KEY_BYTES) > 0))
+                above[n++] = m;
+    qsort(above, n, sizeof *above, key_order);
+    size_t take = n < max ? n : max;
+    for (size_t i = 0; i < take && rc == SESS_OK; i++) {
+        sess_entry e;
+        export_entry(above[i], &e);
+        e.blob = above[i]->blob;
+        e.blob_len = above[i]->blob_len;
+        if (sess__scan_add(&b, &e) != SESS_OK)
+            rc = sess__fail(err, SESS_ENOMEM, "memory scan: out of memory");
+    }
+    if (rc == SESS_OK) {
+        if (take)
+            memcpy(cur->pos, above[take - 1]->key, SESS_STORE_KEY_BYTES);
+        cur->len = SESS_STORE_KEY_BYTES;
+        cur->done = take == n;
+    }
+    pthread_rwlock_unlock(&st->lock);
+    free(above);
+    if (rc == SESS_OK)
+        sess__scan_emit(&b, fn, ctx);
+    sess__scan_free(&b);
+    return rc;
+}
+
 const sess_store_methods sess__store_memory_methods = {
     .version = 4,
     .scheme = "memory",
@@ -886,4 +947,5 @@ const sess_store_methods sess__store_memory_methods = {
     .ping = mem_ping,
     .count = mem_count,
     .purge_each = mem_purge_each,
+    .scan = mem_scan,
 };

@@ -652,6 +652,19 @@ static int mig_stats(sess_store *base, sess_store_stats *out)
     return SESS_OK;
 }
 
+/* A walk of the authoritative store of the current mode (FROM up to
+ * route:N, TO from read-through on): a tool that scans the pair sees
+ * what the daemon serves. */
+static int mig_scan(sess_store *base, sess_store_cursor *cur, uint64_t now,
+                    size_t max, sess_store_list_fn fn, void *ctx, sess_err *err)
+{
+    struct mig_store *st = (struct mig_store *)base;
+    plan pl = plan_of(st);
+    if (!SESS_STORE_SCAN(pl.p))
+        return sess__fail(err, SESS_EINVAL, "migrate store: store cannot scan");
+    return SESS_STORE_SCAN(pl.p)(pl.p, cur, now, max, fn, ctx, err);
+}
+
 static void mig_close(sess_store *base)
 {
     struct mig_store *st = (struct mig_store *)base;
@@ -709,21 +722,12 @@ static int mig_open(const char *url, const sess_store_options *opt,
     }
     /* Routing: the core derives storage keys from the route only when the
      * store routes, so the pair routes exactly when FROM already does
-     * (keys of existing sessions must not change).  A sharded TO that
-     * refuses unrouted keys cannot take sessions from an unrouted FROM
+     * (keys of existing sessions must not change).  A Redis Cluster takes
+     * the unrouted keys of such a FROM as legacy entries (store_redis.c),
+     * and once it serves alone the core finds them by their plain key
      * (docs/migration.md, "Routing"). */
-    if (routes(st->from) && routes(st->to)) {
-        st->base.methods = &migrate_routed_methods;
-    } else {
-        st->base.methods = &sess__store_migrate_methods;
-        if (sess__store_url_rest(to_url, "redis+cluster") && !routes(st->from)) {
-            mig_close(&st->base);
-            return sess__fail(err, SESS_EINVAL,
-                              "migrate store: a Redis Cluster cannot take sessions "
-                              "from a store that does not route (see "
-                              "docs/migration.md, Routing)");
-        }
-    }
+    st->base.methods = routes(st->from) && routes(st->to) ? &migrate_routed_methods
+                                                          : &sess__store_migrate_methods;
     atomic_init(&st->mode, (uint32_t)k | (pct << 8));
     *out = &st->base;
     return SESS_OK;
@@ -749,6 +753,7 @@ static int mig_open(const char *url, const sess_store_options *opt,
         .route = routefn,                                                    \
         .stats = mig_stats,                                                  \
         .purge_each = mig_purge_each,                                        \
+        .scan = mig_scan,                                                    \
     }
 
 MIGRATE_METHODS(sess__store_migrate_methods, NULL);

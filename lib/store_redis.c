@@ -20,8 +20,24 @@
  * all five names of one user's sessions share one tag, one cluster slot,
  * and every operation is ONE script on that slot (EVALSHA, EVAL when the
  * server answers NOSCRIPT).  Standalone and Sentinel use the same layout
- * and scripts.  In a cluster an entry whose key or handle is not routed
- * to its user is refused (SESS_EINVAL): no script could keep it atomic.
+ * and scripts.
+ *
+ * Legacy entries (cluster).  A session issued by a store that does not
+ * route (LMDB, before a migration, docs/migration.md "Routing") has a key
+ * and handle whose first 14 bits are not its user's route, and they cannot
+ * change: the key is SHA-256 of the ID in the user's cookie.  In a cluster
+ * every name of an entry carries its USER's tag instead, "s{r(user)}KEY",
+ * so record, handle and user index still share one slot and one script;
+ * and a small alias under the bytes' own tag, "a{r(key)}KEY" (and
+ * "b{r(handle)}HANDLE" for the handle) holds that tag as four hex digits,
+ * for the operations that start from a key or handle alone (get, remove,
+ * find_handle; update and replace know the user).  Aliases are written
+ * before the entry and expire with it (refreshed when it is extended); one
+ * left over after the entry went is harmless: it leads to nothing.  A
+ * legacy handle is flagged in the record header (RV_FLAG_LEGACY) so that
+ * the scripts name it under the record's tag.  Routed entries have no
+ * alias and cost nothing more; a lookup that misses costs the alias GET,
+ * pipelined with the record's.
  *
  * Expiry.  Entries are dead at expires_at by the caller's "now" (every
  * script compares); Redis forgets a record and its handle by itself
@@ -70,6 +86,8 @@
 #define RV_HDR (RV_USER + SESS_STORE_USER_BYTES) /* 69 */
 
 #define NAME_PREFIX 7                              /* "s{rrrr}" */
+#define RV_FLAG_LEGACY 0x80000000u /* header flag: handle named under the
+                                    * record's tag (legacy entries) */
 #define NAME_MAX_BYTES (NAME_PREFIX + 32)
 #define TTL_GRACE 300u                             /* seconds */
 #define TTL_MAX (10u * 366u * 86400u)
@@ -223,6 +241,17 @@ static size_t name_of(char *out, char kind, const uint8_t *bytes, size_t n)
     return NAME_PREFIX + n;
 }
 
+/* The same under an explicit tag (legacy entries in a cluster). */
+static size_t name_at(char *out, char kind, const uint8_t *bytes, size_t n, uint16_t tag)
+{
+    char t[8];
+    snprintf(t, sizeof t, "{%04x}", (unsigned)tag);
+    out[0] = kind;
+    memcpy(out + 1, t, 6);
+    memcpy(out + NAME_PREFIX, bytes, n);
+    return NAME_PREFIX + n;
+}
+
 static int slot_of(const struct redis_store *st, const char *name, size_t n)
 {
     return st->cluster ? sess__redis_slot(name, n) : SESS_REDIS_ANY_SLOT;
@@ -277,8 +306,8 @@ static int decode_into(const uint8_t *key, const uint8_t *v, size_t n,
     memcpy(e->key, key, SESS_STORE_KEY_BYTES);
     memcpy(e->handle, v + RV_HANDLE, SESS_STORE_HANDLE_BYTES);
     memcpy(e->user, v + RV_USER, SESS_STORE_USER_BYTES);
-    e->flags = (uint32_t)v[RV_FLAGS] << 24 | (uint32_t)v[RV_FLAGS + 1] << 16 |
-               (uint32_t)v[RV_FLAGS + 2] << 8 | v[RV_FLAGS + 3];
+    e->flags = ((uint32_t)v[RV_FLAGS] << 24 | (uint32_t)v[RV_FLAGS + 1] << 16 |
+                (uint32_t)v[RV_FLAGS + 2] << 8 | v[RV_FLAGS + 3]) & ~RV_FLAG_LEGACY;
     e->created_at = sess__get_be64(v + RV_CREATED);
     e->expires_at = sess__get_be64(v + RV_EXPIRES);
     e->blob = buf->data;
@@ -569,18 +598,102 @@ static bool is_str(const redisReply *r)
     return r && r->type == REDIS_REPLY_STRING;
 }
 
-/* In a cluster, a session's names must share the user's slot. */
-static int check_routed(struct redis_store *st, const sess_entry *e, bool indexed,
-                        const char *op, sess_err *err)
+/* ---- legacy entries (cluster) --------------------------------------------- */
+
+/* The tag every name of "e" carries: in a cluster its user's, elsewhere
+ * (each name under its own bytes' route) its key's. */
+static uint16_t entry_tag(const struct redis_store *st, const sess_entry *e)
+{
+    return st->cluster ? route_of(e->user) : route_of(e->key);
+}
+
+/* Whether "e"'s handle is named under the record's tag (cluster, indexed,
+ * handle not routed to the user). */
+static bool legacy_handle(const struct redis_store *st, const sess_entry *e)
+{
+    return st->cluster && sess__store_indexed(e->flags) &&
+           route_of(e->handle) != route_of(e->user);
+}
+
+/* Header flags stored for "e": the caller's, plus RV_FLAG_LEGACY. */
+static uint32_t stored_flags(const struct redis_store *st, const sess_entry *e)
+{
+    return (e->flags & ~RV_FLAG_LEGACY) | (legacy_handle(st, e) ? RV_FLAG_LEGACY : 0);
+}
+
+/* Point "kind" ('a' key, 'b' handle) alias of "bytes" at "tag", unless
+ * the bytes carry that tag already.  Written before the entry (so an
+ * entry is never without its alias) and with the entry's lifetime. */
+static int alias_put(struct redis_store *st, char kind, const uint8_t *bytes, size_t n,
+                     uint16_t tag, uint64_t ttl, const char *op, sess_err *err)
+{
+    if (!st->cluster || route_of(bytes) == tag)
+        return SESS_OK;
+    char an[NAME_MAX_BYTES], tv[8], sttl[24];
+    size_t la = name_of(an, kind, bytes, n);
+    snprintf(tv, sizeof tv, "%04x", (unsigned)tag);
+    int lt = snprintf(sttl, sizeof sttl, "%llu", (unsigned long long)ttl);
+    sess__redis_cmd c = {.argc = 5, .argv = {"SET", an, tv, "EX", sttl},
+                         .len = {3, la, 4, 2, (size_t)lt}};
+    redisReply *rep = NULL;
+    int rc = sess__redis_exec(st->r, slot_of(st, an, la), 0, &c, 1, &rep, NULL, NULL, op, err);
+    if (rc != SESS_OK)
+        return rc;
+    bool ok = rep->type == REDIS_REPLY_STATUS;
+    freeReplyObject(rep);
+    return ok ? SESS_OK : sess__fail(err, SESS_EIO, "redis %s: alias write refused", op);
+}
+
+/* Parse an alias value ("rrrr"); false when it is not one. */
+static bool alias_tag(const redisReply *v, uint16_t *tag)
+{
+    if (!v || v->type != REDIS_REPLY_STRING || v->len != 4)
+        return false;
+    unsigned t = 0;
+    for (size_t i = 0; i < 4; i++) {
+        char c = v->str[i];
+        unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10) : 16u;
+        if (d > 15)
+            return false;
+        t = t * 16 + d;
+    }
+    if (t >= SESS_REDIS_SLOTS)
+        return false;
+    *tag = (uint16_t)t;
+    return true;
+}
+
+/* The tag the alias of "bytes" names: SESS_OK, SESS_NOTFOUND (none, or
+ * not in a cluster) or an error. */
+static int alias_get(struct redis_store *st, char kind, const uint8_t *bytes, size_t n,
+                     uint16_t *tag, const char *op, sess_err *err)
 {
     if (!st->cluster)
-        return SESS_OK;
-    uint16_t u = route_of(e->user);
-    if (route_of(e->key) != u || (indexed && route_of(e->handle) != u))
-        return sess__fail(err, SESS_EINVAL,
-                          "redis %s: session key or handle not routed to its "
-                          "user's slot (see route in sess/store.h)", op);
-    return SESS_OK;
+        return SESS_NOTFOUND;
+    char an[NAME_MAX_BYTES];
+    size_t la = name_of(an, kind, bytes, n);
+    sess__redis_cmd c = {.argc = 2, .argv = {"GET", an}, .len = {3, la}};
+    redisReply *rep = NULL;
+    int rc = sess__redis_exec(st->r, slot_of(st, an, la), 0, &c, 1, &rep, NULL, NULL, op, err);
+    if (rc != SESS_OK)
+        return rc;
+    rc = alias_tag(rep, tag) && *tag != route_of(bytes) ? SESS_OK : SESS_NOTFOUND;
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* Make the aliases of "e" (key, and handle when indexed) live as long as
+ * the entry: after an insert, update or replace that set its expiry. */
+static int aliases_for(struct redis_store *st, const sess_entry *e, uint64_t now,
+                       const char *op, sess_err *err)
+{
+    uint16_t tag = entry_tag(st, e);
+    uint64_t ttl = ttl_for(e->expires_at, now);
+    int rc = alias_put(st, 'a', e->key, SESS_STORE_KEY_BYTES, tag, ttl, op, err);
+    if (rc == SESS_OK && sess__store_indexed(e->flags))
+        rc = alias_put(st, 'b', e->handle, SESS_STORE_HANDLE_BYTES, tag, ttl, op, err);
+    return rc;
 }
 
 /* ---- methods -------------------------------------------------------------- */
@@ -702,13 +815,31 @@ static int rs_get(sess_store *base, const uint8_t *key, uint64_t now,
 
     size_t nl = name_of(name, 's', key, SESS_STORE_KEY_BYTES);
     uint64_t seq = st->l1_on ? atomic_load(l1_stripe(st, key)) : 0;
-    sess__redis_cmd c = {.argc = 2, .argv = {"GET", name}, .len = {3, nl}};
-    redisReply *rep = NULL;
+    /* In a cluster the key's alias is read in the same round trip (same
+     * tag, same slot): a legacy entry then costs one more, a miss none. */
+    char an[NAME_MAX_BYTES];
+    size_t anl = name_of(an, 'a', key, SESS_STORE_KEY_BYTES);
+    sess__redis_cmd c[2] = {{.argc = 2, .argv = {"GET", name}, .len = {3, nl}},
+                            {.argc = 2, .argv = {"GET", an}, .len = {3, anl}}};
+    redisReply *reps[2] = {NULL, NULL}, *rep = NULL;
     bool tracked = false;
     uint64_t epoch = 0;
     int rc = sess__redis_exec(st->r, slot_of(st, name, nl),
-                              st->l1_on ? SESS_REDIS_TRACK : 0, &c, 1, &rep,
+                              st->l1_on ? SESS_REDIS_TRACK : 0, c, st->cluster ? 2 : 1, reps,
                               &tracked, &epoch, "get", err);
+    rep = reps[0];
+    uint16_t tag;
+    if (rc == SESS_OK && reps[1]) {
+        if (rep->type == REDIS_REPLY_NIL && alias_tag(reps[1], &tag) && tag != route_of(key)) {
+            freeReplyObject(rep);
+            rep = NULL;
+            nl = name_at(name, 's', key, SESS_STORE_KEY_BYTES, tag);
+            c[0].len[1] = nl;
+            rc = sess__redis_exec(st->r, slot_of(st, name, nl), st->l1_on ? SESS_REDIS_TRACK : 0,
+                                  c, 1, &rep, &tracked, &epoch, "get", err);
+        }
+        freeReplyObject(reps[1]);
+    }
     if (rc != SESS_OK) {
         if (rc == SESS_EUNAVAILABLE && st->l1_on && st->serve_cached) {
             /* The documented risk of serve_cached: this entry may have
@@ -769,13 +900,16 @@ static int rs_insert(sess_store *base, const sess_entry *e,
     if (rc != SESS_OK)
         return rc;
     bool indexed = sess__store_indexed(e->flags);
-    if ((rc = check_routed(st, e, indexed, "insert", err)) != SESS_OK)
+    if ((rc = aliases_for(st, e, now, "insert", err)) != SESS_OK)
         return rc;
-    if (encode(e, e->flags, &val, &vlen) != SESS_OK)
+    if (encode(e, stored_flags(st, e), &val, &vlen) != SESS_OK)
         return sess__fail(err, SESS_ENOMEM, "redis insert: out of memory");
 
-    size_t lr = name_of(rn, 's', e->key, SESS_STORE_KEY_BYTES);
-    size_t lh = name_of(hn, 'h', e->handle, SESS_STORE_HANDLE_BYTES);
+    uint16_t tag = entry_tag(st, e);
+    size_t lr = st->cluster ? name_at(rn, 's', e->key, SESS_STORE_KEY_BYTES, tag)
+                            : name_of(rn, 's', e->key, SESS_STORE_KEY_BYTES);
+    size_t lh = legacy_handle(st, e) ? name_at(hn, 'h', e->handle, SESS_STORE_HANDLE_BYTES, tag)
+                                     : name_of(hn, 'h', e->handle, SESS_STORE_HANDLE_BYTES);
     size_t lu = name_of(un, 'u', e->user, SESS_STORE_USER_BYTES);
     u64dec(snow, sizeof snow, now, &lnow);
     u64dec(smax, sizeof smax, lim ? lim->max_per_user : 0, &lmax);
@@ -825,6 +959,60 @@ static int rs_insert(sess_store *base, const sess_entry *e,
     return SESS_OK;
 }
 
+/* Run script "id" on the record name of "key" under each tag in turn
+ * until it answers something other than "absent" (the integer
+ * "absent"): in a cluster the user's tag first (the caller knows the
+ * user), then the key's own, then the one its alias names (legacy
+ * entries).  Elsewhere only the key's own.  Without "fallback" (replace,
+ * whose other names carry the user's tag: the record must too) only the
+ * first.  "keys[0]" is rewritten for each try; "*tag_used" tells where the
+ * record was. */
+static int run_on_record(struct redis_store *st, int id, unsigned flags, const uint8_t *key,
+                         const uint8_t *user, bool fallback, size_t nkeys, const char **keys, size_t *klen,
+                         char *rn, size_t nargs, const char **args, const size_t *alen,
+                         long long absent, redisReply **out, uint16_t *tag_used,
+                         const char *op, sess_err *err)
+{
+    uint16_t tags[3];
+    size_t nt = 0;
+    if (st->cluster && user)
+        tags[nt++] = route_of(user);
+    if (nt == 0 || (fallback && tags[0] != route_of(key)))
+        tags[nt++] = route_of(key);
+    for (size_t i = 0;; i++) {
+        if (i == nt && !fallback)
+            return SESS_OK;       /* *out is "absent" */
+        if (i == nt) {
+            uint16_t at;
+            int arc = alias_get(st, 'a', key, SESS_STORE_KEY_BYTES, &at, op, err);
+            if (arc != SESS_OK)
+                return arc == SESS_NOTFOUND ? SESS_OK : arc; /* *out is "absent" */
+            bool tried = false;
+            for (size_t j = 0; j < nt; j++)
+                tried = tried || tags[j] == at;
+            if (tried || nt == 3)
+                return SESS_OK;
+            tags[nt++] = at;
+        }
+        klen[0] = name_at(rn, 's', key, SESS_STORE_KEY_BYTES, tags[i]);
+        keys[0] = rn;
+        if (*out)
+            freeReplyObject(*out);
+        *out = NULL;
+        int rc = run(st, id, flags, nkeys, keys, klen, nargs, args, alen, out, op, err);
+        if (rc != SESS_OK)
+            return rc;
+        *tag_used = tags[i];
+        redisReply *r = *out;
+        bool is_absent = (r->type == REDIS_REPLY_INTEGER && r->integer == absent) ||
+                         (r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                          r->element[0]->type == REDIS_REPLY_INTEGER &&
+                          r->element[0]->integer == absent);
+        if (!is_absent || !st->cluster)
+            return SESS_OK;
+    }
+}
+
 static int rs_update(sess_store *base, const sess_entry *e,
                      const uint8_t *expect, size_t expect_len, uint64_t now,
                      sess_err *err)
@@ -834,24 +1022,25 @@ static int rs_update(sess_store *base, const sess_entry *e,
     size_t lnow, lttl, lexp;
     uint8_t exp8[8];
     redisReply *rep = NULL;
+    uint16_t tag = 0;
     int rc = sess__store_check_entry(e, "update", err);
 
     if (rc != SESS_OK)
         return rc;
     if (expect_len && !expect)
         return sess__fail(err, SESS_EINVAL, "redis update: no expected record");
-    size_t lr = name_of(rn, 's', e->key, SESS_STORE_KEY_BYTES);
     sess__put_be64(exp8, e->expires_at);
     u64dec(snow, sizeof snow, now, &lnow);
     u64dec(sttl, sizeof sttl, ttl_for(e->expires_at, now), &lttl);
     u64dec(sexp, sizeof sexp, e->expires_at, &lexp);
     const char *keys[1] = {rn};
-    size_t klen[1] = {lr};
+    size_t klen[1] = {0};
     const char *args[6] = {expect_len ? (const char *)expect : "",
                            e->blob_len ? (const char *)e->blob : "",
                            (const char *)exp8, snow, sttl, sexp};
     size_t alen[6] = {expect_len, e->blob_len, 8, lnow, lttl, lexp};
-    rc = run(st, S_UPDATE, SESS_REDIS_FENCE, 1, keys, klen, 6, args, alen, &rep, "update", err);
+    rc = run_on_record(st, S_UPDATE, SESS_REDIS_FENCE, e->key, e->user, true, 1, keys, klen, rn, 6,
+                       args, alen, 1, &rep, &tag, "update", err);
     l1_drop(st, e->key);
     if (rc != SESS_OK)
         return rc;
@@ -859,8 +1048,16 @@ static int rs_update(sess_store *base, const sess_entry *e,
         return bad_reply(st, rep, "update", err);
     long long v = rep->integer;
     freeReplyObject(rep);
-    if (v == 0)
+    if (v == 0) {
+        /* A legacy entry lives longer now: so must its aliases. */
+        if (st->cluster && tag != route_of(e->key))
+            (void)alias_put(st, 'a', e->key, SESS_STORE_KEY_BYTES, tag,
+                            ttl_for(e->expires_at, now), "update", NULL);
+        if (st->cluster && sess__store_indexed(e->flags) && tag != route_of(e->handle))
+            (void)alias_put(st, 'b', e->handle, SESS_STORE_HANDLE_BYTES, tag,
+                            ttl_for(e->expires_at, now), "update", NULL);
         return SESS_OK;
+    }
     if (v == 1)
         return SESS_NOTFOUND;
     if (v == 2)
@@ -887,21 +1084,23 @@ static int rs_replace(sess_store *base, const uint8_t *old_key,
                                         "redis", err)) != SESS_OK)
         return rc;
     bool indexed = sess__store_indexed(next->flags);
-    if ((rc = check_routed(st, next, indexed, "replace", err)) != SESS_OK)
+    /* In a cluster old and new share the user's tag (replace keeps the
+     * user); legacy keys or handles get their aliases first. */
+    if ((rc = aliases_for(st, next, now, "replace", err)) != SESS_OK)
         return rc;
-    if (st->cluster && route_of(old_key) != route_of(next->key))
-        return sess__fail(err, SESS_EINVAL,
-                          "redis replace: old and new key on different slots");
+    uint16_t tag = entry_tag(st, next), found_tag = 0;
 
-    if (encode(next, next->flags, &nval, &nvlen) != SESS_OK ||
+    if (encode(next, stored_flags(st, next), &nval, &nvlen) != SESS_OK ||
         (old_tomb && encode(old_tomb, old_tomb->flags | SESS_ENTRY_UNINDEXED,
                             &tval, &tvlen) != SESS_OK)) {
         wipe_free(nval, nvlen);
         return sess__fail(err, SESS_ENOMEM, "redis replace: out of memory");
     }
-    size_t l1 = name_of(orn, 's', old_key, SESS_STORE_KEY_BYTES);
-    size_t l2 = name_of(nrn, 's', next->key, SESS_STORE_KEY_BYTES);
-    size_t l3 = name_of(nhn, 'h', next->handle, SESS_STORE_HANDLE_BYTES);
+    size_t l2 = st->cluster ? name_at(nrn, 's', next->key, SESS_STORE_KEY_BYTES, tag)
+                            : name_of(nrn, 's', next->key, SESS_STORE_KEY_BYTES);
+    size_t l3 = legacy_handle(st, next)
+                    ? name_at(nhn, 'h', next->handle, SESS_STORE_HANDLE_BYTES, tag)
+                    : name_of(nhn, 'h', next->handle, SESS_STORE_HANDLE_BYTES);
     size_t l4 = name_of(nun, 'u', next->user, SESS_STORE_USER_BYTES);
     u64dec(snow, sizeof snow, now, &lnow);
     u64dec(nttl, sizeof nttl, ttl_for(next->expires_at, now), &lnttl);
@@ -915,19 +1114,25 @@ static int rs_replace(sess_store *base, const uint8_t *old_key,
         tttl[0] = texp[0] = tcre[0] = '\0';
     }
     const char *keys[4] = {orn, nrn, nhn, nun};
-    size_t klen[4] = {l1, l2, l3, l4};
+    size_t klen[4] = {0, l2, l3, l4}; /* [0]: run_on_record */
     const char *args[10] = {expect_len ? (const char *)expect : "",
                             (const char *)nval, snow, nttl, nexp, ncre,
                             tval ? (const char *)tval : "", tttl, texp, tcre};
     size_t alen[10] = {expect_len, nvlen, lnow, lnttl, lnexp, lncre,
                        tvlen, ltttl, ltexp, ltcre};
     size_t nkeys = (st->cluster && !indexed) ? 2 : 4;
-    rc = run(st, S_REPLACE, SESS_REDIS_FENCE | (st->replicated ? SESS_REDIS_WAIT_REPLICA : 0), nkeys,
-             keys, klen, 10, args, alen, &rep, "replace", err);
+    rc = run_on_record(st, S_REPLACE,
+                       SESS_REDIS_FENCE | (st->replicated ? SESS_REDIS_WAIT_REPLICA : 0),
+                       old_key, next->user, false, nkeys, keys, klen, orn, 10, args, alen, 1, &rep,
+                       &found_tag, "replace", err);
     wipe_free(nval, nvlen);
     wipe_free(tval, tvlen);
     l1_drop(st, old_key);
     l1_drop(st, next->key);
+    if (rc == SESS_OK && old_tomb && st->cluster && is_int(rep) && rep->integer == 0 &&
+        found_tag != route_of(old_key))
+        (void)alias_put(st, 'a', old_key, SESS_STORE_KEY_BYTES, found_tag,
+                        ttl_for(old_tomb->expires_at, now), "replace", NULL);
     if (rc != SESS_OK)
         return rc;
     if (!is_int(rep))
@@ -955,11 +1160,12 @@ static int rs_remove(sess_store *base, const uint8_t *key, uint8_t *handle_out,
 
     if (!key)
         return sess__fail(err, SESS_EINVAL, "redis remove: no key");
-    size_t lr = name_of(rn, 's', key, SESS_STORE_KEY_BYTES);
     const char *keys[1] = {rn};
-    size_t klen[1] = {lr};
-    int rc = run(st, S_REMOVE, SESS_REDIS_FENCE | (st->replicated ? SESS_REDIS_WAIT_REPLICA : 0), 1,
-                 keys, klen, 0, NULL, NULL, &rep, "remove", err);
+    size_t klen[1] = {0};
+    uint16_t tag = 0;
+    int rc = run_on_record(st, S_REMOVE,
+                           SESS_REDIS_FENCE | (st->replicated ? SESS_REDIS_WAIT_REPLICA : 0), key,
+                           NULL, true, 1, keys, klen, rn, 0, NULL, NULL, 1, &rep, &tag, "remove", err);
     l1_drop(st, key);
     if (rc != SESS_OK)
         return rc;
@@ -1000,6 +1206,22 @@ static int rs_find_handle(sess_store *base, const uint8_t *handle, uint64_t now,
     int rc = run(st, S_FIND, 0, 1, keys, klen, 2, args, alen, &rep, "find_handle", err);
     if (rc != SESS_OK)
         return rc;
+    if (rep->type == REDIS_REPLY_NIL && st->cluster) {
+        /* A legacy handle: its alias names the tag it lives under. */
+        uint16_t tag;
+        rc = alias_get(st, 'b', handle, SESS_STORE_HANDLE_BYTES, &tag, "find_handle", err);
+        if (rc == SESS_OK) {
+            freeReplyObject(rep);
+            rep = NULL;
+            klen[0] = name_at(hn, 'h', handle, SESS_STORE_HANDLE_BYTES, tag);
+            rc = run(st, S_FIND, 0, 1, keys, klen, 2, args, alen, &rep, "find_handle", err);
+            if (rc != SESS_OK)
+                return rc;
+        } else if (rc != SESS_NOTFOUND) {
+            freeReplyObject(rep);
+            return rc;
+        }
+    }
     if (rep->type == REDIS_REPLY_NIL) {
         freeReplyObject(rep);
         return SESS_NOTFOUND;
@@ -1292,6 +1514,76 @@ static int rs_stats(sess_store *base, sess_store_stats *o)
     return SESS_OK;
 }
 
+/* ---- scan ------------------------------------------------------------------ */
+
+/* Cursor bytes: 'R' | node ordinal u32 | its lowest slot u32 | SCAN cursor
+ * u64, big-endian (sess__redis_scan_step says what they mean). */
+#define SCAN_POS_LEN 17
+
+struct scan_walk {
+    sess__scan_batch *b;
+    uint64_t now;
+    int rc;
+};
+
+static int scan_take(void *ctx, const char *name, size_t len, redisReply *v)
+{
+    struct scan_walk *w = ctx;
+    sess_store_buf buf = {0};
+    sess_entry e;
+    /* Only record names ("s{rrrr}KEY32") with a well-formed value; a key
+     * gone since SCAN listed it (nil) is simply absent. */
+    if (len != NAME_MAX_BYTES || name[0] != 's' || !is_str(v) ||
+        !header_valid((const uint8_t *)v->str, v->len))
+        return 0;
+    if (decode_into((const uint8_t *)name + NAME_PREFIX, (const uint8_t *)v->str, v->len,
+                    &e, &buf) != SESS_OK) {
+        w->rc = SESS_ENOMEM;
+        return 1;
+    }
+    if (sess__store_live(e.expires_at, w->now) && sess__scan_add(w->b, &e) != SESS_OK)
+        w->rc = SESS_ENOMEM;
+    sess_store_buf_free(&buf);
+    return w->rc != SESS_OK;
+}
+
+static int rs_scan(sess_store *base, sess_store_cursor *cur, uint64_t now,
+                   size_t max, sess_store_list_fn fn, void *ctx, sess_err *err)
+{
+    struct redis_store *st = (struct redis_store *)base;
+    sess__scan_batch b = {0};
+    uint32_t node = 0, node_slot = 0;
+    uint64_t cursor = 0;
+    bool done = false;
+
+    if (!cur || !fn)
+        return sess__fail(err, SESS_EINVAL, "redis scan: missing argument");
+    if (cur->done)
+        return SESS_OK;
+    if (cur->len) {
+        if (cur->len != SCAN_POS_LEN || cur->pos[0] != 'R')
+            return sess__fail(err, SESS_EINVAL, "redis scan: cursor is not this store's");
+        node = (uint32_t)(sess__get_be64(cur->pos + 1) >> 32);
+        node_slot = (uint32_t)sess__get_be64(cur->pos + 1);
+        cursor = sess__get_be64(cur->pos + 9);
+    }
+    struct scan_walk w = {.b = &b, .now = now, .rc = SESS_OK};
+    int rc = sess__redis_scan_step(st->r, &node, &node_slot, &cursor, "s{*",
+                                   sess__scan_max(max), scan_take, &w, &done, err);
+    if (rc == SESS_OK && w.rc != SESS_OK)
+        rc = sess__fail(err, w.rc, "redis scan: out of memory");
+    if (rc == SESS_OK) {
+        cur->pos[0] = 'R';
+        sess__put_be64(cur->pos + 1, (uint64_t)node << 32 | node_slot);
+        sess__put_be64(cur->pos + 9, cursor);
+        cur->len = SCAN_POS_LEN;
+        cur->done = done;
+        sess__scan_emit(&b, fn, ctx);
+    }
+    sess__scan_free(&b);
+    return rc;
+}
+
 int sess__store_redis_flushall(sess_store *base, sess_err *err)
 {
     struct redis_store *st = (struct redis_store *)base;
@@ -1320,6 +1612,7 @@ int sess__store_redis_flushall(sess_store *base, sess_err *err)
         .route = rs_route,                                                   \
         .stats = rs_stats,                                                   \
         .purge_each = rs_purge_each,                                         \
+        .scan = rs_scan,                                                     \
     }
 
 REDIS_METHODS(sess__store_redis_methods, "redis");

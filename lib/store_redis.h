@@ -100,6 +100,23 @@ int sess__redis_each_tag(sess__redis *r, sess__redis_make_fn make,
                          sess__redis_reply_fn fn, void *ctx, const char *op,
                          sess_err *err);
 
+/* One step of a walk over the keys matching "match" on every primary
+ * (SCAN, the scan method): primaries are taken in the order of the
+ * lowest slot each serves; "*node" is the ordinal of the current one,
+ * "*node_slot" that lowest slot (a topology change between two steps
+ * restarts the walk from the first primary: a scan may visit an entry
+ * twice) and "*cursor" the server's SCAN cursor.  Runs one SCAN of about
+ * "count" keys, then GETs the names it returned, pipelined on the same
+ * server (a slot moved meanwhile is followed through the router), and
+ * calls "fn" with each name and its value reply (which may be nil: the
+ * key went away).  "*done" is set after the last primary's last step. */
+typedef int (*sess__redis_scan_fn)(void *ctx, const char *name, size_t len,
+                                   redisReply *value);
+int sess__redis_scan_step(sess__redis *r, uint32_t *node, uint32_t *node_slot,
+                          uint64_t *cursor, const char *match, size_t count,
+                          sess__redis_scan_fn fn, void *ctx, bool *done,
+                          sess_err *err);
+
 /* The current invalidation epoch: changes whenever a link goes down or
  * comes back (all L1 entries of older epochs are gone by then). */
 uint64_t sess__redis_track_epoch(sess__redis *r);

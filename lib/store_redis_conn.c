@@ -1084,6 +1084,33 @@ int sess__redis_exec(sess__redis *r, int slot, unsigned flags,
     return rc;
 }
 
+/* Run "n" commands on "node" itself (no redirects followed: the caller
+ * handles MOVED per reply), with the breaker and the counters; a broken
+ * link is SESS_EUNAVAILABLE. */
+static int node_exchange(sess__redis *r, struct rnode *node, const sess__redis_cmd *cmds,
+                         size_t n, redisReply **rep, const char *op, sess_err *err)
+{
+    const char *msg = "error";
+    redisReply *w = NULL;
+    bool trk = false;
+    if (!breaker_allow(node))
+        return sess__fail(err, SESS_EUNAVAILABLE, "redis %s: %s:%d unavailable (circuit open)",
+                          op, node->host, node->port);
+    uint64_t t0 = mono_us();
+    xresult x = exchange(r, node, false, 0, cmds, n, rep, &w, &trk, &msg);
+    record_latency(r, mono_us() - t0);
+    if (x != XR_OK) {
+        breaker_fail(node);
+        if (r->kind != SESS_REDIS_STANDALONE)
+            mark_stale(r);
+        bump(&r->ctr->errors);
+        return sess__fail(err, SESS_EUNAVAILABLE, "redis %s: %s:%d: %s", op, node->host,
+                          node->port, msg);
+    }
+    breaker_ok(node);
+    return SESS_OK;
+}
+
 /* ---- every slot -------------------------------------------------------------- */
 
 int sess__redis_each_tag(sess__redis *r, sess__redis_make_fn make,
@@ -1125,31 +1152,10 @@ int sess__redis_each_tag(sess__redis *r, sess__redis_make_fn make,
             size_t m = nt - off < EACH_BATCH ? nt - off : EACH_BATCH;
             for (size_t i = 0; i < m; i++)
                 make(ctx, tags[off + i], &cmds[i]);
-            if (!breaker_allow(node)) {
-                rc = sess__fail(err, SESS_EUNAVAILABLE,
-                                "redis %s: %s:%d unavailable (circuit open)", op,
-                                node->host, node->port);
-                goto cleanup;
-            }
-            const char *msg = "error";
-            redisReply *wait_rep = NULL;
-            bool trk = false;
             for (size_t i = 0; i < m; i++)
                 rep[i] = NULL;
-            uint64_t t0 = mono_us();
-            xresult x = exchange(r, node, false, 0, cmds, m, rep, &wait_rep,
-                                 &trk, &msg);
-            record_latency(r, mono_us() - t0);
-            if (x != XR_OK) {
-                breaker_fail(node);
-                if (r->kind != SESS_REDIS_STANDALONE)
-                    mark_stale(r);
-                bump(&r->ctr->errors);
-                rc = sess__fail(err, SESS_EUNAVAILABLE, "redis %s: %s:%d: %s", op,
-                                node->host, node->port, msg);
+            if ((rc = node_exchange(r, node, cmds, m, rep, op, err)) != SESS_OK)
                 goto cleanup;
-            }
-            breaker_ok(node);
             for (size_t i = 0; i < m; i++) {
                 redisReply *y = rep[i];
                 if (rc == SESS_OK && (reply_is_error(y, "MOVED ") ||
@@ -1180,6 +1186,139 @@ cleanup:
     free(cmds);
     free(rep);
     return rc;
+}
+
+/* ---- scan ---------------------------------------------------------------------- */
+
+#define SCAN_GET_PIPE 64          /* GETs per round trip in a scan step */
+
+/* The primaries in the order of the lowest slot each serves, into
+ * "out" (NODES_MAX), with that slot in "first". */
+static int primaries(sess__redis *r, struct rnode **out, uint32_t *first, size_t *n,
+                     sess_err *err)
+{
+    int rc = SESS_OK;
+    *n = 0;
+    if (r->kind != SESS_REDIS_CLUSTER) {
+        struct rnode *p = pick(r, SESS_REDIS_ANY_SLOT, err, &rc);
+        if (!p)
+            return rc != SESS_OK ? rc
+                                 : sess__fail(err, SESS_EUNAVAILABLE, "redis scan: no server");
+        out[0] = p;
+        first[0] = 0;
+        *n = 1;
+        return SESS_OK;
+    }
+    if (!pick(r, 0, err, &rc))       /* refreshes a stale or empty map */
+        return rc != SESS_OK ? rc : sess__fail(err, SESS_EUNAVAILABLE, "redis scan: no server");
+    pthread_rwlock_rdlock(&r->topo);
+    for (uint32_t s = 0; s < SESS_REDIS_SLOTS; s++) {
+        struct rnode *nd = r->slots[s];
+        bool seen = nd == NULL;
+        for (size_t i = 0; i < *n && !seen; i++)
+            seen = out[i] == nd;
+        if (!seen && *n < NODES_MAX) {
+            out[*n] = nd;
+            first[(*n)++] = s;
+        }
+    }
+    pthread_rwlock_unlock(&r->topo);
+    return *n ? SESS_OK : sess__fail(err, SESS_EUNAVAILABLE, "redis scan: no primary");
+}
+
+int sess__redis_scan_step(sess__redis *r, uint32_t *node, uint32_t *node_slot,
+                          uint64_t *cursor, const char *match, size_t count,
+                          sess__redis_scan_fn fn, void *ctx, bool *done,
+                          sess_err *err)
+{
+    struct rnode *nodes[NODES_MAX];
+    uint32_t first[NODES_MAX];
+    size_t nn = 0;
+    redisReply *srep = NULL;
+    int rc;
+
+    *done = false;
+    if ((rc = primaries(r, nodes, first, &nn, err)) != SESS_OK)
+        return rc;
+    if (*node >= nn || first[*node] != *node_slot) {
+        /* The topology changed since the last step (or a fresh walk):
+         * start over; visiting twice is allowed, missing is not. */
+        if (*node != 0 || *cursor != 0 || *node_slot != 0) {
+            *node = 0;
+            *cursor = 0;
+        }
+        *node_slot = first[0];
+    }
+    struct rnode *nd = nodes[*node];
+    char scur[24], scount[24];
+    int lc = snprintf(scur, sizeof scur, "%llu", (unsigned long long)*cursor);
+    int lk = snprintf(scount, sizeof scount, "%zu", count ? count : 1);
+    sess__redis_cmd sc = {.argc = 6,
+                          .argv = {"SCAN", scur, "MATCH", match, "COUNT", scount},
+                          .len = {4, (size_t)lc, 5, strlen(match), 5, (size_t)lk}};
+    if ((rc = node_exchange(r, nd, &sc, 1, &srep, "scan", err)) != SESS_OK)
+        return rc;
+    if (!srep || srep->type != REDIS_REPLY_ARRAY || srep->elements != 2 ||
+        srep->element[0]->type != REDIS_REPLY_STRING ||
+        srep->element[1]->type != REDIS_REPLY_ARRAY) {
+        if (srep)
+            freeReplyObject(srep);
+        bump(&r->ctr->errors);
+        return sess__fail(err, SESS_EIO, "redis scan: unexpected SCAN reply");
+    }
+    char *endp = NULL;
+    unsigned long long next = strtoull(srep->element[0]->str, &endp, 10);
+    bool cursor_ok = endp && *endp == '\0' && endp != srep->element[0]->str;
+    redisReply *names = srep->element[1];
+    sess__redis_cmd cmds[SCAN_GET_PIPE];
+    redisReply *vals[SCAN_GET_PIPE];
+    int stop = 0;
+    for (size_t off = 0; off < names->elements && rc == SESS_OK && !stop; off += SCAN_GET_PIPE) {
+        size_t m = names->elements - off < SCAN_GET_PIPE ? names->elements - off : SCAN_GET_PIPE;
+        for (size_t i = 0; i < m; i++) {
+            redisReply *nm = names->element[off + i];
+            cmds[i].argc = 2;
+            cmds[i].argv[0] = "GET";
+            cmds[i].len[0] = 3;
+            cmds[i].argv[1] = nm->type == REDIS_REPLY_STRING ? nm->str : "";
+            cmds[i].len[1] = nm->type == REDIS_REPLY_STRING ? nm->len : 0;
+            vals[i] = NULL;
+        }
+        if ((rc = node_exchange(r, nd, cmds, m, vals, "scan", err)) != SESS_OK)
+            break;
+        for (size_t i = 0; i < m; i++) {
+            redisReply *v = vals[i];
+            if (rc == SESS_OK && !stop &&
+                (reply_is_error(v, "MOVED ") || reply_is_error(v, "ASK "))) {
+                /* The slot moved during the walk: ask its new owner. */
+                redisReply *again = NULL;
+                rc = sess__redis_exec(r, sess__redis_slot(cmds[i].argv[1], cmds[i].len[1]), 0,
+                                      &cmds[i], 1, &again, NULL, NULL, "scan", err);
+                if (rc == SESS_OK) {
+                    stop = fn(ctx, cmds[i].argv[1], cmds[i].len[1], again);
+                    freeReplyObject(again);
+                }
+            } else if (rc == SESS_OK && !stop) {
+                stop = fn(ctx, cmds[i].argv[1], cmds[i].len[1], v);
+            }
+            freeReplyObject(v);
+        }
+    }
+    freeReplyObject(srep);
+    if (rc != SESS_OK)
+        return rc;
+    if (!cursor_ok)
+        return sess__fail(err, SESS_EIO, "redis scan: bad SCAN cursor");
+    *cursor = next;
+    if (next == 0) {
+        (*node)++;
+        if (*node >= nn) {
+            *done = true;
+        } else {
+            *node_slot = first[*node];
+        }
+    }
+    return SESS_OK;
 }
 
 int sess__redis_flushall(sess__redis *r, sess_err *err)

@@ -47,6 +47,11 @@ extern "C" {
 
 #define SESS_ENTRY_UNINDEXED 0x1u
 
+/* Seconds the core keeps an entry past the end of its session (so that
+ * validate can say "expired" rather than "unknown"): the session of an
+ * entry is over once expires_at <= now + SESS_ENTRY_RETAIN. */
+#define SESS_ENTRY_RETAIN 600u
+
 /* A session as a backend sees it: clear metadata plus the sealed blob. */
 typedef struct sess_entry {
     uint8_t key[SESS_STORE_KEY_BYTES];
@@ -181,10 +186,23 @@ typedef struct sess_store_stats {
     uint64_t lat_sum_us;
 } sess_store_stats;
 
+/* A position in a scan (version 4), opaque to the caller: zero it to
+ * start at the beginning; scan advances it and sets "done" after the last
+ * batch.  The bytes may be saved and handed back later, in another
+ * process too (a checkpoint), to resume a walk of the same store. */
+#define SESS_STORE_CURSOR_BYTES 40
+typedef struct sess_store_cursor {
+    uint8_t pos[SESS_STORE_CURSOR_BYTES];
+    uint32_t len;                 /* bytes of "pos" in use; 0 = start */
+    uint32_t done;                /* non-zero: the walk is over */
+} sess_store_cursor;
+
+#define SESS_SCAN_BATCH_MAX 4096u /* entries one scan call visits at most */
+
 typedef struct sess_store sess_store;
 
 typedef struct sess_store_methods {
-    int version;                  /* 1, 2 (route), 3 (stats), 4 (purge_each) */
+    int version;                  /* 1, 2 (route), 3 (stats) or 4 (purge_each, scan) */
     const char *scheme;           /* URL scheme, e.g. "lmdb", "memory" */
 
     /* Open the store named by "url" (scheme included).  */
@@ -284,7 +302,27 @@ typedef struct sess_store_methods {
      * docs/observability.md). */
     int (*purge_each)(sess_store *st, uint64_t now, size_t max, size_t *removed,
                       sess_store_purge_fn fn, void *fn_ctx, sess_err *err);
+    /* Walk every live entry (expires_at > "now"), tombstones included, in
+     * bounded batches: call "fn" for up to "max" entries (at most
+     * SESS_SCAN_BATCH_MAX; a Redis batch may be a little over or under)
+     * from "cur" on, then advance "cur" past them, or set cur->done.  The
+     * entries carry what a copy needs (key, handle, user, created_at,
+     * expires_at, flags and the sealed blob): nothing is decrypted and no
+     * session ID exists at this level.  Guarantees (those of Redis SCAN):
+     * an entry live for the whole walk is visited at least once; one
+     * written or removed meanwhile may or may not be; one may be visited
+     * twice, so what "fn" does must be idempotent.  "fn" runs with no lock
+     * of the store held and may call into the store (copy, update); a
+     * non-zero return ends the batch early (the cursor still moves past
+     * the whole batch: resume from a copy saved before the call to redo
+     * it).  Optional: NULL when the backend cannot enumerate. */
+    int (*scan)(sess_store *st, sess_store_cursor *cur, uint64_t now,
+                size_t max, sess_store_list_fn fn, void *ctx, sess_err *err);
 } sess_store_methods;
+
+/* The store's scan method, or NULL when it has none (version < 4). */
+#define SESS_STORE_SCAN(st) \
+    ((st)->methods->version >= 4 ? (st)->methods->scan : NULL)
 
 /* The 14-bit route carried by a routed key or handle (see route). */
 #define SESS_ROUTE_OF(bytes) \

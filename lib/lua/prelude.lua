@@ -12,13 +12,21 @@ local function meta(v)
 end
 local function tag(b) return string.format('{%04x}',(string.byte(b,1)%64)*256+string.byte(b,2)) end
 local function indexed(f) return f%2==0 end
+-- A cluster entry whose handle is not routed to its user (a session issued
+-- by a store that does not route, store_redis.c "Legacy entries") keeps
+-- its handle name under the record's tag: flag bit 31 (LEG) says so.
+local LEG=2147483648
+local function hname(rn,f,h)
+ if f>=LEG then return 'h'..string.sub(rn,2,TAG_LAST)..h end
+ return 'h'..tag(h)..h
+end
 local function drop(rn,v)
  redis.call('DEL',rn)
  local t=string.sub(rn,2,TAG_LAST)
  redis.call('ZREM','x'..t,rn) redis.call('ZREM','c'..t,rn)
  local f,c,e,h,u=meta(v)
  if f and indexed(f) then
-  local hn='h'..tag(h)..h
+  local hn=hname(rn,f,h)
   if redis.call('GET',hn)==rn then redis.call('DEL',hn) end
   redis.call('ZREM','u'..tag(u)..u,rn)
  end
@@ -30,7 +38,7 @@ local function put(rn,v,ttl,exp,created)
  redis.call('ZADD','x'..t,exp,rn)
  if indexed(f) then
   redis.call('ZADD','c'..t,exp,rn)
-  redis.call('SET','h'..tag(h)..h,rn,'EX',ttl)
+  redis.call('SET',hname(rn,f,h),rn,'EX',ttl)
   local un='u'..tag(u)..u
   redis.call('ZADD',un,created,rn)
   if redis.call('TTL',un)<ttl then redis.call('EXPIRE',un,ttl) end

@@ -13,7 +13,7 @@ local t=string.sub(rn,2,TAG_LAST)
 redis.call('ZADD','x'..t,ARGV[6],rn)
 if indexed(f) then
  redis.call('ZADD','c'..t,ARGV[6],rn)
- local hn='h'..tag(h)..h
+ local hn=hname(rn,f,h)
  if redis.call('GET',hn)==rn then redis.call('EXPIRE',hn,ttl) end
  local un='u'..tag(u)..u
  local cur=redis.call('TTL',un)

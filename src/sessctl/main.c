@@ -38,6 +38,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "migrate.h"
 #include "sess.h"
 #include "audit.h"
 
@@ -167,6 +168,8 @@ static void usage(FILE *out)
             "starts with '-';\n"
             "                        handles are always taken as "
             "arguments)\n\n"
+            "store tools: sessctl export|import|migrate|rekey (sessctl migrate "
+            "--help)\n"
             "exit codes: 0 ok, 1 failure (server error printed), 2 usage\n",
             DEFAULT_URL, DEFAULT_KEYS_DIR, DEFAULT_SIG_KEYS_DIR,
             DEFAULT_JWKS_MAX_AGE, DEFAULT_TOKEN_TTL);
@@ -994,6 +997,9 @@ int main(int argc, char **argv)
     /* "audit URL ...": its own options (src/sessctl/audit.c, docs/audit.md). */
     if (argc >= 2 && strcmp(argv[1], "audit") == 0)
         return sessctl_audit(argc - 1, argv + 1);
+    /* export, import, migrate, rekey: store tools with their own options. */
+    if (argc >= 2 && sessctl_is_store_tool(argv[1]))
+        return sessctl_store_tool(argc, argv);
 
     bool options_done = false;
     for (int i = 1; i < argc; i++) {

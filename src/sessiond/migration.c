@@ -8,6 +8,12 @@
  * other management routes) or SIGHUP (re-reads [migration] mode); both are
  * one atomic store in the library, so requests in flight finish under the
  * mode they started with and none fails because of the change.
+ *
+ * Backfill progress.  sessctl migrate saves its progress (counters,
+ * cursor, done) as a small state entry in the TO store after every batch
+ * (sess_progress_save, lib/store_tools.c); GET /v1/admin/migration and
+ * the sessiond_migration_backfill_* metrics read it from there, so every
+ * instance reports the one backfill whichever host runs it.
  */
 #include "migration.h"
 
@@ -17,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sess/store_migrate.h"
 #include "events.h"
@@ -54,6 +61,27 @@ static json_t *url_json(const char *url)
     return json_string(buf);
 }
 
+/* The backfill's progress entry in TO; false when there is none. */
+static bool backfill_of(sess_store *st, sess_progress *p)
+{
+    sess_store *to = sess_store_migrate_to(st);
+    return to && sess_progress_load(to, SESS_PROGRESS_MIGRATE, (uint64_t)time(NULL), p,
+                                    NULL) == SESS_OK;
+}
+
+static json_t *backfill_json(sess_store *st)
+{
+    sess_progress p;
+    if (!backfill_of(st, &p))
+        return json_null();
+    return json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "done", p.done != 0,
+                     "started_at", (json_int_t)p.started_at, "updated_at",
+                     (json_int_t)p.updated_at, "total", (json_int_t)p.total, "scanned",
+                     (json_int_t)p.scanned, "copied", (json_int_t)p.copied, "skipped",
+                     (json_int_t)p.skipped, "removed", (json_int_t)p.removed, "failed",
+                     (json_int_t)p.failed);
+}
+
 static void reply_state(sess_store *st, sessiond_http_resp *resp)
 {
     char mode[SESS_MIGRATE_MODE_MAX];
@@ -78,8 +106,10 @@ static void reply_state(sess_store *st, sessiond_http_resp *resp)
     }
     if (ctr && req)
         json_object_set_new(ctr, "store_calls", req);
-    json_t *o = json_pack("{s:s,s:o,s:o,s:o}", "mode", mode, "from", url_json(g_from),
-                          "to", url_json(g_to), "counters", ctr ? ctr : json_object());
+    json_t *bf = backfill_json(st);
+    json_t *o = json_pack("{s:s,s:o,s:o,s:o,s:o}", "mode", mode, "from", url_json(g_from),
+                          "to", url_json(g_to), "counters", ctr ? ctr : json_object(),
+                          "backfill", bf ? bf : json_null());
     if (!o) {
         sessiond_resp_error(resp, 500, "internal_error", "out of memory");
         return;
@@ -218,6 +248,32 @@ char *sessiond_migration_metrics(size_t *len)
             "sessiond_migration_fallbacks_total %llu\n", (unsigned long long)c.fallbacks);
         OUT("# TYPE sessiond_migration_repairs_total counter\n"
             "sessiond_migration_repairs_total %llu\n", (unsigned long long)c.repairs);
+        sess_progress bp;
+        if (backfill_of(st, &bp)) {
+            OUT("# HELP sessiond_migration_backfill_entries Entries of the last sessctl "
+                "migrate run, by outcome.\n"
+                "# TYPE sessiond_migration_backfill_entries gauge\n"
+                "sessiond_migration_backfill_entries{outcome=\"scanned\"} %llu\n"
+                "sessiond_migration_backfill_entries{outcome=\"copied\"} %llu\n"
+                "sessiond_migration_backfill_entries{outcome=\"skipped\"} %llu\n"
+                "sessiond_migration_backfill_entries{outcome=\"removed\"} %llu\n"
+                "sessiond_migration_backfill_entries{outcome=\"failed\"} %llu\n",
+                (unsigned long long)bp.scanned, (unsigned long long)bp.copied,
+                (unsigned long long)bp.skipped, (unsigned long long)bp.removed,
+                (unsigned long long)bp.failed);
+            OUT("# HELP sessiond_migration_backfill_total_entries Live sessions in FROM "
+                "when the backfill started (its 100 %%).\n"
+                "# TYPE sessiond_migration_backfill_total_entries gauge\n"
+                "sessiond_migration_backfill_total_entries %llu\n"
+                "# TYPE sessiond_migration_backfill_done gauge\n"
+                "sessiond_migration_backfill_done %u\n"
+                "# HELP sessiond_migration_backfill_updated_timestamp_seconds When the "
+                "backfill last saved its progress.\n"
+                "# TYPE sessiond_migration_backfill_updated_timestamp_seconds gauge\n"
+                "sessiond_migration_backfill_updated_timestamp_seconds %llu\n",
+                (unsigned long long)bp.total, bp.done ? 1u : 0u,
+                (unsigned long long)bp.updated_at);
+        }
 #undef OUT
     }
     *len = n;

@@ -118,6 +118,100 @@ static size_t listed(sess_store *st, const uint8_t *user)
     return n;
 }
 
+/* Sessions issued by a store that does not route (LMDB before a
+ * migration): key and handle random, not the user's route.  On a cluster
+ * they live under the user's tag with aliases (store_redis.c, "Legacy
+ * entries"); mixed with routed sessions of the same user, every operation
+ * must see one set: get and find_handle by the legacy bytes, list, the
+ * limit evicting the oldest whichever kind, rotation (replace) of a legacy
+ * session to a routed key, remove, remove_user; seen from a second store
+ * handle too (its L1). */
+static void legacy(sess_store *a, sess_store *b)
+{
+    static tentry t[3];
+    sess_err err = {0};
+    sess_store_limit lim = {.max_per_user = 3, .policy = SESS_LIMIT_EVICT_OLDEST};
+    uint32_t user = 4242;
+
+    for (int i = 0; i < 3; i++) {
+        mk(a, &t[i], user, NOW - 100 + (uint64_t)i, LATER);
+        if (i < 2) {
+            /* Legacy: un-route key and handle (a different 14-bit value). */
+            uint16_t r = SESS_ROUTE_OF(t[i].e.key);
+            route(t[i].e.key, (uint16_t)((r + 1000u + (unsigned)i) & 0x3FFFu));
+            route(t[i].e.handle, (uint16_t)((r + 2000u + (unsigned)i) & 0x3FFFu));
+        }
+        sess_store_evicted ev = {0};
+        int rc = a->methods->insert(a, &t[i].e, &lim, NOW, &ev, &err);
+        CHECK(rc == SESS_OK, "legacy insert %d: %s (%s)", i, sess_result_name(rc), err.msg);
+        CHECK(ev.n == 0, "legacy insert %d evicted %zu", i, ev.n);
+    }
+    for (int i = 0; i < 3; i++) {
+        uint8_t k[SESS_STORE_KEY_BYTES];
+        CHECK(get(a, t[i].e.key, &t[i]) == SESS_OK, "legacy get %d on a", i);
+        CHECK(get(b, t[i].e.key, &t[i]) == SESS_OK, "legacy get %d on b", i);
+        int rc = b->methods->find_handle(b, t[i].e.handle, NOW, k, &err);
+        CHECK(rc == SESS_OK && memcmp(k, t[i].e.key, sizeof k) == 0, "legacy find_handle %d: %s",
+              i, sess_result_name(rc));
+    }
+    CHECK(listed(a, t[0].e.user) == 3, "legacy list: %zu", listed(a, t[0].e.user));
+
+    /* update (the idle timeout slides) of a legacy entry, seen by b. */
+    tentry up = t[1];
+    up.e.blob = up.blob;
+    up.e.expires_at = LATER + 50;
+    up.blob[0] ^= 0x5A;
+    int rc = a->methods->update(a, &up.e, t[1].e.blob, t[1].e.blob_len, NOW, &err);
+    CHECK(rc == SESS_OK, "legacy update: %s (%s)", sess_result_name(rc), err.msg);
+    CHECK(get(b, up.e.key, &up) == SESS_OK, "legacy update not seen by b");
+    t[1] = up;
+    t[1].e.blob = t[1].blob;
+
+    /* A fourth login evicts the oldest, a legacy one. */
+    static tentry n4;
+    mk(a, &n4, user, NOW - 10, LATER);
+    sess_store_evicted ev = {0};
+    rc = a->methods->insert(a, &n4.e, &lim, NOW, &ev, &err);
+    CHECK(rc == SESS_OK && ev.n == 1 &&
+              memcmp(ev.handle[0], t[0].e.handle, SESS_STORE_HANDLE_BYTES) == 0,
+          "limit over legacy: %s, %zu evicted", sess_result_name(rc), ev.n);
+    CHECK(get(b, t[0].e.key, NULL) == SESS_NOTFOUND, "evicted legacy entry still found");
+    uint8_t k[SESS_STORE_KEY_BYTES];
+    CHECK(a->methods->find_handle(a, t[0].e.handle, NOW, k, &err) == SESS_NOTFOUND,
+          "evicted legacy handle still found");
+
+    /* Rotation of the legacy t[1] to a routed key, leaving a tombstone. */
+    static tentry nx, tomb;
+    mk(a, &nx, user, t[1].e.created_at, LATER);
+    memcpy(nx.e.handle, t[1].e.handle, SESS_STORE_HANDLE_BYTES); /* rotation keeps it */
+    tomb = t[1];
+    tomb.e.flags = SESS_ENTRY_UNINDEXED;
+    tomb.e.expires_at = NOW + 30;
+    tomb.e.blob = tomb.blob;
+    rc = a->methods->replace(a, t[1].e.key, t[1].e.blob, t[1].e.blob_len, &tomb.e, &nx.e,
+                             NOW, &err);
+    CHECK(rc == SESS_OK, "legacy replace: %s (%s)", sess_result_name(rc), err.msg);
+    CHECK(get(b, nx.e.key, &nx) == SESS_OK, "rotated session not found");
+    CHECK(get(b, t[1].e.key, &tomb) == SESS_OK, "legacy tombstone not found");
+    rc = b->methods->find_handle(b, nx.e.handle, NOW, k, &err);
+    CHECK(rc == SESS_OK && memcmp(k, nx.e.key, sizeof k) == 0, "handle after rotation: %s",
+          sess_result_name(rc));
+    CHECK(listed(a, t[0].e.user) == 3, "list after rotation: %zu", listed(a, t[0].e.user));
+
+    /* remove the tombstone (by key alone), then the user's sessions. */
+    rc = a->methods->remove(a, t[1].e.key, NULL, &err);
+    CHECK(rc == SESS_OK, "remove legacy tombstone: %s", sess_result_name(rc));
+    CHECK(get(b, t[1].e.key, NULL) == SESS_NOTFOUND, "removed tombstone found");
+    size_t n = 0;
+    rc = a->methods->remove_user(a, t[0].e.user, NULL, NOW, &n, &err);
+    CHECK(rc == SESS_OK && n == 3, "remove_user: %s, %zu", sess_result_name(rc), n);
+    for (int i = 2; i < 3; i++)
+        CHECK(get(b, t[i].e.key, NULL) == SESS_NOTFOUND, "legacy %d survived remove_user", i);
+    CHECK(get(b, nx.e.key, NULL) == SESS_NOTFOUND, "rotated survived remove_user");
+    CHECK(get(b, n4.e.key, NULL) == SESS_NOTFOUND, "routed survived remove_user");
+    CHECK(listed(b, t[0].e.user) == 0, "list after remove_user");
+}
+
 static void routed(sess_store *a, sess_store *b)
 {
     static tentry t[USERS][4];
@@ -261,6 +355,8 @@ int main(int argc, char **argv)
 #endif
     routed(a, b);
     printf("# routed data: %s\n", failures ? "FAILED" : "ok");
+    legacy(a, b);
+    printf("# legacy (unrouted) data: %s\n", failures ? "FAILED" : "ok");
     coherence(a, b);
     sess_store_close(a);
     sess_store_close(b);

@@ -983,6 +983,7 @@ static void test_key_reload_unlimited_while_busy(void **state)
 /* A memory store that routes like a sharded backend: every key and handle
  * of a user must carry the route, through create, rotation and regenerate. */
 static sess_store_methods routed_methods;
+static sess_store_methods plain_methods;   /* the memory store's, unrouted */
 static int (*memory_insert)(sess_store *, const sess_entry *, const sess_store_limit *,
                             uint64_t, sess_store_evicted *, sess_err *);
 
@@ -1016,26 +1017,33 @@ static int routed_open(const char *url, const sess_store_options *opt,
     return rc;
 }
 
-static void test_routed_store(void **state)
+/* A context over a fresh "routed:" store, which "*st" names. */
+static sess_ctx *routed_ctx(test_clock *clk, sess_store **st)
 {
-    (void)state;
     static const uint8_t key[1][SESS_KEY_BYTES] = {{3}};
     const char *kids[] = {"k"};
     sess_keyring *kr;
-    sess_store *st;
     sess_ctx *ctx;
     sess_store_options opt = {0};
+    sess_config cfg;
+
+    assert_int_equal(sess_store_open("routed:", &opt, st, NULL), SESS_OK);
+    assert_int_equal(sess_keyring_from_keys(kids, key, 1, &kr, NULL), SESS_OK);
+    sess_config_defaults(&cfg);
+    assert_int_equal(sess_ctx_new(&cfg, *st, kr, &ctx, NULL), SESS_OK);
+    sess_ctx_set_clock(ctx, test_clock_read, clk);
+    return ctx;
+}
+
+static void test_routed_store(void **state)
+{
+    (void)state;
+    sess_store *st;
     test_clock clk = {1800000000u};
+    sess_ctx *ctx = routed_ctx(&clk, &st);
     sess_issued s, r;
     sess_view v;
     sess_reason why;
-
-    assert_int_equal(sess_store_open("routed:", &opt, &st, NULL), SESS_OK);
-    assert_int_equal(sess_keyring_from_keys(kids, key, 1, &kr, NULL), SESS_OK);
-    sess_config cfg;
-    sess_config_defaults(&cfg);
-    assert_int_equal(sess_ctx_new(&cfg, st, kr, &ctx, NULL), SESS_OK);
-    sess_ctx_set_clock(ctx, test_clock_read, &clk);
 
     create_user(ctx, "quinn", &s);
     uint8_t raw[32];
@@ -1060,6 +1068,54 @@ static void test_routed_store(void **state)
     assert_int_equal(validate(ctx, r.id, &alice_client, &v), SESS_OK);
     sess_view_clear(&v);
     assert_int_equal(sess_revoke_handle(ctx, r.handle, SESS_HANDLE_LEN, NULL), SESS_OK);
+    sess_ctx_free(ctx);
+}
+
+/* A store that starts to route (an LMDB store migrated to a Redis
+ * Cluster, docs/migration.md "Routing") still finds the sessions issued
+ * before, by the plain SHA-256 of their ID; their next rotation moves them
+ * to a key with the user's route; destroy reaches them. */
+static void test_legacy_keys_on_routed_store(void **state)
+{
+    (void)state;
+    sess_store *st;
+    test_clock clk = {1800000000u};
+    sess_ctx *ctx = routed_ctx(&clk, &st);
+    sess_issued s, t;
+    sess_view v;
+
+    st->methods = &plain_methods;       /* the store before it routed */
+    create_user(ctx, "rowan", &s);
+    create_user(ctx, "rowan", &t);
+    st->methods = &routed_methods;      /* ... and after */
+
+    assert_int_equal(validate(ctx, s.id, &alice_client, &v), SESS_OK);
+    sess_view_clear(&v);
+    clk.now += 301;                     /* rotation: onto the user's route */
+    assert_int_equal(validate(ctx, s.id, &alice_client, &v), SESS_OK);
+    assert_true(v.rotated);
+    uint8_t raw[32], ukey[32];
+    uint16_t want;
+    sess__sha256_labeled("sessiond user v1", "rowan", 5, ukey);
+    routed_route(NULL, ukey, &want, NULL);
+    assert_int_equal(sess__b64url_decode(v.successor.id, SESS_ID_LEN, raw, 32), SESS_OK);
+    assert_int_equal(SESS_ROUTE_OF(raw), want);
+    char succ[SESS_ID_LEN + 1];
+    memcpy(succ, v.successor.id, sizeof succ);
+    sess_view_clear(&v);
+    assert_int_equal(validate(ctx, succ, &alice_client, &v), SESS_OK);
+    sess_view_clear(&v);
+    /* The old ID in its grace still finds the successor (tombstone under
+     * the plain key). */
+    assert_int_equal(validate(ctx, s.id, &alice_client, &v), SESS_OK);
+    sess_view_clear(&v);
+    /* Destroy by the legacy ID reaches the session. */
+    assert_int_equal(sess_destroy(ctx, t.id, SESS_ID_LEN, NULL), SESS_OK);
+    assert_int_not_equal(validate(ctx, t.id, &alice_client, &v), SESS_OK);
+    sess_view_clear(&v);
+    assert_int_equal(sess_destroy(ctx, succ, SESS_ID_LEN, NULL), SESS_OK);
+    assert_int_not_equal(validate(ctx, succ, &alice_client, &v), SESS_OK);
+    sess_view_clear(&v);
     sess_ctx_free(ctx);
 }
 
@@ -1126,6 +1182,7 @@ int main(void)
     if (sess_store_open("memory:", &opt, &probe, NULL) != SESS_OK)
         return 1;
     routed_methods = *probe->methods;
+    plain_methods = *probe->methods;
     sess_store_close(probe);
     memory_insert = routed_methods.insert;
     routed_methods.version = 2;
@@ -1161,6 +1218,7 @@ int main(void)
         cmocka_unit_test(test_key_reload_unlimited_while_busy),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_routed_store),
+        cmocka_unit_test(test_legacy_keys_on_routed_store),
         cmocka_unit_test(test_purge_expired),
     };
     return cmocka_run_group_tests_name("session", tests, NULL, NULL);
