@@ -51,7 +51,9 @@
 
 /* Evidence and URLs are cut to their fixed buffers on purpose: a page or
  * header the site sends must not make the report unbounded. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #define EXIT_FINDINGS 1
 #define EXIT_USAGE 2

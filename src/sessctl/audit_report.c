@@ -20,7 +20,9 @@
 #include "sess.h"
 
 /* Reference lists are cut to their buffers on purpose. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 typedef struct counts {
     size_t total, passed, failed, critical, na, not_tested;
