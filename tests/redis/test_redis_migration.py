@@ -77,7 +77,14 @@ class MigrationToCluster(RedisTestCase):
         self.assertEqual(load.errors, [])
         c = d.get("/v1/admin/migration").json["counters"]
         self.assertEqual(c["to_write_failures"], 0, c)
-        self.assertEqual(c["mismatch_missing_in_from"], 0, c)
+        # A validate racing a destroy (the load does both on the same IDs)
+        # can read between the delete in FROM and the one in TO: that counts
+        # one missing_in_from and removes the copy on the spot
+        # (docs/migration.md, "Where the pair is not atomic"). What must not
+        # happen is a destroyed session coming back (asserted per step above)
+        # or a steady stream of them: at most 1 in 100 dual-mode reads.
+        dual_reads = c["store_calls"]["dual"]["from"]
+        self.assertLessEqual(c["mismatch_missing_in_from"], max(1, dual_reads // 100), c)
         for step, p99, refused, back in report:
             print("# %s -> cluster %-10s validate p99 %.2f ms, valid refused %d, "
                   "destroyed back %d" % (from_url.split(":")[0], step, p99, refused, back))
