@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "trace.h"
+#include "../common/hex.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t tid[16], pid[8], fl;
     if (sessiond_traceparent_parse(s, size, tid, pid, &fl)) {
         char th[33], ph[17];
-        sessiond_trace_hex(tid, 16, th);
-        sessiond_trace_hex(pid, 8, ph);
+        hex_encode(tid, 16, th);
+        hex_encode(pid, 8, ph);
         if (memcmp(s + 3, th, 32) != 0 || memcmp(s + 36, ph, 16) != 0)
             abort();
         if (strspn(th, "0") == 32 || strspn(ph, "0") == 16)

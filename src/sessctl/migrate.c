@@ -56,6 +56,8 @@
 #include <openssl/evp.h>
 
 #include "migrate.h"
+#include "../common/clock.h"
+#include "../common/hex.h"
 #include "migrate_format.h"
 #include "sess.h"
 #include "sess/store_migrate.h"
@@ -272,12 +274,6 @@ static uint64_t now_s(void)
     return (uint64_t)time(NULL);
 }
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Open a store; an lmdb: path must exist when "must_exist" (opening a
  * mistyped path would create an empty store and copy nothing). */
@@ -344,14 +340,14 @@ static void ui_init(ui *u, const char *verb, bool quiet)
     u->verb = verb;
     u->tty = isatty(STDERR_FILENO) == 1;
     u->quiet = quiet;
-    u->start = u->last = mono();
+    u->start = u->last = clock_mono_s();
 }
 
 /* A bar on a terminal (redrawn at most ten times a second), a line every
  * two seconds otherwise (logs, CI), and always a last line. */
 static void ui_show(ui *u, const sess_progress *p, bool last)
 {
-    double t = mono();
+    double t = clock_mono_s();
     if (u->quiet && !last)
         return;
     if (!last && t - u->last < (u->tty ? 0.1 : 2.0))
@@ -399,7 +395,7 @@ static void pace(pacer *pc)
     if (pc->rate <= 0)
         return;
     pc->n++;
-    double due = pc->start + (double)pc->n / (double)pc->rate, t = mono();
+    double due = pc->start + (double)pc->n / (double)pc->rate, t = clock_mono_s();
     if (due > t) {
         double d = due - t;
         struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
@@ -601,7 +597,7 @@ static int run_walk(walk *w, const topts *o, sess_progress_kind kind, const char
     if (w->src->methods->count(w->src, now + SESS_ENTRY_RETAIN, &total, &err) == SESS_OK)
         w->p.total = total > w->p.scanned ? total : w->p.scanned;
     w->pc.rate = o->rate ? small_number(o->rate) : 0;
-    w->pc.start = mono();
+    w->pc.start = clock_mono_s();
     w->p.done = 0;
 
     int retries = 0;
@@ -825,7 +821,7 @@ static int run_export(const topts *o)
         const char *kid = sess_keyring_kid(kr, i);
         if (sess_keyring_fingerprint(kr, kid, fp) != SESS_OK)
             continue;
-        export_hex(fp, sizeof fp, fph);
+        hex_encode(fp, sizeof fp, fph);
         json_array_append_new(keys, json_pack("{s:s, s:s}", "kid", kid, "fingerprint", fph));
     }
     const char *colon = strchr(o->from, ':');
@@ -864,7 +860,7 @@ static int run_export(const topts *o)
         rc = fail("cannot finish SHA-256");
         goto cleanup;
     }
-    export_hex(md, 32, mdh);
+    hex_encode(md, 32, mdh);
     json_t *end = json_pack("{s:b, s:I, s:s}", "end", 1, "records", (json_int_t)x.records,
                             "sha256", mdh);
     char *s = end ? json_dumps(end, JSON_COMPACT) : NULL;

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "migrate_format.h"
+#include "../common/hex.h"
 #include "sess/store_migrate.h"
 
 char *export_b64(const uint8_t *p, size_t n)
@@ -51,15 +52,6 @@ long export_unb64(const char *s, uint8_t *out, size_t cap)
     return len;
 }
 
-void export_hex(const uint8_t *p, size_t n, char *out)
-{
-    static const char d[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[p[i] >> 4];
-        out[2 * i + 1] = d[p[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
 
 typedef struct import_key {
     char kid[SESS_KID_MAX + 1];
@@ -171,7 +163,7 @@ static const char *parse_header(importer *imp, json_t *o)
         if (sess_keyring_fingerprint(imp->kr, kid, mine) != SESS_OK) {
             k->state = 1;
         } else {
-            export_hex(mine, sizeof mine, mh);
+            hex_encode(mine, sizeof mine, mh);
             /* Fingerprints are public (one-way); a plain compare is fine. */
             k->state = strcmp(mh, fph) == 0 ? 0 : 2;
         }
@@ -224,7 +216,7 @@ int export_read(FILE *in, const sess_keyring *kr, export_entry_fn fn, void *ctx,
             json_int_t n;
             int t;
             EVP_DigestFinal_ex(imp.md, md, &mdn);
-            export_hex(md, 32, mh);
+            hex_encode(md, 32, mh);
             memcpy(digest, md, 32);
             int ok = json_unpack_ex(o, &jerr, JSON_STRICT, "{s:b, s:I, s:s}", "end", &t,
                                     "records", &n, "sha256", &sha) == 0 && t;

@@ -22,8 +22,6 @@ char *export_b64(const uint8_t *p, size_t n);
 /* Decode "s" into "out" ("cap" bytes): the length, or -1 when malformed
  * or longer than "cap". */
 long export_unb64(const char *s, uint8_t *out, size_t cap);
-/* "n" bytes as 2n lowercase hex digits and a NUL into "out". */
-void export_hex(const uint8_t *p, size_t n, char *out);
 
 /* Called with each record of a file being read (its blob valid for the
  * call only); non-zero stops the read with "msg" set by the callee. */

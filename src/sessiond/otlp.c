@@ -42,6 +42,8 @@
  * header, no cookie, no user id.
  */
 #include "otlp.h"
+#include "../common/clock.h"
+#include "../common/hex.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -96,20 +98,6 @@ const char *sessiond_otlp_drop_name(sessiond_otlp_drop d)
 static void count_drop(sessiond_otlp_drop d, uint64_t n)
 {
     atomic_fetch_add_explicit(&dropped[d], n, memory_order_relaxed);
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t real_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* ---- the children of the current request (per thread) ----------------- */
@@ -466,16 +454,16 @@ static json_t *encode_span(const sessiond_span *s, enc_state *es)
     }
     if (es->trace_hex == NULL || memcmp(es->trace_id, s->trace_id, 16) != 0) {
         char tid[33];
-        sessiond_trace_hex(s->trace_id, 16, tid);
+        hex_encode(s->trace_id, 16, tid);
         json_decref(es->trace_hex);
         es->trace_hex = json_stringn_nocheck(tid, 32);
         memcpy(es->trace_id, s->trace_id, 16);
     }
-    sessiond_trace_hex(s->span_id, 8, sid);
+    hex_encode(s->span_id, 8, sid);
     json_object_set_nocheck(o, "traceId", es->trace_hex);
     json_object_set_new_nocheck(o, "spanId", json_stringn_nocheck(sid, 16));
     if (s->has_parent) {
-        sessiond_trace_hex(s->parent_id, 8, pid);
+        hex_encode(s->parent_id, 8, pid);
         json_object_set_new_nocheck(o, "parentSpanId",
                                     json_stringn_nocheck(pid, 16));
     }
@@ -556,11 +544,11 @@ static void random_uuid(char *out, size_t cap)
         got += (size_t)r;
     }
     for (; got < sizeof b; got++)   /* no kernel randomness: still unique */
-        b[got] = (uint8_t)(real_ns() >> (got % 8 * 8));
+        b[got] = (uint8_t)(clock_real_ns() >> (got % 8 * 8));
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
     char h[33];
-    sessiond_trace_hex(b, 16, h);
+    hex_encode(b, 16, h);
     snprintf(out, cap, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16,
              h + 20);
 }
@@ -704,7 +692,7 @@ static void export_batch(CURL *h, struct curl_slist *headers,
     count_drop(SESSIOND_OTLP_DROP_EXPORT_FAILED, n);
     /* One warning a minute at most: a dead collector must not flood the
      * log (the counter has the numbers). */
-    uint64_t now = mono_ms();
+    uint64_t now = clock_mono_ms();
     if (last_warn_ms == 0 || now - last_warn_ms >= 60000) {
         last_warn_ms = now;
         sessiond_log(SESSIOND_LOG_WARN,
@@ -768,7 +756,7 @@ static void *exporter_main(void *arg)
     }
     /* The stop's flush, bounded by stop_deadline_ms. */
     for (;;) {
-        uint64_t now = mono_ms();
+        uint64_t now = clock_mono_ms();
         if (q.len == 0 || now >= q.stop_deadline_ms)
             break;
         size_t n = take(batch, q.batch);
@@ -894,7 +882,7 @@ void sessiond_otlp_stop(void)
     sessiond_trace_sampler(false, 0.0);
     pthread_mutex_lock(&q.lock);
     q.stop = true;
-    q.stop_deadline_ms = mono_ms() + conf.timeout_ms;
+    q.stop_deadline_ms = clock_mono_ms() + conf.timeout_ms;
     pthread_mutex_unlock(&q.lock);
     pthread_cond_signal(&q.cond);
     pthread_join(exporter, NULL);

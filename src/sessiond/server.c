@@ -54,6 +54,7 @@
  * freed.
  */
 #include "server.h"
+#include "../common/clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -157,20 +158,6 @@ struct sessiond_server {
     pthread_mutex_t iplock;
     ip_entry *ipt[IP_BUCKETS];
 };
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- per-address connection counts ------------------------------------- */
 
@@ -620,7 +607,7 @@ static void serve(conn *c)
 {
     sessiond_server *srv = c->w->srv;
     sessiond_hconn *hc = &c->hc;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = clock_mono_ns();
     sessiond_http_req req;
     sessiond_http_resp resp;
     char allow[48];
@@ -665,7 +652,7 @@ static void serve(conn *c)
     outbuf ob = conn_ob(c);
     put_answer(&ob, &a);
     conn_out(c, &ob);
-    uint64_t took = now_ns() - t0;
+    uint64_t took = clock_mono_ns() - t0;
     sessiond_metrics_observe(route >= 0 ? (size_t)route
                                         : sessiond_routes_count(),
                              resp.status, outcome, took);
@@ -896,11 +883,11 @@ static void *worker_main(void *arg)
     sessiond_server *srv = w->srv;
     struct epoll_event evs[EVENTS_MAX];
 
-    w->now = now_ms();
+    w->now = clock_mono_ms();
     w->last_sweep = w->now;
     for (;;) {
         int n = epoll_wait(w->ep, evs, EVENTS_MAX, (int)SWEEP_MS);
-        w->now = now_ms();
+        w->now = clock_mono_ms();
         if (n < 0 && errno != EINTR) {
             sessiond_log(SESSIOND_LOG_ERROR, "http: epoll_wait: %s",
                          strerror(errno));
@@ -1085,7 +1072,7 @@ static void free_server(sessiond_server *srv)
 static void stop_workers(sessiond_server *srv, unsigned started,
                          unsigned grace_ms)
 {
-    atomic_store(&srv->stop_deadline, now_ms() + grace_ms);
+    atomic_store(&srv->stop_deadline, clock_mono_ms() + grace_ms);
     atomic_store(&srv->stopping, true);
     for (unsigned i = 0; i < started; i++) {
         uint64_t one = 1;

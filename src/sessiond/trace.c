@@ -22,6 +22,7 @@
  * (sessiond_trace_finish).
  */
 #include "trace.h"
+#include "../common/hex.h"
 
 #include <errno.h>
 #include <string.h>
@@ -114,16 +115,6 @@ bool sessiond_tracestate_valid(const char *s, size_t len)
     return true;
 }
 
-void sessiond_trace_hex(const uint8_t *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* "n" random bytes from the thread's pool. */
 static void random_bytes(uint8_t *out, size_t n)
 {
@@ -177,8 +168,8 @@ void sessiond_trace_begin(sessiond_trace *t, const char *traceparent,
     do
         random_bytes(t->span_id, sizeof(t->span_id));
     while (all_zero(t->span_id, sizeof(t->span_id)));
-    sessiond_trace_hex(t->trace_id, sizeof(t->trace_id), t->trace_hex);
-    sessiond_trace_hex(t->span_id, sizeof(t->span_id), t->span_hex);
+    hex_encode(t->trace_id, sizeof(t->trace_id), t->trace_hex);
+    hex_encode(t->span_id, sizeof(t->span_id), t->span_hex);
     t->sampled = sampler_on && sessiond_trace_should_sample(t);
     if (t->sampled) {
         struct timespec ts;

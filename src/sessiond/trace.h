@@ -140,7 +140,5 @@ sessiond_trace *sessiond_trace_current(void);
 /* End the thread's current context (after the answer is written). */
 void sessiond_trace_end(void);
 
-/* Lowercase hex of "n" bytes into "out" (2n+1 bytes). */
-void sessiond_trace_hex(const uint8_t *in, size_t n, char *out);
 
 #endif /* SESSIOND_TRACE_H */

@@ -33,6 +33,7 @@
  * receiver's token), secrets, bodies (they hold user ids).
  */
 #include "webhook.h"
+#include "../common/clock.h"
 #include "event_types.h"
 #include "events.h"
 #include "outbox.h"
@@ -306,13 +307,6 @@ int sessiond_webhook_sign(const sessiond_webhook_keys *k, const char *id,
 
 /* ---- delivery ------------------------------------------------------------- */
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Delay before attempt "attempts"+1: min(max, min * 2^(attempts-1)),
  * drawn uniformly between its half and its whole. */
 static uint64_t backoff_ms(const sessiond_webhooks *w, unsigned attempts)
@@ -324,7 +318,7 @@ static uint64_t backoff_ms(const sessiond_webhooks *w, unsigned attempts)
         d = w->retry_max_ms;
     uint32_t r = 0;
     if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
-        r = (uint32_t)mono_ms();
+        r = (uint32_t)clock_mono_ms();
     uint64_t half = d / 2;
     return half + (d - half == 0 ? 0 : r % (d - half + 1));
 }
@@ -452,14 +446,14 @@ static void *sender_main(void *arg)
 {
     sessiond_webhooks *w = arg;
     while (!atomic_load(&w->stop)) {
-        uint64_t now = mono_ms(), wake = now + IDLE_WAIT_MS;
+        uint64_t now = clock_mono_ms(), wake = now + IDLE_WAIT_MS;
         pthread_mutex_lock(&w->lock);
         w->kick = false;
         pthread_mutex_unlock(&w->lock);
         for (size_t i = 0; i < w->n && !atomic_load(&w->stop); i++) {
             sink *s = &w->sinks[i];
             if (s->next_try_ms <= now)
-                serve_sink(w, s, mono_ms());
+                serve_sink(w, s, clock_mono_ms());
             if (s->next_try_ms > now && s->next_try_ms < wake)
                 wake = s->next_try_ms;
         }
@@ -467,7 +461,7 @@ static void *sender_main(void *arg)
         atomic_store(&w->pending, sessiond_outbox_count(w->ob));
         pthread_mutex_lock(&w->lock);
         if (!w->kick && !atomic_load(&w->stop)) {
-            uint64_t left = wake > mono_ms() ? wake - mono_ms() : 0;
+            uint64_t left = wake > clock_mono_ms() ? wake - clock_mono_ms() : 0;
             struct timespec dl;
             clock_gettime(CLOCK_MONOTONIC, &dl);
             dl.tv_sec += (time_t)(left / 1000);

@@ -16,6 +16,7 @@
 
 #include "events.h"
 #include "trace.h"
+#include "../common/hex.h"
 
 #define GOOD "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -31,9 +32,9 @@ static void test_valid(void **state)
     uint8_t t[16], p[8], f = 0;
     char hex[33];
     assert_true(sessiond_traceparent_parse(GOOD, strlen(GOOD), t, p, &f));
-    sessiond_trace_hex(t, 16, hex);
+    hex_encode(t, 16, hex);
     assert_string_equal(hex, "4bf92f3577b34da6a3ce929d0e0e4736");
-    sessiond_trace_hex(p, 8, hex);
+    hex_encode(p, 8, hex);
     assert_string_equal(hex, "00f067aa0ba902b7");
     assert_int_equal(f, 1);
     assert_true(parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"));
