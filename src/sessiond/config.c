@@ -483,7 +483,8 @@ static const cfg_key keys[] = {
      "Log line format: text or json."},
     {"log", "security_events", KT_STR, FIELD(security_events), 0, 0, NULL,
      NULL, NULL, "stderr", K_NONEMPTY, NULL, NULL,
-     "Where security events go as JSON lines: stderr or a file path."},
+     "Where security events go as JSON lines: stderr or a file path "
+     "(mode 0600, reopened on SIGHUP, for logrotate)."},
 
     {"events", "webhook_url", KT_WEBHOOKS, FIELD(events.webhook_url), 0, 0,
      NULL, NULL, NULL, "", 0, NULL, NULL,

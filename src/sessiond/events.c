@@ -68,6 +68,7 @@ static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int sink_fd = -1;
 static int sink_owned;
+static char sink_path[4096];    /* the file, for a reopen on SIGHUP */
 static pthread_mutex_t sink_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = {
@@ -187,6 +188,26 @@ int sessiond_events_open(const char *where, char *err, size_t errlen)
     }
     sink_fd = fd;
     sink_owned = 1;
+    snprintf(sink_path, sizeof(sink_path), "%s", where);
+    return 0;
+}
+
+int sessiond_events_reopen(char *err, size_t errlen)
+{
+    if (!sink_owned)
+        return 0;
+    int fd = open(sink_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "log.security_events: cannot reopen %s: %s",
+                 sink_path, strerror(errno));
+        return -1;
+    }
+    pthread_mutex_lock(&sink_lock);
+    int old = sink_fd;
+    sink_fd = fd;
+    pthread_mutex_unlock(&sink_lock);
+    if (old >= 0)
+        close(old);
     return 0;
 }
 

@@ -30,6 +30,11 @@ int sessiond_log_enabled(sessiond_log_level level);
  */
 int sessiond_events_open(const char *where, char *err, size_t errlen);
 
+/* Open the sink's file again (logrotate renamed it): new lines go to the
+ * new file; a no-op for stderr.  Returns 0, or -1 with "err" set (the old
+ * file is kept). */
+int sessiond_events_reopen(char *err, size_t errlen);
+
 /* The sess_event_fn to register with sess_ctx_set_event_handler().
  * Thread-safe: each event is one write() under a mutex. */
 void sessiond_events_handler(void *user, const sess_event *ev);

@@ -14,7 +14,8 @@
  * queued for at most tracing.timeout_ms, free the context which closes
  * the store).  SIGHUP reloads the record keys, the API keys and the
  * webhook signing keys (events.webhook_secret_file) and reopens the access
- * log (logrotate); a failed reload keeps the old ones and is logged.
+ * log and the security-events file (logrotate); a failed reload keeps the
+ * old ones and is logged.
  * Between signals the
  * main thread wakes every WATCH_SEC to log what the counters say needs an
  * operator (rotations a full store deferred), once per interval.
@@ -553,6 +554,9 @@ int main(int argc, char **argv)
                 sessiond_log(SESSIOND_LOG_INFO, "reloaded the webhook keys");
             /* logrotate renamed the access log: write to a new file. */
             if (sessiond_access_log_reopen(msg, sizeof(msg)) != 0)
+                sessiond_log(SESSIOND_LOG_ERROR, "%s (still writing to the "
+                             "old file)", msg);
+            if (sessiond_events_reopen(msg, sizeof(msg)) != 0)
                 sessiond_log(SESSIOND_LOG_ERROR, "%s (still writing to the "
                              "old file)", msg);
             sessiond_migration_reload(cfg.config_file);

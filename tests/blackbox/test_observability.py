@@ -1,11 +1,14 @@
 """test_observability.py - W3C trace context on every route (docs/observability.md,
 API.md "Events, logs and traces"): X-Trace-Id on every answer, forward-auth
 included; a valid incoming traceparent continues its trace, an invalid or absent
-one starts a new trace; security events carry the request's trace_id and span_id."""
+one starts a new trace; security events carry the request's trace_id and span_id;
+the security-events file is reopened on SIGHUP (logrotate)."""
 
 import json
 import os
 import re
+import signal
+import stat
 import time
 
 import harness
@@ -81,6 +84,41 @@ class TraceContextTest(SessiondTestCase):
         self.assertRegex(found["span_id"], r"^[0-9a-f]{16}$")
         self.assertNotEqual(found["span_id"], "00f067aa0ba902b7",
                             "the event's span is the request's own, not the caller's")
+
+    def trace_ids_in(self, path):
+        if not os.path.exists(path):
+            return set()
+        with open(path) as f:
+            return {json.loads(l).get("trace_id") for l in f if l.strip()}
+
+    def mismatch(self, n):
+        tid = "%032x" % (0xa100 + n)
+        self.d.auth(self.cookie, headers={"traceparent": "00-%s-00f067aa0ba902b7-01" % tid,
+                                          "User-Agent": "curl/8.0"})
+        return tid
+
+    def test_security_events_file_reopened_on_sighup(self):
+        """logrotate renames the file, then signals: new events go to a new
+        file with the same name and mode; each line to one file, never both."""
+        first = self.mismatch(0)
+        deadline = time.monotonic() + 10
+        while first not in self.trace_ids_in(self.events):
+            self.assertLess(time.monotonic(), deadline, "no event before the rotation")
+            time.sleep(0.05)
+        rotated = self.events + ".1"
+        os.rename(self.events, rotated)
+        self.d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        n = 1
+        while not self.trace_ids_in(self.events) - {None}:
+            self.assertLess(time.monotonic(), deadline, "no event in the new file after SIGHUP")
+            self.mismatch(n)
+            n += 1
+            time.sleep(0.1)
+        old, new = self.trace_ids_in(rotated), self.trace_ids_in(self.events)
+        self.assertIn(first, old)
+        self.assertFalse((old & new) - {None}, "a line goes to one file, never both")
+        self.assertEqual(stat.S_IMODE(os.stat(self.events).st_mode), 0o600)
 
     def test_json_log_lines_carry_trace_fields(self):
         self.d.stop()
