@@ -26,7 +26,9 @@
  * With a Redis store, --l1 off turns the in-process L1 off (every validate
  * is one GET) and --l1 N caps it at N entries (a small N makes most
  * validations L1 misses); the output then adds the L1 hits and misses of
- * the timed part.
+ * the timed part.  --store-timeout-ms N sets the store's read/write timeout
+ * (Redis; 20 ms by default): it only matters when it fires, and a stall
+ * of a loaded machine must slow a benchmark down, not abort it.
  *
  * The client is --ip (127.0.0.1) and --ua (the User-Agent wrk sends in
  * the bench Lua scripts), so sessions made here validate over HTTP through sessiond
@@ -63,6 +65,7 @@ static size_t opt_pool = 10000;
 static size_t opt_n = 0;
 static long opt_record_cache = -1;    /* -1: the library default */
 static const char *opt_l1 = NULL;     /* Redis L1: "off", or max entries */
+static uint32_t opt_store_timeout_ms; /* Redis read/write timeout, 0: its default */
 static bool opt_fsync = false;        /* --durability fsync */
 
 static sess_ctx *g_ctx;
@@ -280,7 +283,8 @@ static void usage(void)
             "usage: libbench --op validate|create|rotate|populate "
             "--store URL [--threads N] [--seconds S] [--pool N] [--n N]\n"
             "                [--keys DIR] [--ids FILE] [--ip IP] [--ua UA]\n"
-            "                [--record-cache N] [--l1 off|N] [--durability process|fsync]\n");
+            "                [--record-cache N] [--l1 off|N] [--durability process|fsync]\n"
+            "                [--store-timeout-ms N]\n");
     exit(2);
 }
 
@@ -303,6 +307,8 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--n") == 0) opt_n = strtoull(v, NULL, 10);
         else if (strcmp(a, "--record-cache") == 0) opt_record_cache = strtol(v, NULL, 10);
         else if (strcmp(a, "--l1") == 0) opt_l1 = v;
+        else if (strcmp(a, "--store-timeout-ms") == 0)
+            opt_store_timeout_ms = (uint32_t)strtoul(v, NULL, 10);
         else if (strcmp(a, "--durability") == 0) opt_fsync = strcmp(v, "fsync") == 0;
         else usage();
     }
@@ -325,6 +331,7 @@ int main(int argc, char **argv)
     sess_store_options so;
     memset(&so, 0, sizeof(so));      /* members are only ever appended */
     so.durability = opt_fsync ? SESS_DURABILITY_FSYNC : SESS_DURABILITY_PROCESS;
+    so.timeout_ms = opt_store_timeout_ms;
     if (opt_l1 != NULL && strcmp(opt_l1, "off") == 0)
         so.l1_cache = -1;
     else if (opt_l1 != NULL)
