@@ -274,7 +274,6 @@ static uint64_t now_s(void)
     return (uint64_t)time(NULL);
 }
 
-
 /* Open a store; an lmdb: path must exist when "must_exist" (opening a
  * mistyped path would create an empty store and copy nothing). */
 static int open_store(const char *url, bool must_exist, sess_store **out)

@@ -52,7 +52,6 @@ long export_unb64(const char *s, uint8_t *out, size_t cap)
     return len;
 }
 
-
 typedef struct import_key {
     char kid[SESS_KID_MAX + 1];
     int state;                    /* 0 same key here, 1 missing, 2 differs */

@@ -41,6 +41,8 @@
  * and are read-only afterwards.
  */
 #include "events.h"
+#include "../common/clock.h"
+#include "../common/hex.h"
 #include "event_types.h"
 #include "trace.h"
 
@@ -173,6 +175,18 @@ void sessiond_log(sessiond_log_level level, const char *fmt, ...)
     pthread_mutex_unlock(&log_lock);
 }
 
+/* The sink's file, append-only and 0600; -1 with "err" set ("verb": open
+ * or reopen). */
+static int open_sink_file(const char *path, const char *verb, char *err,
+                          size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        snprintf(err, errlen, "log.security_events: cannot %s %s: %s", verb,
+                 path, strerror(errno));
+    return fd;
+}
+
 int sessiond_events_open(const char *where, char *err, size_t errlen)
 {
     if (where == NULL || where[0] == '\0' || strcmp(where, "stderr") == 0) {
@@ -180,12 +194,9 @@ int sessiond_events_open(const char *where, char *err, size_t errlen)
         sink_owned = 0;
         return 0;
     }
-    int fd = open(where, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "log.security_events: cannot open %s: %s",
-                 where, strerror(errno));
+    int fd = open_sink_file(where, "open", err, errlen);
+    if (fd < 0)
         return -1;
-    }
     sink_fd = fd;
     sink_owned = 1;
     snprintf(sink_path, sizeof(sink_path), "%s", where);
@@ -196,12 +207,9 @@ int sessiond_events_reopen(char *err, size_t errlen)
 {
     if (!sink_owned)
         return 0;
-    int fd = open(sink_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "log.security_events: cannot reopen %s: %s",
-                 sink_path, strerror(errno));
+    int fd = open_sink_file(sink_path, "reopen", err, errlen);
+    if (fd < 0)
         return -1;
-    }
     pthread_mutex_lock(&sink_lock);
     int old = sink_fd;
     sink_fd = fd;
@@ -302,24 +310,14 @@ static const lifecycle_row *lifecycle_of(const sess_event *ev)
 int sessiond_events_uuid7(char out[SESSIOND_EVENT_ID_LEN + 1])
 {
     uint8_t b[16];
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    uint64_t ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+    uint64_t ms = clock_real_ns() / 1000000u;
     if (RAND_bytes(b + 6, 10) != 1)
         return -1;
     for (int i = 0; i < 6; i++)
         b[i] = (uint8_t)(ms >> (40 - 8 * i));
     b[6] = (uint8_t)(0x70 | (b[6] & 0x0F));   /* version 7 (RFC 9562) */
     b[8] = (uint8_t)(0x80 | (b[8] & 0x3F));   /* variant 10 */
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 15];
-    }
-    out[o] = '\0';
+    hex_uuid(b, out);
     return 0;
 }
 

@@ -531,7 +531,7 @@ static json_t *encode_span(const sessiond_span *s, enc_state *es)
 }
 
 /* A random (version 4) UUID, RFC 9562 section 5.4. */
-static void random_uuid(char *out, size_t cap)
+static void random_uuid(char out[37])
 {
     uint8_t b[16];
     size_t got = 0;
@@ -547,10 +547,7 @@ static void random_uuid(char *out, size_t cap)
         b[got] = (uint8_t)(clock_real_ns() >> (got % 8 * 8));
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    char h[33];
-    hex_encode(b, 16, h);
-    snprintf(out, cap, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16,
-             h + 20);
+    hex_uuid(b, out);
 }
 
 int sessiond_otlp_set_resource(const char *service_name,
@@ -560,7 +557,7 @@ int sessiond_otlp_set_resource(const char *service_name,
     if (attrs == NULL)
         return -1;
     if (instance == NULL || instance[0] == '\0')
-        random_uuid(instance_id, sizeof instance_id);
+        random_uuid(instance_id);
     else
         snprintf(instance_id, sizeof instance_id, "%s", instance);
     attr_copy(attrs, "service.name", service_name);

@@ -22,6 +22,7 @@
  * (sessiond_trace_finish).
  */
 #include "trace.h"
+#include "../common/clock.h"
 #include "../common/hex.h"
 
 #include <errno.h>
@@ -171,11 +172,8 @@ void sessiond_trace_begin(sessiond_trace *t, const char *traceparent,
     hex_encode(t->trace_id, sizeof(t->trace_id), t->trace_hex);
     hex_encode(t->span_id, sizeof(t->span_id), t->span_hex);
     t->sampled = sampler_on && sessiond_trace_should_sample(t);
-    if (t->sampled) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        t->start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-    }
+    if (t->sampled)
+        t->start_ns = clock_real_ns();
     current = t;
 }
 

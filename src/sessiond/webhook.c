@@ -34,6 +34,7 @@
  */
 #include "webhook.h"
 #include "../common/clock.h"
+#include "../common/hex.h"
 #include "event_types.h"
 #include "events.h"
 #include "outbox.h"
@@ -586,13 +587,8 @@ static void sink_id(const char *url, char out[SESSIOND_OUTBOX_SINK_ID_LEN + 1])
 {
     uint8_t md[32];
     unsigned int ml = 0;
-    static const char hex[] = "0123456789abcdef";
     EVP_Digest(url, strlen(url), md, &ml, EVP_sha256(), NULL);
-    for (int i = 0; i < 16; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[32] = '\0';
+    hex_encode(md, 16, out);
 }
 
 static int sink_init(sessiond_webhooks *w, sink *s)
